@@ -30,7 +30,8 @@ kill_pidfile() {
     rm -f "$f"
     [[ "$pid" =~ ^[0-9]+$ ]] || return 0
     # only touch a process that is really ours (its command line names our dir)
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$DIR" || return 0
+    [ -r "/proc/$pid/cmdline" ] || return 0
+    tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF "$DIR" || return 0
     if kill -0 "$pid" 2>/dev/null; then
         kill -TERM "$pid" 2>/dev/null || true
         for _ in $(seq 1 50); do
