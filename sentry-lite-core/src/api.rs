@@ -1,0 +1,241 @@
+//! The free-function API most users call.
+
+use std::error::Error;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::client::Client;
+use crate::hub::{Hub, EVER_ENABLED};
+use crate::ids::EventId;
+use crate::protocol::{Breadcrumb, Event, Level};
+use crate::scope::Scope;
+use crate::stacktrace::RawBacktrace;
+use crate::{ClientOptions, Dsn, DsnParseError};
+
+/// Why `init` failed. The SDK stays disabled; the application goes on.
+#[derive(Debug)]
+pub struct InitError {
+    kind: InitErrorKind,
+}
+
+#[derive(Debug)]
+enum InitErrorKind {
+    Dsn(DsnParseError),
+}
+
+impl std::fmt::Display for InitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.kind {
+            InitErrorKind::Dsn(e) => write!(f, "sentry-lite not initialized: {e}"),
+        }
+    }
+}
+
+impl Error for InitError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match &self.kind {
+            InitErrorKind::Dsn(e) => Some(e),
+        }
+    }
+}
+
+/// Keeps the SDK running; dropping it flushes within `shutdown_timeout` and stops the worker.
+#[must_use = "dropping the guard shuts the SDK down"]
+#[derive(Debug)]
+pub struct InitGuard {
+    client: Option<Arc<Client>>,
+}
+
+impl InitGuard {
+    /// Whether the SDK is enabled (a DSN or a transport was given).
+    pub fn is_enabled(&self) -> bool {
+        self.client.as_ref().is_some_and(|c| c.is_enabled())
+    }
+
+    /// The client.
+    pub fn client(&self) -> Option<&Arc<Client>> {
+        self.client.as_ref()
+    }
+}
+
+impl Drop for InitGuard {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            let timeout = client.options().shutdown_timeout;
+            client.close(timeout);
+            Hub::main().bind_client(None);
+        }
+    }
+}
+
+/// Initializes the SDK and binds a client to the main hub.
+///
+/// With no DSN (and no custom transport) the SDK is disabled and every call is a
+/// cheap no-op. A malformed DSN is an error naming the problem; the SDK then stays
+/// disabled.
+///
+/// # Examples
+/// ```
+/// let guard = sentry_lite_core::init(sentry_lite_core::ClientOptions::new()).unwrap();
+/// assert!(!guard.is_enabled());
+/// let err = sentry_lite_core::init(sentry_lite_core::ClientOptions::new().with_dsn("https://host/1")).unwrap_err();
+/// assert!(err.to_string().contains("public key"));
+/// ```
+pub fn init(mut options: ClientOptions) -> Result<InitGuard, InitError> {
+    let dsn = match options.dsn.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+        Some(raw) => Some(raw.parse::<Dsn>().map_err(|e| InitError { kind: InitErrorKind::Dsn(e) })?),
+        None => None,
+    };
+    let integrations = options.integrations.clone();
+    for integration in &integrations {
+        integration.setup(&mut options);
+    }
+    let client = Arc::new(Client::new(options, dsn));
+    if client.options().debug {
+        eprintln!("[sentry-lite] init: {:?}", client.options());
+    }
+    if !client.is_enabled() {
+        return Ok(InitGuard { client: None });
+    }
+    Hub::main().bind_client(Some(client.clone()));
+    for integration in &integrations {
+        integration.install();
+    }
+    Ok(InitGuard { client: Some(client) })
+}
+
+#[inline]
+fn enabled() -> bool {
+    EVER_ENABLED.load(Ordering::Relaxed)
+}
+
+/// Captures an error and its `source()` chain, with the capture site's stack trace.
+///
+/// # Examples
+/// ```
+/// let err = std::io::Error::new(std::io::ErrorKind::Other, "disk on fire");
+/// let id = sentry_lite_core::capture_error(&err);
+/// assert!(id.is_nil()); // not initialized: a no-op
+/// ```
+#[inline(never)]
+pub fn capture_error<E: Error + 'static>(error: &E) -> EventId {
+    let ty = std::any::type_name::<E>();
+    capture_error_inner(error, (!ty.contains("dyn ")).then_some(ty))
+}
+
+/// Captures a type-erased error (e.g. from a `Box<dyn Error>`).
+#[inline(never)]
+pub fn capture_error_dyn(error: &(dyn Error + 'static)) -> EventId {
+    capture_error_inner(error, None)
+}
+
+fn capture_error_inner(error: &(dyn Error + 'static), type_name: Option<&str>) -> EventId {
+    if !enabled() {
+        return EventId::nil();
+    }
+    Hub::with_current(|hub| {
+        hub.with_client(|client| {
+            let (event, bt) = client.event_from_error(error, type_name);
+            client.capture(hub, event, bt)
+        })
+        .unwrap_or_default()
+    })
+}
+
+/// Captures a message at `level`.
+pub fn capture_message(message: &str, level: Level) -> EventId {
+    if !enabled() {
+        return EventId::nil();
+    }
+    let mut event = Event::new();
+    event.level = Some(level);
+    event.set_message(message);
+    capture_event(event)
+}
+
+/// Captures a fully built event.
+pub fn capture_event(event: Event) -> EventId {
+    capture_event_with_backtrace(event, None)
+}
+
+/// Captures an event with an unresolved stack trace taken by the caller (used by
+/// integrations such as the panic hook).
+pub fn capture_event_with_backtrace(event: Event, backtrace: Option<RawBacktrace>) -> EventId {
+    if !enabled() {
+        return EventId::nil();
+    }
+    Hub::with_current(|hub| hub.with_client(|c| c.capture(hub, event, backtrace)).unwrap_or_default())
+}
+
+/// The id of the last event captured in the current hub.
+pub fn last_event_id() -> Option<EventId> {
+    if !enabled() {
+        return None;
+    }
+    Hub::with_current(|hub| hub.last_event_id())
+}
+
+/// Records a breadcrumb in the current unit of work (its isolation scope), so it
+/// shows on every capture made later in that unit, however deep it was added.
+pub fn add_breadcrumb(breadcrumb: impl Into<Breadcrumb>) {
+    if !enabled() {
+        return;
+    }
+    Hub::with_current(|hub| {
+        hub.with_client(|client| {
+            let options = client.options();
+            let mut crumb = breadcrumb.into();
+            if let Some(f) = &options.before_breadcrumb {
+                match f(crumb) {
+                    Some(c) => crumb = c,
+                    None => return,
+                }
+            }
+            let max = options.max_breadcrumbs;
+            hub.configure_isolation_scope(|scope| scope.push_breadcrumb(crumb, max));
+        });
+    });
+}
+
+impl From<&str> for Breadcrumb {
+    fn from(message: &str) -> Self {
+        Breadcrumb::new(message)
+    }
+}
+
+/// Changes the current scope (tags, extra, contexts, level, fingerprint, ...).
+pub fn configure_scope<R: Default>(f: impl FnOnce(&mut Scope) -> R) -> R {
+    if !enabled() {
+        return R::default();
+    }
+    Hub::with_current(|hub| hub.configure_scope(f))
+}
+
+/// Sets the user of the current unit of work.
+pub fn set_user(user: Option<crate::protocol::User>) {
+    if !enabled() {
+        return;
+    }
+    Hub::with_current(|hub| hub.configure_isolation_scope(|s| s.set_user(user)));
+}
+
+/// Runs `callback` in a forked current scope configured by `scope_config`.
+pub fn with_scope<C, F, R>(scope_config: C, callback: F) -> R
+where
+    C: FnOnce(&mut Scope),
+    F: FnOnce() -> R,
+{
+    if !enabled() {
+        return callback();
+    }
+    Hub::with_current(Arc::clone).with_scope(scope_config, callback)
+}
+
+/// Sends everything queued so far; `false` if `timeout` passed first.
+pub fn flush(timeout: Duration) -> bool {
+    if !enabled() {
+        return true;
+    }
+    Hub::with_current(|hub| hub.with_client(|c| c.flush(timeout)).unwrap_or(true))
+}

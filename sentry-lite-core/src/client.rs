@@ -1,0 +1,219 @@
+//! The client: options, the worker, and the capture path.
+
+use std::error::Error;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::contexts::default_contexts;
+use crate::error_chain::exceptions_from_error;
+use crate::hub::{Hub, ScopeSnapshot};
+use crate::ids::{random_f64, EventId};
+use crate::protocol::{Contexts, DataCategory, DiscardReason, Envelope, Event, Level, SdkInfo, SdkPackage, Values};
+use crate::stacktrace::{InAppRules, RawBacktrace};
+use crate::transport::worker::{Buffer, Job, Worker};
+use crate::transport::{ClientReports, Transport};
+use crate::{ClientOptions, Dsn};
+
+/// The SDK name sent in `sdk.name` and `User-Agent`.
+pub const SDK_NAME: &str = "sentry.rust.lite";
+/// The SDK version.
+pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// State shared between the capture path and the worker.
+pub(crate) struct ClientInner {
+    pub(crate) options: ClientOptions,
+    pub(crate) dsn: Option<Dsn>,
+    pub(crate) reports: ClientReports,
+    pub(crate) sdk: SdkInfo,
+    pub(crate) contexts: Contexts,
+    pub(crate) server_name: Option<String>,
+}
+
+impl ClientInner {
+    pub(crate) fn debug(&self, message: &str) {
+        if self.options.debug {
+            eprintln!("[sentry-lite] {message}");
+        }
+    }
+
+    pub(crate) fn create_transport(&self) -> Option<Box<dyn Transport>> {
+        let result = match &self.options.transport {
+            Some(factory) => factory.create(&self.options, self.dsn.as_ref()),
+            None => self.default_transport(),
+        };
+        match result {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.debug(&format!("transport could not be created, nothing will be sent: {e}"));
+                None
+            }
+        }
+    }
+
+    #[cfg(feature = "http")]
+    fn default_transport(&self) -> Result<Box<dyn Transport>, String> {
+        match &self.dsn {
+            Some(dsn) => crate::transport::HttpTransport::new(&self.options, dsn).map(|t| Box::new(t) as Box<dyn Transport>),
+            None => Err("no DSN".into()),
+        }
+    }
+
+    #[cfg(not(feature = "http"))]
+    fn default_transport(&self) -> Result<Box<dyn Transport>, String> {
+        Err("the `http` feature is off and no transport was configured".into())
+    }
+
+    pub(crate) fn in_app_rules(&self) -> InAppRules<'_> {
+        InAppRules { include: &self.options.in_app_include, exclude: &self.options.in_app_exclude }
+    }
+}
+
+/// A configured client. Usually created by [`crate::init`] and used through the hub.
+pub struct Client {
+    inner: Arc<ClientInner>,
+    worker: Option<Worker>,
+    buffers: Mutex<Vec<Arc<dyn Buffer>>>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client").field("dsn", &self.inner.dsn).field("enabled", &self.is_enabled()).finish()
+    }
+}
+
+impl Client {
+    /// Builds a client and starts its worker. With neither DSN nor custom transport
+    /// the client is disabled and captures are no-ops.
+    pub fn new(options: ClientOptions, dsn: Option<Dsn>) -> Self {
+        let enabled = dsn.is_some() || options.transport.is_some();
+        let server_name = options.server_name.as_deref().map(str::to_owned).or_else(hostname);
+        let mut integrations: Vec<String> = options.integrations.iter().map(|i| i.name().to_owned()).collect();
+        integrations.sort();
+        let sdk = SdkInfo {
+            name: SDK_NAME.into(),
+            version: SDK_VERSION.into(),
+            integrations,
+            packages: vec![SdkPackage { name: "cargo:sentry-lite-core".into(), version: SDK_VERSION.into() }],
+        };
+        let inner = Arc::new(ClientInner { options, dsn, reports: ClientReports::default(), sdk, contexts: default_contexts(), server_name });
+        let buffers: Vec<Arc<dyn Buffer>> = Vec::new();
+        let worker = if enabled {
+            match Worker::start(inner.clone(), buffers.clone()) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    inner.debug(&format!("could not start the worker thread, SDK disabled: {e}"));
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        Self { inner, worker, buffers: Mutex::new(buffers) }
+    }
+
+    /// Whether this client sends anything.
+    pub fn is_enabled(&self) -> bool {
+        self.worker.is_some()
+    }
+
+    /// The options.
+    pub fn options(&self) -> &ClientOptions {
+        &self.inner.options
+    }
+
+    /// The DSN, if any.
+    pub fn dsn(&self) -> Option<&Dsn> {
+        self.inner.dsn.as_ref()
+    }
+
+    pub(crate) fn inner(&self) -> &Arc<ClientInner> {
+        &self.inner
+    }
+
+    pub(crate) fn submit(&self, job: Box<dyn Job>) -> bool {
+        match &self.worker {
+            Some(w) => w.submit(job),
+            None => false,
+        }
+    }
+
+    pub(crate) fn record_drop(&self, reason: DiscardReason, category: DataCategory, quantity: u64) {
+        if self.is_enabled() {
+            self.inner.reports.record(reason, category, quantity);
+        }
+    }
+
+    /// Captures an event with the scopes of `hub`. Returns its id, or the nil id
+    /// when it was dropped by sampling or the client is disabled.
+    pub(crate) fn capture(&self, hub: &Hub, event: Event, backtrace: Option<RawBacktrace>) -> EventId {
+        if !self.is_enabled() {
+            return EventId::nil();
+        }
+        let rate = self.inner.options.sample_rate;
+        if rate < 1.0 && random_f64() >= f64::from(rate) {
+            self.record_drop(DiscardReason::SampleRate, DataCategory::Error, 1);
+            return EventId::nil();
+        }
+        let id = event.event_id;
+        let job = PendingEvent { event, backtrace, scopes: hub.snapshot() };
+        self.submit(Box::new(job));
+        hub.set_last_event_id(id);
+        id
+    }
+
+    /// Builds the event for an error and its `source()` chain.
+    pub(crate) fn event_from_error(&self, error: &(dyn Error + 'static), type_name: Option<&str>) -> (Event, Option<RawBacktrace>) {
+        let mut event = Event::new();
+        event.level = Some(Level::Error);
+        event.exception = Some(Values { values: exceptions_from_error(error, type_name) });
+        let bt = self.inner.options.attach_stacktrace.then(RawBacktrace::capture);
+        (event, bt)
+    }
+
+    /// Sends everything queued so far; `false` if `timeout` passed first.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        match &self.worker {
+            Some(w) => w.flush(timeout),
+            None => true,
+        }
+    }
+
+    /// Flushes and stops the worker within `timeout`.
+    pub fn close(&self, timeout: Duration) -> bool {
+        for b in self.buffers.lock().iter() {
+            b.close();
+        }
+        match &self.worker {
+            Some(w) => w.shutdown(timeout),
+            None => true,
+        }
+    }
+}
+
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+/// An event on its way to the worker, with what is needed to finish it there.
+pub(crate) struct PendingEvent {
+    pub(crate) event: Event,
+    pub(crate) backtrace: Option<RawBacktrace>,
+    pub(crate) scopes: ScopeSnapshot,
+}
+
+impl Job for PendingEvent {
+    fn category(&self) -> (DataCategory, u64) {
+        (DataCategory::Error, 1)
+    }
+
+    fn run(self: Box<Self>, client: &ClientInner) -> Option<Envelope> {
+        crate::pipeline::finish_event(*self, client)
+    }
+}

@@ -1,0 +1,323 @@
+//! The hub: which client and scopes the current unit of work uses.
+//!
+//! Lookup order: the hub bound to the running future (a `tokio` task-local set
+//! while a [`HubFuture`] is polled), else the thread's hub, else the process main
+//! hub. A new thread starts from a fork of the main hub; a spawned task starts from
+//! a fork of its spawner's hub, so concurrent units of work never share tags or
+//! breadcrumbs.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use once_cell::sync::Lazy;
+use parking_lot::{Mutex, RwLock};
+
+use crate::client::Client;
+use crate::ids::EventId;
+use crate::scope::Scope;
+
+tokio::task_local! {
+    static TASK_HUB: Arc<Hub>;
+}
+
+thread_local! {
+    static THREAD_HUB: RefCell<Option<Arc<Hub>>> = const { RefCell::new(None) };
+}
+
+static MAIN_HUB: Lazy<Arc<Hub>> = Lazy::new(|| Arc::new(Hub::empty()));
+static GLOBAL_SCOPE: Lazy<RwLock<Scope>> = Lazy::new(|| RwLock::new(Scope::default()));
+
+/// Set once a client is bound anywhere; lets every API call return at once while
+/// the SDK was never initialized.
+pub(crate) static EVER_ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// A client plus the isolation scope and the stack of current scopes of one unit of work.
+pub struct Hub {
+    client: RwLock<Option<Arc<Client>>>,
+    isolation: Arc<Mutex<Scope>>,
+    stack: Mutex<Vec<Scope>>,
+    last_event_id: Mutex<Option<EventId>>,
+}
+
+impl fmt::Debug for Hub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hub").field("has_client", &self.client.read().is_some()).finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    fn empty() -> Self {
+        Self::from_parts(None, Scope::default(), Scope::default())
+    }
+
+    fn from_parts(client: Option<Arc<Client>>, isolation: Scope, current: Scope) -> Self {
+        Self {
+            client: RwLock::new(client),
+            isolation: Arc::new(Mutex::new(isolation)),
+            stack: Mutex::new(vec![current]),
+            last_event_id: Mutex::new(None),
+        }
+    }
+
+    /// A new hub for a new unit of work (a request, a spawned task): same client,
+    /// copies of `other`'s isolation and current scopes, which it then changes alone.
+    pub fn new_from_top(other: &Hub) -> Self {
+        let isolation = other.isolation.lock().clone();
+        Self::from_parts(other.client(), isolation, other.current_scope())
+    }
+
+    /// A hub that shares `other`'s isolation scope (breadcrumbs, user) but forks its
+    /// current scope. Used for spans and `with_scope` inside one unit of work.
+    pub fn fork_current(other: &Hub) -> Self {
+        Self {
+            client: RwLock::new(other.client()),
+            isolation: other.isolation.clone(),
+            stack: Mutex::new(vec![other.current_scope()]),
+            last_event_id: Mutex::new(None),
+        }
+    }
+
+    /// The process main hub.
+    pub fn main() -> Arc<Hub> {
+        MAIN_HUB.clone()
+    }
+
+    /// The hub of the running task or thread.
+    pub fn current() -> Arc<Hub> {
+        Self::with_current(Arc::clone)
+    }
+
+    /// Runs `f` with the current hub without cloning it.
+    pub fn with_current<R>(f: impl FnOnce(&Arc<Hub>) -> R) -> R {
+        let mut f = Some(f);
+        if let Ok(r) = TASK_HUB.try_with(|hub| f.take().map(|f| f(hub))) {
+            if let Some(r) = r {
+                return r;
+            }
+        }
+        let f = match f {
+            Some(f) => f,
+            // try_with only runs the closure when the task-local is set, and then returned above.
+            None => unreachable_hub(),
+        };
+        THREAD_HUB.with(|cell| {
+            if let Ok(mut slot) = cell.try_borrow_mut() {
+                let hub = slot.get_or_insert_with(new_thread_hub).clone();
+                drop(slot);
+                return f(&hub);
+            }
+            // Re-entered while the slot is being replaced: fall back to the main hub.
+            f(&MAIN_HUB)
+        })
+    }
+
+    /// Runs `f` with `hub` as the thread's current hub (for synchronous code).
+    pub fn run<R>(hub: Arc<Hub>, f: impl FnOnce() -> R) -> R {
+        if TASK_HUB.try_with(|_| ()).is_ok() {
+            // Inside a bound task the task-local wins; scope it there too.
+            return TASK_HUB.sync_scope(hub, f);
+        }
+        let previous = THREAD_HUB.with(|cell| cell.try_borrow_mut().ok().map(|mut slot| slot.replace(hub)));
+        struct Restore(Option<Option<Arc<Hub>>>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                if let Some(prev) = self.0.take() {
+                    THREAD_HUB.with(|cell| {
+                        if let Ok(mut slot) = cell.try_borrow_mut() {
+                            *slot = prev;
+                        }
+                    });
+                }
+            }
+        }
+        let _restore = Restore(previous);
+        f()
+    }
+
+    /// The bound client, if any; hubs without one use the main hub's.
+    pub fn client(&self) -> Option<Arc<Client>> {
+        self.with_client(Arc::clone)
+    }
+
+    /// Runs `f` with the client without cloning it; `None` when there is none.
+    pub fn with_client<R>(&self, f: impl FnOnce(&Arc<Client>) -> R) -> Option<R> {
+        let own = self.client.read();
+        if let Some(c) = own.as_ref() {
+            return Some(f(c));
+        }
+        drop(own);
+        if std::ptr::eq(self, &**MAIN_HUB) {
+            return None;
+        }
+        MAIN_HUB.client.read().as_ref().map(f)
+    }
+
+    /// Whether a client is bound and enabled.
+    pub fn is_active(&self) -> bool {
+        self.with_client(|c| c.is_enabled()).unwrap_or(false)
+    }
+
+    /// Binds a client (or none) to this hub.
+    pub fn bind_client(&self, client: Option<Arc<Client>>) {
+        if client.is_some() {
+            EVER_ENABLED.store(true, Ordering::Release);
+        }
+        *self.client.write() = client;
+    }
+
+    /// A copy of the current scope.
+    pub fn current_scope(&self) -> Scope {
+        self.stack.lock().last().cloned().unwrap_or_default()
+    }
+
+    /// Changes the current scope.
+    pub fn configure_scope<R>(&self, f: impl FnOnce(&mut Scope) -> R) -> R {
+        let mut stack = self.stack.lock();
+        if stack.is_empty() {
+            stack.push(Scope::default());
+        }
+        let top = stack.len() - 1;
+        f(&mut stack[top])
+    }
+
+    /// Changes the isolation scope (breadcrumbs and user of the unit of work).
+    pub fn configure_isolation_scope<R>(&self, f: impl FnOnce(&mut Scope) -> R) -> R {
+        f(&mut self.isolation.lock())
+    }
+
+    /// Runs `callback` in a fork of the current scope configured by `scope_config`;
+    /// changes made inside do not leak out.
+    pub fn with_scope<C, F, R>(&self, scope_config: C, callback: F) -> R
+    where
+        C: FnOnce(&mut Scope),
+        F: FnOnce() -> R,
+    {
+        let mut scope = self.current_scope();
+        scope_config(&mut scope);
+        let depth = {
+            let mut stack = self.stack.lock();
+            stack.push(scope);
+            stack.len()
+        };
+        struct Pop<'a>(&'a Hub, usize);
+        impl Drop for Pop<'_> {
+            fn drop(&mut self) {
+                let mut stack = self.0.stack.lock();
+                if stack.len() == self.1 {
+                    stack.pop();
+                }
+            }
+        }
+        let _pop = Pop(self, depth);
+        callback()
+    }
+
+    /// Snapshots of the global, isolation and current scopes, for a capture.
+    pub(crate) fn snapshot(&self) -> ScopeSnapshot {
+        ScopeSnapshot {
+            global: GLOBAL_SCOPE.read().clone(),
+            isolation: self.isolation.lock().clone(),
+            current: self.current_scope(),
+        }
+    }
+
+    /// The id of the last event captured through this hub.
+    pub fn last_event_id(&self) -> Option<EventId> {
+        *self.last_event_id.lock()
+    }
+
+    pub(crate) fn set_last_event_id(&self, id: EventId) {
+        *self.last_event_id.lock() = Some(id);
+    }
+}
+
+#[cold]
+fn unreachable_hub() -> ! {
+    unreachable!("task-local hub closure consumed without a result")
+}
+
+fn new_thread_hub() -> Arc<Hub> {
+    if std::thread::current().name() == Some("main") {
+        MAIN_HUB.clone()
+    } else {
+        Arc::new(Hub::new_from_top(&MAIN_HUB))
+    }
+}
+
+/// Changes the global scope, applied to everything the process captures.
+pub fn configure_global_scope<R>(f: impl FnOnce(&mut Scope) -> R) -> R {
+    f(&mut GLOBAL_SCOPE.write())
+}
+
+/// The three scopes of a capture, outermost first.
+#[derive(Clone, Debug)]
+pub(crate) struct ScopeSnapshot {
+    pub(crate) global: Scope,
+    pub(crate) isolation: Scope,
+    pub(crate) current: Scope,
+}
+
+pin_project_lite::pin_project! {
+    /// A future that runs with a hub bound as the current one while polled.
+    #[derive(Debug)]
+    pub struct HubFuture<F> {
+        hub: Arc<Hub>,
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F: Future> Future for HubFuture<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let hub = this.hub.clone();
+        let future = this.future;
+        TASK_HUB.sync_scope(hub, || future.poll(cx))
+    }
+}
+
+/// Binds hubs to futures.
+pub trait FutureExt: Future + Sized {
+    /// Runs this future with `hub` as the current hub.
+    fn bind_hub(self, hub: Arc<Hub>) -> HubFuture<Self> {
+        HubFuture { hub, future: self }
+    }
+
+    /// Runs this future in a new unit of work forked from the current hub: its
+    /// tags and breadcrumbs stay its own.
+    fn in_current_hub(self) -> HubFuture<Self> {
+        let hub = Hub::with_current(|h| Arc::new(Hub::new_from_top(h)));
+        self.bind_hub(hub)
+    }
+}
+
+impl<F: Future> FutureExt for F {}
+
+/// `tokio::spawn` that carries the SDK context: the task runs in a fork of the
+/// spawner's hub, with the spawner's active span as its parent.
+///
+/// Must be called within a tokio runtime, like `tokio::spawn`.
+pub fn spawn<F>(future: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tokio::spawn(future.in_current_hub())
+}
+
+/// `std::thread::spawn` that carries the SDK context like [`spawn`].
+pub fn spawn_thread<F, T>(f: F) -> std::thread::JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let hub = Hub::with_current(|h| Arc::new(Hub::new_from_top(h)));
+    std::thread::spawn(move || Hub::run(hub, f))
+}

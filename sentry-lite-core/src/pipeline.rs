@@ -1,0 +1,192 @@
+//! The worker's half of an event capture: everything that can wait.
+
+use crate::client::{ClientInner, PendingEvent};
+use crate::protocol::{Context, DataCategory, DiscardReason, DynamicSamplingContext, Envelope, Event, Stacktrace};
+use crate::scope::Scope;
+use crate::trace::PropagationContext;
+
+/// Applies scopes and defaults, symbolicates, runs processors and `before_send`,
+/// enforces size limits and wraps the event in an envelope with the trace's DSC.
+pub(crate) fn finish_event(pending: PendingEvent, client: &ClientInner) -> Option<Envelope> {
+    let PendingEvent { mut event, backtrace, scopes } = pending;
+    let options = &client.options;
+    let max_crumbs = options.max_breadcrumbs;
+
+    // Innermost first: fields already set win.
+    for scope in [&scopes.current, &scopes.isolation, &scopes.global] {
+        scope.apply_to_event(&mut event, max_crumbs);
+    }
+    if let Some(b) = &mut event.breadcrumbs {
+        b.values.make_contiguous().sort_by_key(|c| c.timestamp);
+    }
+
+    let dsc = link_trace(&mut event, &scopes.current, &scopes.isolation, client);
+
+    if event.release.is_none() {
+        event.release = options.release.as_deref().map(str::to_owned);
+    }
+    if event.dist.is_none() {
+        event.dist = options.dist.as_deref().map(str::to_owned);
+    }
+    if event.environment.is_none() {
+        event.environment = Some(options.effective_environment().to_owned());
+    }
+    if event.server_name.is_none() {
+        event.server_name = client.server_name.clone();
+    }
+    for (k, v) in &client.contexts {
+        event.contexts.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    event.sdk = Some(client.sdk.clone());
+    if !options.send_default_pii {
+        strip_pii(&mut event);
+    }
+
+    if let Some(bt) = backtrace {
+        if let Some(stacktrace) = bt.resolve(&client.in_app_rules()) {
+            attach_stacktrace(&mut event, stacktrace);
+        }
+    } else {
+        // Frames set by integrations (e.g. a panic hook) still get in_app rules.
+        let rules = client.in_app_rules();
+        for exc in event.exception.iter_mut().flat_map(|e| e.values.iter_mut()) {
+            for frame in exc.stacktrace.iter_mut().flat_map(|s| s.frames.iter_mut()) {
+                if frame.in_app.is_none() {
+                    frame.in_app = Some(rules.is_in_app(frame));
+                }
+            }
+        }
+    }
+
+    let processors = scopes.global.processors.iter().chain(scopes.isolation.processors.iter()).chain(scopes.current.processors.iter());
+    for processor in processors {
+        match processor(event) {
+            Some(e) => event = e,
+            None => {
+                client.reports.record(DiscardReason::EventProcessor, DataCategory::Error, 1);
+                return None;
+            }
+        }
+    }
+    for integration in &options.integrations {
+        match integration.process_event(event, options) {
+            Some(e) => event = e,
+            None => {
+                client.reports.record(DiscardReason::EventProcessor, DataCategory::Error, 1);
+                return None;
+            }
+        }
+    }
+    if let Some(before_send) = &options.before_send {
+        match before_send(event) {
+            Some(e) => event = e,
+            None => {
+                client.reports.record(DiscardReason::BeforeSend, DataCategory::Error, 1);
+                return None;
+            }
+        }
+    }
+
+    crate::limits::enforce(&mut event);
+    let mut envelope = match Envelope::from_event(&event) {
+        Ok(env) => env,
+        Err(_) => {
+            client.reports.record(DiscardReason::InternalSdkError, DataCategory::Error, 1);
+            return None;
+        }
+    };
+    if envelope.items.first().is_some_and(|i| i.payload().len() > crate::limits::MAX_EVENT_BYTES) {
+        crate::limits::shrink(&mut event);
+        envelope = Envelope::from_event(&event).ok()?;
+    }
+    envelope.headers.trace = Some(dsc);
+    envelope.headers.sdk = None;
+    Some(envelope)
+}
+
+/// Sets `contexts.trace` from the active span (or the scope's propagation context)
+/// and returns the DSC for the envelope header.
+fn link_trace(event: &mut Event, current: &Scope, isolation: &Scope, client: &ClientInner) -> DynamicSamplingContext {
+    if let Some(span) = current.span.as_ref().or(isolation.span.as_ref()) {
+        event.contexts.insert("trace".into(), Context::Trace(span.trace_context()));
+        if event.transaction.is_none() {
+            event.transaction = span.segment_name();
+        }
+        if let Some(dsc) = span.dsc() {
+            return dsc;
+        }
+    }
+    let propagation = current.propagation.as_deref().or(isolation.propagation.as_deref()).cloned().unwrap_or_else(PropagationContext::new_random);
+    if !event.contexts.contains_key("trace") {
+        event.contexts.insert("trace".into(), Context::Trace(propagation.trace_context()));
+    }
+    propagation.dsc.clone().unwrap_or_else(|| DynamicSamplingContext {
+        trace_id: propagation.trace_id,
+        public_key: client.dsn.as_ref().map(|d| d.public_key().to_owned()),
+        release: client.options.release.as_deref().map(str::to_owned),
+        environment: Some(client.options.effective_environment().to_owned()),
+        org_id: client.dsn.as_ref().and_then(|d| d.org_id()).map(|o| o.to_string()),
+        ..DynamicSamplingContext::default()
+    })
+}
+
+fn attach_stacktrace(event: &mut Event, stacktrace: Stacktrace) {
+    match event.exception.as_mut().and_then(|e| e.values.last_mut()) {
+        Some(exc) if exc.stacktrace.is_none() => exc.stacktrace = Some(stacktrace),
+        Some(_) => {}
+        None => {
+            let thread = crate::protocol::Thread {
+                id: 0,
+                name: std::thread::current().name().map(str::to_owned),
+                current: Some(true),
+                stacktrace: Some(stacktrace),
+                ..Default::default()
+            };
+            event.threads.get_or_insert_with(Default::default).values.push(thread);
+        }
+    }
+}
+
+/// Without `send_default_pii`: no IP, cookies, auth headers or bodies, whatever
+/// integrations or users put on the scope.
+fn strip_pii(event: &mut Event) {
+    if let Some(user) = &mut event.user {
+        user.ip_address = None;
+    }
+    if let Some(req) = &mut event.request {
+        req.cookies = None;
+        req.data = None;
+        req.env.clear();
+        req.headers.retain(|k, _| !is_sensitive_header(k));
+    }
+}
+
+/// Headers that carry credentials or personal data.
+pub fn is_sensitive_header(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    matches!(
+        n.as_str(),
+        "authorization" | "proxy-authorization" | "cookie" | "set-cookie" | "x-forwarded-for" | "x-real-ip" | "forwarded" | "x-sentry-auth"
+    ) || n.contains("api-key")
+        || n.contains("apikey")
+        || n.contains("token")
+        || n.contains("secret")
+        || n.contains("password")
+        || n.contains("session")
+        || n.contains("csrf")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sensitive_headers() {
+        for h in ["Authorization", "cookie", "X-API-Key", "x-auth-token", "X-Forwarded-For"] {
+            assert!(is_sensitive_header(h), "{h}");
+        }
+        for h in ["accept", "user-agent", "content-type"] {
+            assert!(!is_sensitive_header(h), "{h}");
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! Scopes: the data applied to everything captured in a unit of work.
+//!
+//! A [`Scope`] is a bundle of `Arc`-shared fields, so forking one (per `with_scope`,
+//! per spawned task, per span) is a handful of reference-count increments, and a
+//! capture snapshots it the same way. Writing to a field copies only that field,
+//! and only when a snapshot still shares it.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::protocol::{Breadcrumb, Context, Event, Level, Request, User};
+use crate::trace::{PropagationContext, Span};
+
+/// A processor run on every event captured under the scope; `None` drops the event
+/// (counted as `event_processor`).
+pub type EventProcessor = Arc<dyn Fn(Event) -> Option<Event> + Send + Sync>;
+
+/// Data applied to captured events and spans.
+///
+/// Obtain one through [`crate::configure_scope`] or [`crate::with_scope`].
+#[derive(Clone, Default)]
+pub struct Scope {
+    pub(crate) level: Option<Level>,
+    pub(crate) fingerprint: Option<Arc<[String]>>,
+    pub(crate) transaction: Option<Arc<str>>,
+    pub(crate) user: Option<Arc<User>>,
+    pub(crate) request: Option<Arc<Request>>,
+    pub(crate) tags: Arc<BTreeMap<String, String>>,
+    pub(crate) extra: Arc<BTreeMap<String, Value>>,
+    pub(crate) contexts: Arc<BTreeMap<String, Context>>,
+    pub(crate) breadcrumbs: Arc<VecDeque<Breadcrumb>>,
+    pub(crate) processors: Arc<Vec<EventProcessor>>,
+    pub(crate) span: Option<Span>,
+    pub(crate) propagation: Option<Arc<PropagationContext>>,
+}
+
+impl fmt::Debug for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scope")
+            .field("level", &self.level)
+            .field("transaction", &self.transaction)
+            .field("tags", &self.tags)
+            .field("breadcrumbs", &self.breadcrumbs.len())
+            .field("span", &self.span)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Scope {
+    /// Sets a tag. Tags are indexed and searchable in Sentry.
+    pub fn set_tag(&mut self, key: impl Into<String>, value: impl ToString) {
+        Arc::make_mut(&mut self.tags).insert(key.into(), value.to_string());
+    }
+
+    /// Removes a tag.
+    pub fn remove_tag(&mut self, key: &str) {
+        if self.tags.contains_key(key) {
+            Arc::make_mut(&mut self.tags).remove(key);
+        }
+    }
+
+    /// Sets an extra value.
+    pub fn set_extra(&mut self, key: impl Into<String>, value: impl Into<Value>) {
+        Arc::make_mut(&mut self.extra).insert(key.into(), value.into());
+    }
+
+    /// Sets a context, e.g. `"app"`.
+    pub fn set_context(&mut self, key: impl Into<String>, context: Context) {
+        Arc::make_mut(&mut self.contexts).insert(key.into(), context);
+    }
+
+    /// Sets (or clears) the user.
+    pub fn set_user(&mut self, user: Option<User>) {
+        self.user = user.map(Arc::new);
+    }
+
+    /// Sets the level of captured events.
+    pub fn set_level(&mut self, level: Option<Level>) {
+        self.level = level;
+    }
+
+    /// Sets the grouping fingerprint.
+    pub fn set_fingerprint(&mut self, fingerprint: Option<&[&str]>) {
+        self.fingerprint = fingerprint.map(|f| f.iter().map(|s| (*s).to_owned()).collect());
+    }
+
+    /// Sets the transaction name of captured events.
+    pub fn set_transaction(&mut self, name: Option<&str>) {
+        self.transaction = name.map(Arc::from);
+    }
+
+    /// Sets the HTTP request (integrations filter PII before they set it).
+    pub fn set_request(&mut self, request: Option<Request>) {
+        self.request = request.map(Arc::new);
+    }
+
+    /// Adds an event processor.
+    pub fn add_event_processor(&mut self, processor: impl Fn(Event) -> Option<Event> + Send + Sync + 'static) {
+        Arc::make_mut(&mut self.processors).push(Arc::new(processor));
+    }
+
+    /// Records a breadcrumb on this scope, keeping at most `max` (oldest dropped first).
+    pub(crate) fn push_breadcrumb(&mut self, breadcrumb: Breadcrumb, max: usize) {
+        if max == 0 {
+            return;
+        }
+        let crumbs = Arc::make_mut(&mut self.breadcrumbs);
+        while crumbs.len() >= max {
+            crumbs.pop_front();
+        }
+        crumbs.push_back(breadcrumb);
+    }
+
+    /// Removes all breadcrumbs.
+    pub fn clear_breadcrumbs(&mut self) {
+        self.breadcrumbs = Arc::default();
+    }
+
+    /// The active span of this scope.
+    pub fn span(&self) -> Option<&Span> {
+        self.span.as_ref()
+    }
+
+    /// Makes `span` the active span.
+    pub fn set_span(&mut self, span: Option<Span>) {
+        self.span = span;
+    }
+
+    /// A tag's value.
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags.get(key).map(String::as_str)
+    }
+
+    /// The user.
+    pub fn user(&self) -> Option<&User> {
+        self.user.as_deref()
+    }
+
+    /// The breadcrumbs, oldest first.
+    pub fn breadcrumbs(&self) -> impl Iterator<Item = &Breadcrumb> {
+        self.breadcrumbs.iter()
+    }
+
+    /// Applies this scope's data to an event. Fields already set on the event win,
+    /// so apply the innermost scope first.
+    pub(crate) fn apply_to_event(&self, event: &mut Event, max_breadcrumbs: usize) -> bool {
+        if event.level.is_none() {
+            event.level = self.level;
+        } else if let Some(level) = self.level {
+            // A scope level overrides the capture's default error level.
+            if event.level == Some(Level::Error) {
+                event.level = Some(level);
+            }
+        }
+        if event.fingerprint.is_empty() {
+            if let Some(f) = &self.fingerprint {
+                event.fingerprint = f.to_vec();
+            }
+        }
+        if event.transaction.is_none() {
+            event.transaction = self.transaction.as_deref().map(str::to_owned);
+        }
+        if event.user.is_none() {
+            event.user = self.user.as_deref().cloned();
+        }
+        if event.request.is_none() {
+            event.request = self.request.as_deref().cloned();
+        }
+        for (k, v) in self.tags.iter() {
+            event.tags.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        for (k, v) in self.extra.iter() {
+            event.extra.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        for (k, v) in self.contexts.iter() {
+            event.contexts.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        if !self.breadcrumbs.is_empty() {
+            let crumbs = &mut event.breadcrumbs.get_or_insert_with(Default::default).values;
+            // Outer scopes are applied later but hold older breadcrumbs: prepend them.
+            for b in self.breadcrumbs.iter().rev() {
+                crumbs.push_front(b.clone());
+            }
+            while crumbs.len() > max_breadcrumbs {
+                crumbs.pop_front();
+            }
+        }
+        true
+    }
+}

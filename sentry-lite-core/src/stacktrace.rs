@@ -1,0 +1,262 @@
+//! Stack traces: captured unresolved on the caller's thread (instruction pointers
+//! only), symbolicated later on the worker.
+
+use std::fmt;
+
+use crate::protocol::{Frame, Stacktrace};
+
+/// Relay keeps at most this many frames; deeper stacks keep both ends.
+const MAX_FRAMES: usize = 50;
+/// Unwinding stops here so deep recursion cannot make a capture slow.
+const MAX_CAPTURED: usize = 256;
+
+/// Instruction pointers of a stack, innermost first, not yet symbolicated.
+#[derive(Clone, Default)]
+pub struct RawBacktrace {
+    ips: Vec<usize>,
+}
+
+impl fmt::Debug for RawBacktrace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RawBacktrace({} frames)", self.ips.len())
+    }
+}
+
+impl RawBacktrace {
+    /// Captures the current stack without resolving symbols.
+    #[inline(never)]
+    pub fn capture() -> Self {
+        let mut ips = Vec::with_capacity(48);
+        backtrace::trace(|frame| {
+            ips.push(frame.ip() as usize);
+            ips.len() < MAX_CAPTURED
+        });
+        Self { ips }
+    }
+
+    /// Whether no frame was captured.
+    pub fn is_empty(&self) -> bool {
+        self.ips.is_empty()
+    }
+
+    /// Resolves symbols and builds a Sentry stack trace: oldest frame first, SDK
+    /// and std frames trimmed from the top, `in_app` decided by `rules`.
+    pub fn resolve(&self, rules: &InAppRules<'_>) -> Option<Stacktrace> {
+        let mut frames: Vec<Frame> = Vec::with_capacity(self.ips.len());
+        for &ip in &self.ips {
+            let mut resolved_any = false;
+            backtrace::resolve(ip as *mut std::ffi::c_void, |symbol| {
+                resolved_any = true;
+                frames.push(frame_from_symbol(ip, symbol));
+            });
+            if !resolved_any {
+                frames.push(Frame { instruction_addr: Some(format!("{ip:#x}")), ..Frame::default() });
+            }
+        }
+        // Innermost first here: drop the capture machinery on top.
+        let top = frames.iter().position(|f| !is_capture_frame(f)).unwrap_or(frames.len());
+        frames.drain(..top);
+        // Drop the runtime's start-up frames at the bottom.
+        while frames.last().is_some_and(is_startup_frame) {
+            frames.pop();
+        }
+        if frames.is_empty() {
+            return None;
+        }
+        frames.reverse();
+        for frame in &mut frames {
+            frame.in_app = Some(rules.is_in_app(frame));
+        }
+        Some(Stacktrace { frames: trim_frames(frames) })
+    }
+}
+
+/// Keeps the oldest and newest frames when a stack is deeper than Relay accepts.
+fn trim_frames(mut frames: Vec<Frame>) -> Vec<Frame> {
+    if frames.len() > MAX_FRAMES {
+        let keep_tail = MAX_FRAMES / 2;
+        let keep_head = MAX_FRAMES - keep_tail;
+        let tail_start = frames.len() - keep_tail;
+        frames.drain(keep_head..tail_start);
+    }
+    frames
+}
+
+fn frame_from_symbol(ip: usize, symbol: &backtrace::Symbol) -> Frame {
+    let mut frame = Frame { instruction_addr: Some(format!("{ip:#x}")), ..Frame::default() };
+    if let Some(addr) = symbol.addr() {
+        frame.symbol_addr = Some(format!("{:#x}", addr as usize));
+    }
+    if let Some(name) = symbol.name() {
+        // `{:#}` demangles without the hash suffix.
+        let demangled = format!("{name:#}");
+        let (module, function) = split_function(&demangled);
+        frame.module = module;
+        frame.function = Some(function);
+    }
+    if let Some(path) = symbol.filename() {
+        // Non-UTF-8 paths are rendered lossily rather than dropped.
+        let abs = path.to_string_lossy().into_owned();
+        frame.filename = path.file_name().map(|f| f.to_string_lossy().into_owned());
+        frame.abs_path = Some(abs);
+    }
+    frame.lineno = symbol.lineno();
+    frame.colno = symbol.colno();
+    frame
+}
+
+/// Splits `a::b::c::func` into module `a::b::c` and the full function name,
+/// leaving generic arguments and `<impl …>` blocks intact.
+fn split_function(name: &str) -> (Option<String>, String) {
+    let mut depth = 0i32;
+    let mut last_sep = None;
+    let bytes = name.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'<' => depth += 1,
+            b'>' => depth -= 1,
+            b':' if depth == 0 && bytes.get(i + 1) == Some(&b':') => {
+                last_sep = Some(i);
+                i += 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let module = last_sep.map(|i| name[..i].trim_start_matches('<').to_owned()).filter(|m| !m.is_empty() && !m.contains(' '));
+    (module, name.to_owned())
+}
+
+const CAPTURE_PREFIXES: &[&str] = &[
+    "backtrace::",
+    "sentry_lite_core::",
+    "sentry_lite_panic::",
+    "sentry_lite_tracing::",
+    "sentry_lite_axum::",
+    "std::panicking",
+    "std::panic::",
+    "core::panicking",
+    "std::sys::backtrace::__rust_end_short_backtrace",
+    "std::sys_common::backtrace::__rust_end_short_backtrace",
+    "rust_begin_unwind",
+    "__rustc::rust_begin_unwind",
+    "<alloc::boxed::Box<F,A> as core::ops::function::Fn<Args>>::call",
+];
+
+fn function_of(frame: &Frame) -> &str {
+    frame.function.as_deref().unwrap_or("")
+}
+
+fn is_capture_frame(frame: &Frame) -> bool {
+    let f = function_of(frame).trim_start_matches('<');
+    CAPTURE_PREFIXES.iter().any(|p| f.starts_with(p.trim_start_matches('<')))
+}
+
+fn is_startup_frame(frame: &Frame) -> bool {
+    let f = function_of(frame);
+    f.is_empty()
+        || f.starts_with("std::rt::")
+        || f.starts_with("std::sys::backtrace::__rust_begin_short_backtrace")
+        || f.starts_with("core::ops::function::FnOnce::call_once")
+        || f == "main"
+        || f == "__libc_start_main"
+        || f.starts_with("__libc_start_call_main")
+        || f == "_start"
+}
+
+/// Crates whose frames are never the application's own.
+const NOT_IN_APP: &[&str] = &[
+    "std::", "core::", "alloc::", "tokio::", "backtrace::", "futures::", "futures_util::", "futures_core::",
+    "hyper::", "hyper_util::", "tower::", "axum::", "tracing::", "tracing_core::", "tracing_subscriber::",
+    "sentry_lite_core::", "sentry_lite_panic::", "sentry_lite_tracing::", "sentry_lite_axum::", "__rust",
+    "test::", "reqwest::", "parking_lot::",
+];
+
+/// Decides which frames are the application's own code.
+#[derive(Debug, Clone, Copy)]
+pub struct InAppRules<'a> {
+    /// Module prefixes forced in.
+    pub include: &'a [std::borrow::Cow<'static, str>],
+    /// Module prefixes forced out.
+    pub exclude: &'a [std::borrow::Cow<'static, str>],
+}
+
+impl InAppRules<'_> {
+    /// Whether `frame` is in-app: the user's include/exclude lists first, then
+    /// std, core, alloc, tokio, backtrace and sentry-lite are out, the rest is in.
+    pub fn is_in_app(&self, frame: &Frame) -> bool {
+        let name = frame.module.as_deref().or(frame.function.as_deref()).unwrap_or("");
+        let name = name.trim_start_matches('<');
+        let with_sep = |m: &str| name == m || name.starts_with(&format!("{m}::"));
+        if self.include.iter().any(|m| with_sep(m)) {
+            return true;
+        }
+        if self.exclude.iter().any(|m| with_sep(m)) {
+            return false;
+        }
+        if name.is_empty() {
+            return false;
+        }
+        if frame.abs_path.as_deref().is_some_and(|p| p.contains("/.cargo/registry/") || p.contains("/rustc/")) {
+            return false;
+        }
+        !NOT_IN_APP.iter().any(|p| name.starts_with(p))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(function: &str) -> Frame {
+        let (module, function) = split_function(function);
+        Frame { function: Some(function), module, ..Frame::default() }
+    }
+
+    #[test]
+    fn splits_module_from_function() {
+        assert_eq!(split_function("my_app::db::connect").0.as_deref(), Some("my_app::db"));
+        assert_eq!(split_function("<my_app::Thing as core::fmt::Display>::fmt").0.as_deref(), None);
+        assert_eq!(split_function("main").0, None);
+    }
+
+    #[test]
+    fn in_app_rules() {
+        let include = ["tokio::custom".into()];
+        let exclude = ["my_app::vendored".into()];
+        let rules = InAppRules { include: &include, exclude: &exclude };
+        assert!(rules.is_in_app(&frame("my_app::db::connect")));
+        assert!(!rules.is_in_app(&frame("std::thread::spawn")));
+        assert!(!rules.is_in_app(&frame("tokio::runtime::park")));
+        assert!(!rules.is_in_app(&frame("sentry_lite_core::api::capture_error")));
+        assert!(rules.is_in_app(&frame("tokio::custom::thing")));
+        assert!(!rules.is_in_app(&frame("my_app::vendored::x")));
+    }
+
+    #[inline(never)]
+    fn deep(n: usize) -> RawBacktrace {
+        if n == 0 {
+            RawBacktrace::capture()
+        } else {
+            std::hint::black_box(deep(n - 1))
+        }
+    }
+
+    #[test]
+    fn resolved_stack_has_no_capture_frames() {
+        let bt = deep(3);
+        let st = bt.resolve(&InAppRules { include: &[], exclude: &[] }).unwrap();
+        assert!(st.frames.iter().all(|f| !f.function.as_deref().unwrap_or("").starts_with("backtrace::")));
+        assert!(st.frames.len() <= MAX_FRAMES);
+    }
+
+    #[test]
+    fn deep_stacks_keep_both_ends() {
+        let frames: Vec<Frame> = (0..200).map(|i| frame(&format!("f{i}"))).collect();
+        let kept = trim_frames(frames);
+        assert_eq!(kept.len(), MAX_FRAMES);
+        assert_eq!(kept[0].function.as_deref(), Some("f0"));
+        assert_eq!(kept.last().unwrap().function.as_deref(), Some("f199"));
+    }
+}

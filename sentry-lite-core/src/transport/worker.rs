@@ -1,0 +1,284 @@
+//! The background worker: one OS thread per client, fed by a bounded queue.
+//!
+//! The application's threads only `try_send` into the queue. The worker turns jobs
+//! into envelopes (symbolication, scope application, serialization), drops what is
+//! rate limited, attaches client reports and hands bytes to the [`Transport`].
+//! Flush and shutdown are markers that travel through the same queue, so they
+//! cover exactly what was queued before them, and their callers wait with a deadline.
+
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::{RateLimits, SendOutcome, Transport};
+use crate::client::ClientInner;
+use crate::protocol::{DataCategory, DiscardReason, Envelope, Item, ItemType, Timestamp};
+
+/// Work that becomes an envelope on the worker thread.
+pub(crate) trait Job: Send {
+    /// The category and quantity counted if this job is dropped before it runs.
+    fn category(&self) -> (DataCategory, u64);
+    /// Builds the envelope; `None` when the job decided to drop (and counted it).
+    fn run(self: Box<Self>, client: &ClientInner) -> Option<Envelope>;
+}
+
+/// A buffer (spans, logs) that the worker drains on its timer, on flush and on close.
+pub(crate) trait Buffer: Send + Sync {
+    /// When the oldest buffered item must go out.
+    fn deadline(&self) -> Option<Instant>;
+    /// Takes what is due (everything with `force`).
+    fn drain(&self, force: bool) -> Vec<Box<dyn Job>>;
+    /// Stops accepting new items.
+    fn close(&self);
+}
+
+enum Task {
+    Job(Box<dyn Job>),
+    Flush(SyncSender<()>),
+    Shutdown(SyncSender<()>),
+}
+
+/// The application's side of the worker.
+pub(crate) struct Worker {
+    tx: SyncSender<Task>,
+    client: Arc<ClientInner>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Worker")
+    }
+}
+
+/// How often an idle worker wakes to check buffers and the spool.
+const IDLE_TICK: Duration = Duration::from_millis(500);
+
+impl Worker {
+    pub(crate) fn start(client: Arc<ClientInner>, buffers: Vec<Arc<dyn Buffer>>) -> std::io::Result<Self> {
+        let (tx, rx) = sync_channel(client.options.queue_capacity.max(1));
+        let inner = client.clone();
+        let thread = std::thread::Builder::new().name("sentry-lite-worker".into()).spawn(move || {
+            let transport = inner.create_transport();
+            let mut state = WorkerState { client: inner, transport, rate_limits: RateLimits::new(), buffers };
+            state.run(rx);
+        })?;
+        Ok(Self { tx, client, thread: Mutex::new(Some(thread)) })
+    }
+
+    /// Queues a job without blocking; a full queue drops it and counts the drop.
+    pub(crate) fn submit(&self, job: Box<dyn Job>) -> bool {
+        match self.tx.try_send(Task::Job(job)) {
+            Ok(()) => true,
+            Err(TrySendError::Full(Task::Job(job)) | TrySendError::Disconnected(Task::Job(job))) => {
+                let (category, quantity) = job.category();
+                self.client.reports.record(DiscardReason::QueueOverflow, category, quantity);
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Waits until everything queued before this call was handed to the transport.
+    pub(crate) fn flush(&self, timeout: Duration) -> bool {
+        self.control(timeout, Task::Flush)
+    }
+
+    /// Flushes, then stops the worker. Returns within `timeout` even if the
+    /// transport hangs; the thread then finishes in the background.
+    pub(crate) fn shutdown(&self, timeout: Duration) -> bool {
+        let done = self.control(timeout, Task::Shutdown);
+        if done {
+            if let Some(handle) = self.thread.lock().take() {
+                let _ = handle.join();
+            }
+        }
+        done
+    }
+
+    fn control(&self, timeout: Duration, make: fn(SyncSender<()>) -> Task) -> bool {
+        let deadline = Instant::now() + timeout;
+        let (ack_tx, ack_rx) = sync_channel(1);
+        let mut task = make(ack_tx);
+        // The marker must not be dropped on a full queue: retry until the deadline.
+        loop {
+            match self.tx.try_send(task) {
+                Ok(()) => break,
+                Err(TrySendError::Disconnected(_)) => return false,
+                Err(TrySendError::Full(t)) => {
+                    if Instant::now() >= deadline {
+                        return false;
+                    }
+                    task = t;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+        ack_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).is_ok()
+    }
+}
+
+struct WorkerState {
+    client: Arc<ClientInner>,
+    transport: Option<Box<dyn Transport>>,
+    rate_limits: RateLimits,
+    buffers: Vec<Arc<dyn Buffer>>,
+}
+
+impl WorkerState {
+    fn run(&mut self, rx: Receiver<Task>) {
+        loop {
+            let now = Instant::now();
+            let wait = self.buffers.iter().filter_map(|b| b.deadline()).min().map_or(IDLE_TICK, |d| d.saturating_duration_since(now).min(IDLE_TICK));
+            match rx.recv_timeout(wait) {
+                Ok(Task::Job(job)) => self.run_job(job),
+                Ok(Task::Flush(ack)) => {
+                    self.drain_buffers(true);
+                    self.send_pending_report();
+                    let _ = ack.try_send(());
+                }
+                Ok(Task::Shutdown(ack)) => {
+                    self.close(&rx);
+                    let _ = ack.try_send(());
+                    return;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.close(&rx);
+                    return;
+                }
+            }
+            self.drain_buffers(false);
+        }
+    }
+
+    fn close(&mut self, rx: &Receiver<Task>) {
+        for b in &self.buffers {
+            b.close();
+        }
+        while let Ok(task) = rx.try_recv() {
+            match task {
+                Task::Job(job) => self.run_job(job),
+                Task::Flush(ack) | Task::Shutdown(ack) => {
+                    let _ = ack.try_send(());
+                }
+            }
+        }
+        self.drain_buffers(true);
+        self.send_pending_report();
+    }
+
+    fn drain_buffers(&mut self, force: bool) {
+        let now = Instant::now();
+        for i in 0..self.buffers.len() {
+            let due = force || self.buffers[i].deadline().is_some_and(|d| d <= now);
+            if due {
+                for job in self.buffers[i].drain(force) {
+                    self.run_job(job);
+                }
+            }
+        }
+    }
+
+    fn run_job(&mut self, job: Box<dyn Job>) {
+        let client = self.client.clone();
+        // A panic in a user callback (before_send, processors) must not kill the worker.
+        let envelope = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(&client)));
+        match envelope {
+            Ok(Some(envelope)) => self.send(envelope),
+            Ok(None) => {}
+            Err(_) => self.client.debug("a job panicked on the worker (user callback?); its data was dropped"),
+        }
+    }
+
+    fn send_pending_report(&mut self) {
+        if !self.client.options.send_client_reports {
+            return;
+        }
+        if let Some(report) = self.client.reports.take() {
+            if let Ok(item) = Item::client_report(&report) {
+                let mut env = Envelope::new();
+                env.add_item(item);
+                self.send(env);
+            }
+        }
+    }
+
+    /// Rate limits, client report, serialization and delivery of one envelope.
+    pub(crate) fn send(&mut self, mut envelope: Envelope) {
+        let now = Instant::now();
+        let reports = &self.client.reports;
+        let limits = &self.rate_limits;
+        envelope.items.retain(|item| match item.ty().category() {
+            Some(cat) if limits.is_limited(cat, now) => {
+                record_item(reports, DiscardReason::RatelimitBackoff, item);
+                false
+            }
+            _ => true,
+        });
+        if envelope.items.is_empty() {
+            return;
+        }
+        let mut attached = None;
+        if self.client.options.send_client_reports && !envelope.items.iter().any(|i| i.ty() == &ItemType::ClientReport) {
+            if let Some(report) = reports.take() {
+                if let Ok(item) = Item::client_report(&report) {
+                    envelope.add_item(item);
+                    attached = Some(report);
+                }
+            }
+        }
+        envelope.headers.sent_at = Some(Timestamp::now().to_rfc3339());
+        let body = envelope.to_vec();
+        let Some(transport) = self.transport.as_mut() else {
+            for item in &envelope.items {
+                record_item(reports, DiscardReason::InternalSdkError, item);
+            }
+            return;
+        };
+        let outcome = transport.send(&envelope, &body);
+        let delivered = match &outcome {
+            SendOutcome::Sent { rate_limits } => {
+                self.rate_limits.update(200, rate_limits.as_deref(), None, Instant::now());
+                true
+            }
+            SendOutcome::Rejected { status, rate_limits, retry_after } => {
+                self.rate_limits.update(*status, rate_limits.as_deref(), retry_after.as_deref(), Instant::now());
+                self.client.debug(&format!("envelope rejected with HTTP {status}"));
+                // The server counts what it drops with 429 itself.
+                if *status != 429 {
+                    for item in &envelope.items {
+                        record_item(reports, DiscardReason::SendError, item);
+                    }
+                }
+                false
+            }
+            SendOutcome::NetworkError(reason) => {
+                self.client.debug(&format!("envelope not delivered: {reason}"));
+                for item in &envelope.items {
+                    record_item(reports, DiscardReason::NetworkError, item);
+                }
+                false
+            }
+        };
+        if !delivered {
+            if let Some(report) = attached {
+                // The counts were not delivered: keep them for the next envelope.
+                reports.restore(&report);
+            }
+        }
+    }
+}
+
+fn record_item(reports: &super::ClientReports, reason: DiscardReason, item: &Item) {
+    let Some(category) = item.ty().category() else { return };
+    reports.record(reason, category, item.quantity());
+    if item.ty() == &ItemType::Transaction {
+        // A dropped transaction also drops its spans: children plus the root.
+        let children = item.payload_json().and_then(|v| v.get("spans").and_then(|s| s.as_array()).map(Vec::len)).unwrap_or(0);
+        reports.record(reason, DataCategory::Span, children as u64 + 1);
+    }
+}
