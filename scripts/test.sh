@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The project's one test command (CI runs it through .ci/run).
+#
+#   bash scripts/test.sh
+#
+# Needs only cargo and python3: installs the Python tools into .venv, starts a
+# throwaway Bugsink on 127.0.0.1 (stopped on exit), then runs the Rust tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$(pwd)"
+
+banner() { printf '\n==== %s ====\n' "$*"; }
+
+banner "setup: python venv (bugsink, gunicorn, sentry-relay)"
+bash scripts/setup-venv.sh
+
+banner "setup: start Bugsink"
+trap 'bash scripts/bugsink.sh stop' EXIT
+bash scripts/bugsink.sh start
+set -a
+# shellcheck disable=SC1091
+. "$ROOT/.tmp/bugsink/env"
+set +a
+export RELAY_PYTHON="$ROOT/.venv/bin/python"
+
+status=0
+
+banner "cargo test --workspace --all-targets"
+cargo test --workspace --all-targets || status=$?
+
+if [ "$status" -eq 0 ]; then
+    banner "cargo test --workspace --doc"
+    cargo test --workspace --doc || status=$?
+fi
+
+# ---- later stages go here (e.g. fuzz runs, Relay/Bugsink conformance sweeps) ----
+# Each stage: `banner "..."`, run only if "$status" -eq 0, and `|| status=$?`.
+# ---- end of later stages ----
+
+if [ "$status" -eq 0 ]; then
+    banner "all tests passed"
+else
+    banner "TESTS FAILED (exit $status)"
+fi
+exit "$status"
