@@ -168,6 +168,17 @@ pub fn capture_event_with_backtrace(event: Event, backtrace: Option<RawBacktrace
     Hub::with_current(|hub| hub.with_client(|c| c.capture(hub, event, backtrace)).unwrap_or_default())
 }
 
+/// Queues a ready-made envelope (e.g. a batch of logs) through the current client's
+/// worker. Never blocks; a full queue drops it and counts the drop.
+pub fn capture_envelope(envelope: crate::protocol::Envelope) {
+    if !enabled() || envelope.is_empty() {
+        return;
+    }
+    Hub::with_current(|hub| {
+        hub.with_client(|c| c.submit(Box::new(crate::transport::worker::EnvelopeJob(envelope))));
+    });
+}
+
 /// The id of the last event captured in the current hub.
 pub fn last_event_id() -> Option<EventId> {
     if !enabled() {

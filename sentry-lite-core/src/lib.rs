@@ -49,7 +49,7 @@ pub mod trace;
 pub mod transport;
 
 pub use api::{
-    add_breadcrumb, capture_error, capture_error_dyn, capture_event, capture_event_with_backtrace, capture_message,
+    add_breadcrumb, capture_envelope, capture_error, capture_error_dyn, capture_event, capture_event_with_backtrace, capture_message,
     configure_scope, flush, init, last_event_id, set_user, with_scope, InitError, InitGuard,
 };
 pub use client::{Client, SDK_NAME, SDK_VERSION};

@@ -282,3 +282,16 @@ fn record_item(reports: &super::ClientReports, reason: DiscardReason, item: &Ite
         reports.record(reason, DataCategory::Span, children as u64 + 1);
     }
 }
+
+/// A ready envelope (e.g. a batch of logs built by an integration).
+pub(crate) struct EnvelopeJob(pub(crate) Envelope);
+
+impl Job for EnvelopeJob {
+    fn category(&self) -> (DataCategory, u64) {
+        self.0.items.iter().find_map(|i| i.ty().category().map(|c| (c, i.quantity()))).unwrap_or((DataCategory::Error, 0))
+    }
+
+    fn run(self: Box<Self>, _client: &ClientInner) -> Option<Envelope> {
+        Some(self.0)
+    }
+}
