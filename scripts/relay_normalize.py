@@ -3,12 +3,15 @@
 
 Reads one JSON event per line on stdin and writes one JSON line per input on stdout:
 
-    {"ok": bool, "errors": [...], "meta_errors": [...], "normalized": {...} | null, "exception": str | null}
+    {"ok": bool, "errors": [...], "meta_errors": [...], "notes": [...],
+     "normalized": {...} | null, "exception": str | null}
 
 * `errors`: the normalized event's top-level `errors` list (Relay's processing errors,
   e.g. {"type": "invalid_data", "name": "level", "value": "nonsense"}).
 * `meta_errors`: every error Relay recorded in `_meta`, as {"path": "a.b.0", "errors": [...]}
   (informational; usually mirrors `errors`).
+* `notes`: silent rewrites that are not errors, e.g. an unknown `platform` (this Relay's
+  list has no "rust": it becomes "other"; "native" is kept).
 * `ok` is true iff no exception was raised and `errors` is empty.
 
 Blank input lines are skipped. A line that is not valid JSON yields ok=false with the
@@ -36,16 +39,21 @@ def main():
     for line in sys.stdin.buffer:
         if not line.strip():
             continue
-        result = {"ok": False, "errors": [], "meta_errors": [], "normalized": None, "exception": None}
+        result = {"ok": False, "errors": [], "meta_errors": [], "notes": [], "normalized": None, "exception": None}
         try:
-            json.loads(line)  # reject non-JSON before Relay sees it
+            original = json.loads(line)  # reject non-JSON before Relay sees it
             normalized = normalizer.normalize_event(raw_event=line.strip())
             result["normalized"] = normalized
             result["errors"] = normalized.get("errors") or []
             collect_meta_errors(normalized.get("_meta"), [], result["meta_errors"])
+            if isinstance(original, dict) and "platform" in original \
+                    and original["platform"] != normalized.get("platform"):
+                result["notes"].append(
+                    f"platform {original['platform']!r} normalized to {normalized.get('platform')!r}")
             result["ok"] = not result["errors"]
         except Exception as e:  # noqa: BLE001 - report everything to the caller
-            result["exception"] = f"{type(e).__name__}: {e}"
+            # Relay appends a native stack trace after a blank line: keep the message only
+            result["exception"] = f"{type(e).__name__}: {str(e).split(chr(10) + chr(10))[0]}"
         sys.stdout.write(json.dumps(result) + "\n")
         sys.stdout.flush()
 

@@ -19,6 +19,9 @@ pub struct RelayResult {
     pub errors: Vec<Value>,
     /// Errors recorded in `_meta`: `{"path":"a.b.0","errors":[["invalid_data",{"reason":..}]]}`.
     pub meta_errors: Vec<Value>,
+    /// Silent rewrites that Relay does not count as errors, e.g.
+    /// `platform 'rust' normalized to 'other'` (this Relay knows no "rust" platform).
+    pub notes: Vec<String>,
     /// The normalized event (None if normalization raised).
     pub normalized: Option<Value>,
     /// Exception raised by the normalizer or the JSON parser, if any.
@@ -86,6 +89,7 @@ pub fn normalize(events: &[Value]) -> Vec<RelayResult> {
                 ok: v.get("ok").and_then(Value::as_bool).unwrap_or(false),
                 errors: arr("errors"),
                 meta_errors: arr("meta_errors"),
+                notes: arr("notes").iter().filter_map(|n| n.as_str().map(String::from)).collect(),
                 normalized: v.get("normalized").filter(|n| !n.is_null()).cloned(),
                 exception: v.get("exception").and_then(Value::as_str).map(String::from),
             }

@@ -219,6 +219,9 @@ fn relay_accepts_valid_and_reports_invalid() {
     let names: Vec<&str> = results[1].errors.iter().filter_map(|e| e["name"].as_str()).collect();
     assert!(names.contains(&"level") && names.contains(&"event_id"), "{names:?}");
     relay::assert_valid(&good);
+    // this Relay has no "rust" platform: it is rewritten silently (a note, not an error)
+    assert!(results[0].notes.iter().any(|n| n.contains("platform")), "{:?}", results[0].notes);
+    assert!(relay::normalize_one(&json!({"platform": "native"})).notes.is_empty());
 }
 
 #[test]
