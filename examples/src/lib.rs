@@ -1,5 +1,7 @@
 //! Shared set-up for the example binaries.
 
+pub mod quickstart;
+
 use sentry_lite_core::{ClientOptions, InboxTransport};
 
 /// Options from the environment; without `SENTRY_DSN`, envelopes go to the embedded

@@ -129,8 +129,17 @@ impl Client {
         self.inner.dsn.as_ref()
     }
 
-    pub(crate) fn inner(&self) -> &Arc<ClientInner> {
-        &self.inner
+    /// How many items were dropped for `reason` in `category` since the client
+    /// started; the same counts go to Sentry in client reports.
+    ///
+    /// # Examples
+    /// ```
+    /// use sentry_lite_core::protocol::{DataCategory, DiscardReason};
+    /// let client = sentry_lite_core::Client::new(sentry_lite_core::ClientOptions::new(), None);
+    /// assert_eq!(client.discarded(DiscardReason::QueueOverflow, DataCategory::Error), 0);
+    /// ```
+    pub fn discarded(&self, reason: DiscardReason, category: DataCategory) -> u64 {
+        self.inner.reports.totals().get(&(reason, category)).copied().unwrap_or(0)
     }
 
     pub(crate) fn submit(&self, job: Box<dyn Job>) -> bool {

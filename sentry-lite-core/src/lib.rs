@@ -47,6 +47,9 @@ mod scope;
 mod stacktrace;
 pub mod trace;
 pub mod transport;
+#[cfg(feature = "test")]
+#[path = "test_support.rs"]
+pub mod test;
 
 pub use api::{
     add_breadcrumb, capture_envelope, capture_error, capture_error_dyn, capture_event, capture_event_with_backtrace, capture_message,

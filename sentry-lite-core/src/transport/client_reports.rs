@@ -10,12 +10,14 @@ use crate::protocol::{ClientReport, DataCategory, DiscardReason, DiscardedEvents
 #[derive(Debug, Default)]
 pub(crate) struct ClientReports {
     counts: Mutex<BTreeMap<(DiscardReason, DataCategory), u64>>,
+    totals: Mutex<BTreeMap<(DiscardReason, DataCategory), u64>>,
 }
 
 impl ClientReports {
     pub(crate) fn record(&self, reason: DiscardReason, category: DataCategory, quantity: u64) {
         if quantity > 0 {
             *self.counts.lock().entry((reason, category)).or_default() += quantity;
+            *self.totals.lock().entry((reason, category)).or_default() += quantity;
         }
     }
 
@@ -44,9 +46,8 @@ impl ClientReports {
         }
     }
 
-    /// Total dropped for a reason and category so far (pending, not yet sent).
-    #[cfg(test)]
-    pub(crate) fn pending(&self, reason: DiscardReason, category: DataCategory) -> u64 {
-        self.counts.lock().get(&(reason, category)).copied().unwrap_or(0)
+    /// Everything dropped since the client started, whether reported yet or not.
+    pub(crate) fn totals(&self) -> BTreeMap<(DiscardReason, DataCategory), u64> {
+        self.totals.lock().clone()
     }
 }
