@@ -53,9 +53,18 @@ impl RawBacktrace {
                 frames.push(Frame { instruction_addr: Some(format!("{ip:#x}")), ..Frame::default() });
             }
         }
-        // Innermost first here: drop the capture machinery on top.
-        let top = frames.iter().position(|f| !is_capture_frame(f)).unwrap_or(frames.len());
-        frames.drain(..top);
+        // Innermost first here: drop the capture machinery on top. It is interleaved
+        // with std/core/tokio helper frames (`Option::map`, `LocalKey::try_with`), so cut
+        // after the outermost SDK frame of the leading library-only run.
+        let mut cut = 0;
+        for (i, f) in frames.iter().enumerate() {
+            if is_capture_frame(f) {
+                cut = i + 1;
+            } else if !is_library_frame(f) {
+                break;
+            }
+        }
+        frames.drain(..cut);
         // Drop the runtime's start-up frames at the bottom.
         while frames.last().is_some_and(is_startup_frame) {
             frames.pop();
@@ -151,6 +160,11 @@ fn function_of(frame: &Frame) -> &str {
 fn is_capture_frame(frame: &Frame) -> bool {
     let f = function_of(frame).trim_start_matches('<');
     CAPTURE_PREFIXES.iter().any(|p| f.starts_with(p.trim_start_matches('<')))
+}
+
+fn is_library_frame(frame: &Frame) -> bool {
+    let f = function_of(frame).trim_start_matches('<');
+    f.is_empty() || ["std::", "core::", "alloc::", "tokio::", "parking_lot::", "once_cell::"].iter().any(|p| f.starts_with(p))
 }
 
 fn is_startup_frame(frame: &Frame) -> bool {

@@ -63,7 +63,7 @@ fn error_chain_is_root_cause_first_with_stack_trace() {
     assert!(last.function.as_deref().unwrap().contains("app_function_that_captures"), "{last:?}");
     assert_eq!(last.in_app, Some(true));
     assert!(last.lineno.is_some() && last.abs_path.is_some());
-    assert!(frames.iter().all(|f| !f.function.as_deref().unwrap_or("").starts_with("sentry_lite_core::")));
+    assert!(frames.iter().all(|f| !f.function.as_deref().unwrap_or("").starts_with("sentry_lite_core::api")));
     assert!(frames.iter().filter(|f| f.function.as_deref().unwrap_or("").starts_with("std::")).all(|f| f.in_app == Some(false)));
     assert_eq!(event.platform, "native");
     assert!(event.contexts.contains_key("os") && event.contexts.contains_key("runtime") && event.contexts.contains_key("trace"));

@@ -11,6 +11,7 @@ mod http;
 mod inbox;
 mod memory;
 mod rate_limit;
+mod spool;
 pub(crate) mod worker;
 
 use std::fmt;

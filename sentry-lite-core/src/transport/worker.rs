@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use super::spool::Spool;
 use super::{RateLimits, SendOutcome, Transport};
 use crate::client::ClientInner;
 use crate::protocol::{DataCategory, DiscardReason, Envelope, Item, ItemType, Timestamp};
@@ -56,6 +57,11 @@ impl std::fmt::Debug for Worker {
 
 /// How often an idle worker wakes to check buffers and the spool.
 const IDLE_TICK: Duration = Duration::from_millis(500);
+/// Back-off between attempts to re-send the spool while the server fails.
+const SPOOL_MIN_BACKOFF: Duration = Duration::from_millis(500);
+const SPOOL_MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Spooled envelopes re-sent per worker wake-up, so new data is not starved.
+const SPOOL_BATCH: usize = 200;
 
 impl Worker {
     pub(crate) fn start(client: Arc<ClientInner>, buffers: Vec<Arc<dyn Buffer>>) -> std::io::Result<Self> {
@@ -63,7 +69,22 @@ impl Worker {
         let inner = client.clone();
         let thread = std::thread::Builder::new().name("sentry-lite-worker".into()).spawn(move || {
             let transport = inner.create_transport();
-            let mut state = WorkerState { client: inner, transport, rate_limits: RateLimits::new(), buffers };
+            let spool = inner.options.spool_dir.as_deref().and_then(|dir| match Spool::open(dir, inner.options.spool_max_bytes, inner.options.spool_max_files) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    inner.debug(&format!("offline spool unavailable ({e}); undeliverable envelopes will be dropped and counted"));
+                    None
+                }
+            });
+            let mut state = WorkerState {
+                client: inner,
+                transport,
+                rate_limits: RateLimits::new(),
+                buffers,
+                spool,
+                spool_retry_at: Instant::now(),
+                spool_backoff: SPOOL_MIN_BACKOFF,
+            };
             state.run(rx);
         })?;
         Ok(Self { tx, client, thread: Mutex::new(Some(thread)) })
@@ -126,6 +147,21 @@ struct WorkerState {
     transport: Option<Box<dyn Transport>>,
     rate_limits: RateLimits,
     buffers: Vec<Arc<dyn Buffer>>,
+    spool: Option<Spool>,
+    spool_retry_at: Instant,
+    spool_backoff: Duration,
+}
+
+/// What became of one delivery attempt.
+enum Delivery {
+    Delivered,
+    /// Failed in a way worth retrying later (network error or 5xx), with the
+    /// reason counted if it cannot be kept.
+    Retryable(DiscardReason),
+    /// Rejected for good (4xx): never spooled.
+    Rejected,
+    /// 429: the server counts what it drops itself; never spooled.
+    RateLimited,
 }
 
 impl WorkerState {
@@ -152,6 +188,7 @@ impl WorkerState {
                 }
             }
             self.drain_buffers(false);
+            self.resend_spooled();
         }
     }
 
@@ -169,6 +206,8 @@ impl WorkerState {
         }
         self.drain_buffers(true);
         self.send_pending_report();
+        // One last attempt; what stays in the spool goes out on the next start.
+        self.resend_spooled();
     }
 
     fn drain_buffers(&mut self, force: bool) {
@@ -222,7 +261,7 @@ impl WorkerState {
         if envelope.items.is_empty() {
             return;
         }
-        let mut attached = None;
+        let mut attached: Option<crate::protocol::ClientReport> = None;
         if self.client.options.send_client_reports && !envelope.items.iter().any(|i| i.ty() == &ItemType::ClientReport) {
             if let Some(report) = reports.take() {
                 if let Ok(item) = Item::client_report(&report) {
@@ -231,43 +270,123 @@ impl WorkerState {
                 }
             }
         }
+        if self.spool.as_ref().is_some_and(|s| !s.is_empty()) {
+            // Keep the order: while older envelopes wait on disk, new ones queue behind them.
+            if let Some(report) = attached.take() {
+                envelope.items.retain(|i| i.ty() != &ItemType::ClientReport);
+                reports.restore(&report);
+            }
+            if !self.spool_envelope(&envelope) {
+                for item in &envelope.items {
+                    record_item(&self.client.reports, DiscardReason::NetworkError, item);
+                }
+            }
+            self.resend_spooled();
+            return;
+        }
+        match self.deliver(&mut envelope) {
+            Delivery::Delivered => {}
+            outcome => {
+                if let Some(report) = attached {
+                    // The counts were not delivered: keep them for the next envelope.
+                    envelope.items.retain(|i| i.ty() != &ItemType::ClientReport);
+                    self.client.reports.restore(&report);
+                }
+                let reason = match outcome {
+                    Delivery::Retryable(_) if self.spool_envelope(&envelope) => return,
+                    Delivery::Retryable(reason) => reason,
+                    Delivery::RateLimited => return,
+                    _ => DiscardReason::SendError,
+                };
+                for item in &envelope.items {
+                    record_item(&self.client.reports, reason, item);
+                }
+            }
+        }
+    }
+
+    /// One attempt at sending `envelope`, updating rate limits from the answer.
+    fn deliver(&mut self, envelope: &mut Envelope) -> Delivery {
         envelope.headers.sent_at = Some(Timestamp::now().to_rfc3339());
         let body = envelope.to_vec();
         let Some(transport) = self.transport.as_mut() else {
-            for item in &envelope.items {
-                record_item(reports, DiscardReason::InternalSdkError, item);
-            }
-            return;
+            return Delivery::Retryable(DiscardReason::InternalSdkError);
         };
-        let outcome = transport.send(&envelope, &body);
-        let delivered = match &outcome {
+        match transport.send(envelope, &body) {
             SendOutcome::Sent { rate_limits } => {
                 self.rate_limits.update(200, rate_limits.as_deref(), None, Instant::now());
-                true
+                Delivery::Delivered
             }
             SendOutcome::Rejected { status, rate_limits, retry_after } => {
-                self.rate_limits.update(*status, rate_limits.as_deref(), retry_after.as_deref(), Instant::now());
+                self.rate_limits.update(status, rate_limits.as_deref(), retry_after.as_deref(), Instant::now());
                 self.client.debug(&format!("envelope rejected with HTTP {status}"));
-                // The server counts what it drops with 429 itself.
-                if *status != 429 {
-                    for item in &envelope.items {
-                        record_item(reports, DiscardReason::SendError, item);
-                    }
+                match status {
+                    500..=599 => Delivery::Retryable(DiscardReason::SendError),
+                    429 => Delivery::RateLimited,
+                    _ => Delivery::Rejected,
                 }
-                false
             }
             SendOutcome::NetworkError(reason) => {
                 self.client.debug(&format!("envelope not delivered: {reason}"));
-                for item in &envelope.items {
-                    record_item(reports, DiscardReason::NetworkError, item);
-                }
-                false
+                Delivery::Retryable(DiscardReason::NetworkError)
             }
-        };
-        if !delivered {
-            if let Some(report) = attached {
-                // The counts were not delivered: keep them for the next envelope.
-                reports.restore(&report);
+        }
+    }
+
+    /// Writes an envelope to the spool, if there is one; `true` when it is safe there.
+    fn spool_envelope(&mut self, envelope: &Envelope) -> bool {
+        let Some(spool) = self.spool.as_mut() else { return false };
+        let mut stored = envelope.clone();
+        stored.headers.sent_at = None;
+        if spool.store(&stored.to_vec()) {
+            self.spool_retry_at = self.spool_retry_at.max(Instant::now() + self.spool_backoff);
+            true
+        } else {
+            self.client.debug("offline spool is full; envelope dropped");
+            false
+        }
+    }
+
+    /// Re-sends spooled envelopes in order while the server accepts them.
+    fn resend_spooled(&mut self) {
+        let now = Instant::now();
+        let Some(spool) = self.spool.as_ref() else { return };
+        if spool.is_empty() || now < self.spool_retry_at || self.rate_limits.any_limited(now) {
+            return;
+        }
+        let paths = spool.list().unwrap_or_default();
+        for path in paths.into_iter().take(SPOOL_BATCH) {
+            let Some(spool) = self.spool.as_mut() else { return };
+            let parsed = spool.read(&path).and_then(|b| Envelope::from_slice(&b).ok());
+            let Some(mut envelope) = parsed else {
+                spool.remove(&path);
+                continue;
+            };
+            match self.deliver(&mut envelope) {
+                Delivery::Delivered => {
+                    self.spool_backoff = SPOOL_MIN_BACKOFF;
+                    if let Some(s) = self.spool.as_mut() {
+                        s.remove(&path);
+                    }
+                }
+                Delivery::RateLimited => {
+                    // Keep it and wait for the limit to pass.
+                    self.spool_retry_at = Instant::now() + SPOOL_MIN_BACKOFF;
+                    return;
+                }
+                Delivery::Rejected => {
+                    for item in &envelope.items {
+                        record_item(&self.client.reports, DiscardReason::SendError, item);
+                    }
+                    if let Some(s) = self.spool.as_mut() {
+                        s.remove(&path);
+                    }
+                }
+                Delivery::Retryable(_) => {
+                    self.spool_retry_at = Instant::now() + self.spool_backoff;
+                    self.spool_backoff = (self.spool_backoff * 2).min(SPOOL_MAX_BACKOFF);
+                    return;
+                }
             }
         }
     }

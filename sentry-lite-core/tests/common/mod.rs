@@ -16,6 +16,7 @@ pub fn test_hub(options: ClientOptions) -> (Arc<Hub>, TestTransport, Arc<Client>
     (hub, transport, client)
 }
 
+/// Flushes, failing the test on timeout.
 pub fn flush(client: &Client) {
     assert!(client.flush(Duration::from_secs(5)), "flush timed out");
 }
