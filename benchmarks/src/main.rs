@@ -43,15 +43,17 @@ pub(crate) fn gzip_len(data: &[u8]) -> u64 {
 
 struct Cli {
     quick: bool,
+    list: bool,
     only: Option<String>,
 }
 
 fn parse_cli() -> Cli {
-    let mut cli = Cli { quick: false, only: None };
+    let mut cli = Cli { quick: false, list: false, only: None };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--quick" => cli.quick = true,
+            "--list" => cli.list = true,
             "--only" => cli.only = Some(args.next().unwrap_or_else(|| usage("--only needs a value"))),
             "-h" | "--help" => usage(""),
             // `cargo bench` passes --bench; ignore it.
@@ -66,7 +68,7 @@ fn usage(msg: &str) -> ! {
     if !msg.is_empty() {
         eprintln!("error: {msg}");
     }
-    eprintln!("usage: sentry-lite-benchmarks [--quick] [--only <case-substring>]");
+    eprintln!("usage: sentry-lite-benchmarks [--quick] [--only <case-substring>] [--list]");
     std::process::exit(if msg.is_empty() { 0 } else { 2 })
 }
 
@@ -200,6 +202,15 @@ fn per_op_cases() -> Vec<(&'static str, Box<dyn Fn() -> Case>)> {
     ]
 }
 
+/// Cases that are not per-op timings (listed for `--list`).
+const NON_PER_OP_CASES: &[&str] = &[
+    "axum/hello_sampled",
+    "axum/hello_unsampled",
+    "memory/trace_100k_spans",
+    "wire/bytes_per_span_gzip",
+    "e2e/loopback_throughput",
+];
+
 fn selected(name: &str, cli: &Cli) -> bool {
     cli.only.as_deref().is_none_or(|o| name.contains(o))
 }
@@ -290,7 +301,7 @@ fn memory_case(cli: &Cli, quick: bool, ratios: &mut Vec<String>) {
     }
     contenders.push((peer_sentry::NAME.into(), peer_sentry::memory_trace()));
     contenders.push((peer_otel::NAME.into(), peer_otel::memory_trace()));
-    let reps = if quick { 1 } else { 3 };
+    let reps = if quick { 3 } else { 5 };
     println!("\n== {case} (one root + {n} children; live heap bytes via counting allocator, median of {reps})");
     println!("   {:<16} {:>14} {:>14} {:>12} {:>14}", "contender", "retained", "peak", "B/span", "RSS growth");
     let mut peaks = Vec::new();
@@ -369,6 +380,13 @@ fn wire_cases(cli: &Cli, s: &Settings, ratios: &mut Vec<String>) {
 fn main() {
     let cli = parse_cli();
     let s = if cli.quick { Settings::quick() } else { Settings::full() };
+    if cli.list {
+        let names = per_op_cases().into_iter().map(|c| c.0).chain(NON_PER_OP_CASES.iter().copied());
+        for n in names.filter(|n| selected(n, &cli)) {
+            println!("{n}");
+        }
+        return;
+    }
     let t0 = Instant::now();
     println!(
         "sentry-lite benchmarks ({} mode: {} rounds x ~{:?} batches, contenders alternate each round)",

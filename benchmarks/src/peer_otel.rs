@@ -53,7 +53,7 @@ pub(crate) fn provider(sampled: bool) -> (SdkTracerProvider, Arc<AtomicU64>) {
 fn contender(
     name: &str,
     sampled: bool,
-    spans_per_iter: u64,
+    ended_spans: impl Fn(u64) -> u64 + 'static,
     body: impl Fn(&SdkTracer, u64) -> Duration + 'static,
 ) -> Contender {
     let (provider, exported) = provider(sampled);
@@ -64,7 +64,7 @@ fn contender(
         name,
         Box::new(move |iters| {
             let d = body(&tracer, iters);
-            ended2.set(ended2.get() + iters * spans_per_iter);
+            ended2.set(ended2.get() + ended_spans(iters));
             d
         }),
     )
@@ -81,14 +81,14 @@ fn contender(
 }
 
 pub(crate) fn span_root(sampled: bool) -> Contender {
-    contender(NAME, sampled, 1, |tracer, iters| {
+    contender(NAME, sampled, |iters| iters, |tracer, iters| {
         time_loop(iters, |_| tracer.start("GET /users/{id}").end())
     })
 }
 
 pub(crate) fn span_child(sampled: bool) -> Contender {
-    // 100 children per (untimed) root: ended spans = iters + iters/100.
-    contender(NAME, sampled, 1, |tracer, iters| {
+    // 100 children per (untimed) root.
+    contender(NAME, sampled, |iters| iters + iters.div_ceil(100), |tracer, iters| {
         time_chunked(
             iters,
             100,
@@ -101,7 +101,7 @@ pub(crate) fn span_child(sampled: bool) -> Contender {
 
 /// One iteration = root + `n` children.
 pub(crate) fn trace_n(n: u64) -> Contender {
-    contender(NAME, true, n + 1, move |tracer, iters| {
+    contender(NAME, true, move |iters| iters * (n + 1), move |tracer, iters| {
         time_loop(iters, |_| {
             let cx = Context::current_with_span(tracer.start("GET /users/{id}"));
             for _ in 0..n {
