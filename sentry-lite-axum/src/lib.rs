@@ -1,4 +1,62 @@
-//! axum / tower integration for sentry-lite.
+//! # sentry-lite-axum
 //!
-//! Coming: a tower `Layer` giving every request its own isolation scope, an
-//! `http.server` segment span continuing the caller's trace, and panic capture.
+//! axum / tower middleware for sentry-lite. For every request, [`SentryLayer`]:
+//!
+//! - runs the request in **its own hub** (a fork of the current one), bound to the
+//!   request's future, so breadcrumbs, tags and the user of concurrent requests
+//!   never mix;
+//! - puts the **request** (method, URL, query, headers) on the scope, PII-filtered:
+//!   cookies, `Authorization` and other sensitive headers and the client IP only
+//!   with `send_default_pii`; bodies are never read;
+//! - **continues the caller's trace** (`sentry-trace`, `baggage`, `traceparent`);
+//! - records an **`http.server` segment span** named `{METHOD} {route}` (axum's
+//!   matched route, else the URL path) that ends when the response body has been
+//!   sent, or is marked cancelled when the client goes away first;
+//! - **catches handler panics**, reports each once (fatal, `mechanism: panic`,
+//!   linked to the span) and answers `500`, so the server keeps serving.
+//!
+//! ```text
+//! SentryService::call ── fork hub ── scope: request, propagation, segment span
+//!        │
+//!        ▼
+//! ResponseFuture::poll ── inner future polled with the hub bound, inside catch_unwind
+//!        │ response (or 500 after a panic)
+//!        ▼
+//! SentryBody ── span finished at end of stream / on drop
+//! ```
+//!
+//! With the `reqwest` feature (default), [`outgoing::traced_send`] sends a reqwest
+//! request in an `http.client` child span with the trace headers attached.
+//!
+//! # Example
+//! ```no_run
+//! use axum::{routing::get, Router};
+//! use sentry_lite_axum::SentryLayer;
+//!
+//! # async fn run() {
+//! let _guard = sentry_lite_core::init(
+//!     sentry_lite_core::ClientOptions::from_env().with_traces_sample_rate(1.0),
+//! );
+//! let app = Router::new()
+//!     .route("/users/{id}", get(|| async { "user" }))
+//!     .layer(SentryLayer::new());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await.unwrap();
+//! axum::serve(listener, app).await.unwrap();
+//! # }
+//! ```
+
+mod body;
+mod future;
+mod layer;
+mod panic;
+mod request;
+mod service;
+mod state;
+
+#[cfg(feature = "reqwest")]
+pub mod outgoing;
+
+pub use body::SentryBody;
+pub use future::ResponseFuture;
+pub use layer::SentryLayer;
+pub use service::SentryService;

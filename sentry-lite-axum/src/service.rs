@@ -1,0 +1,107 @@
+//! The tower [`Service`] that runs each request in its own hub and segment span.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use sentry_lite_core::{FutureExt as _, Hub};
+use tower_service::Service;
+
+use crate::future::ResponseFuture;
+use crate::request::{trace_headers, Incoming};
+use crate::state::{RequestState, SpanGuard};
+
+/// The service built by [`SentryLayer`](crate::SentryLayer).
+///
+/// Holds only the inner service: all per-request state lives in the returned
+/// [`ResponseFuture`] and the response's [`SentryBody`](crate::SentryBody).
+#[derive(Debug, Clone)]
+pub struct SentryService<S> {
+    inner: S,
+}
+
+impl<S> SentryService<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S) -> Self {
+        Self { inner }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Consumes the wrapper, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for SentryService<S>
+where
+    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+{
+    type Response = http::Response<crate::SentryBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<ReqBody>) -> Self::Future {
+        let hub = Arc::new(Hub::with_current(|parent| Hub::new_from_top(parent)));
+        let state = start_request(&hub, &req);
+        let inner = &mut self.inner;
+        match crate::panic::catch(|| Hub::run(hub.clone(), || inner.call(req))) {
+            Ok(future) => ResponseFuture::new(future.bind_hub(hub), state),
+            Err(payload) => {
+                crate::panic::report(&hub, &*payload);
+                ResponseFuture::panicked(state)
+            }
+        }
+    }
+}
+
+/// Sets the request's scope up and starts its segment span; `None` while the SDK
+/// is disabled (the request still runs in its own hub).
+fn start_request<B>(hub: &Arc<Hub>, req: &http::Request<B>) -> Option<RequestState> {
+    let send_default_pii = hub.with_client(|c| c.is_enabled().then(|| c.options().send_default_pii))??;
+    let incoming = Incoming::read(req, send_default_pii);
+    let method = req.method().clone();
+    let (name, source) = match &incoming.route {
+        Some(route) => (format!("{method} {route}"), "route"),
+        None => (format!("{method} {}", incoming.path), "url"),
+    };
+
+    let headers = trace_headers(req.headers());
+    let propagation = sentry_lite_core::continue_trace(headers.iter().map(|(k, v)| (*k, v.as_str())));
+    hub.configure_scope(|scope| {
+        scope.set_propagation(propagation);
+        scope.set_request(Some(incoming.request));
+        scope.set_transaction(Some(&name));
+    });
+    if let Some(ip) = &incoming.client_ip {
+        hub.configure_isolation_scope(|scope| {
+            let mut user = scope.user().cloned().unwrap_or_default();
+            if user.ip_address.is_none() {
+                user.ip_address = Some(ip.clone());
+                scope.set_user(Some(user));
+            }
+        });
+    }
+
+    let span = Hub::run(hub.clone(), || sentry_lite_core::start_root_span(name, "http.server"));
+    span.set_origin("auto.http.axum");
+    span.set_source(source);
+    span.set_attribute("http.request.method", method.as_str());
+    span.set_attribute("url.path", incoming.path.as_str());
+    if let Some(route) = &incoming.route {
+        span.set_attribute("http.route", route.as_str());
+    }
+    if let Some(ip) = &incoming.client_ip {
+        span.set_attribute("client.address", ip.as_str());
+    }
+    hub.configure_scope(|scope| scope.set_span(Some(span.clone())));
+    let route_known = incoming.route.is_some();
+    Some(RequestState::new(SpanGuard::new(hub.clone(), span), method, route_known))
+}
