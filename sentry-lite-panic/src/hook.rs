@@ -1,0 +1,126 @@
+//! Installing the hook, and the guards that keep it from recursing or double reporting.
+
+use std::cell::Cell;
+use std::panic::PanicHookInfo;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use sentry_lite_core::{Hub, RawBacktrace};
+
+/// Name of the SDK's background worker thread: a panic there (e.g. in `before_send`)
+/// is caught by the worker, and flushing from it would wait on itself.
+const WORKER_THREAD_NAME: &str = "sentry-lite-worker";
+
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// Set while this thread runs our hook: a panic inside the SDK during the report
+    /// is not reported again.
+    static IN_HOOK: Cell<bool> = const { Cell::new(false) };
+    /// Depth of `with_hook_suppressed` sections on this thread.
+    static SUPPRESSED: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Installs the panic hook. Idempotent: only the first call in the process installs
+/// it; it reports the panic, then calls the hook that was installed before it.
+///
+/// Hooks installed *after* this one replace it unless they chain to it themselves.
+///
+/// # Examples
+/// ```
+/// sentry_lite_panic::install();
+/// sentry_lite_panic::install(); // no-op
+/// assert!(sentry_lite_panic::is_installed());
+/// ```
+pub fn install() {
+    if INSTALLED.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        panic_hook(info);
+        previous(info);
+    }));
+}
+
+/// Whether [`install`] has run in this process.
+pub fn is_installed() -> bool {
+    INSTALLED.load(Ordering::SeqCst)
+}
+
+/// Runs `f` with the hook suppressed on the current thread: a panic raised inside `f`
+/// on this thread is not reported by the hook (the previous hook still runs).
+///
+/// For code that catches panics and reports them itself, such as the axum layer,
+/// which polls handler futures inside `catch_unwind`: wrap each poll so a handler panic
+/// is reported once, by the layer, with the request's context. Nests; the suppression
+/// ends when `f` returns or unwinds.
+///
+/// # Examples
+/// ```
+/// let caught = sentry_lite_panic::with_hook_suppressed(|| {
+///     assert!(sentry_lite_panic::is_hook_suppressed());
+///     std::panic::catch_unwind(|| panic!("reported by the caller instead"))
+/// });
+/// assert!(caught.is_err());
+/// assert!(!sentry_lite_panic::is_hook_suppressed());
+/// ```
+pub fn with_hook_suppressed<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore;
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = SUPPRESSED.try_with(|c| c.set(c.get().saturating_sub(1)));
+        }
+    }
+    let _ = SUPPRESSED.try_with(|c| c.set(c.get().saturating_add(1)));
+    let _restore = Restore;
+    f()
+}
+
+/// Whether the current thread is inside [`with_hook_suppressed`].
+pub fn is_hook_suppressed() -> bool {
+    SUPPRESSED.try_with(|c| c.get() > 0).unwrap_or(false)
+}
+
+/// Resets `IN_HOOK` even if reporting unwinds.
+struct HookGuard;
+
+impl HookGuard {
+    fn enter() -> Option<Self> {
+        match IN_HOOK.try_with(|c| c.replace(true)) {
+            Ok(false) => Some(HookGuard),
+            // Already reporting on this thread, or thread-locals are being torn down.
+            _ => None,
+        }
+    }
+}
+
+impl Drop for HookGuard {
+    fn drop(&mut self) {
+        let _ = IN_HOOK.try_with(|c| c.set(false));
+    }
+}
+
+#[inline(never)]
+fn panic_hook(info: &PanicHookInfo<'_>) {
+    if is_hook_suppressed() || std::thread::current().name() == Some(WORKER_THREAD_NAME) {
+        return;
+    }
+    let Some(_guard) = HookGuard::enter() else { return };
+    let Some(client) = Hub::with_current(|hub| hub.client()).filter(|c| c.is_enabled()) else { return };
+
+    let backtrace = RawBacktrace::capture();
+    let event = crate::event::event_from_hook_info(info);
+    mark_active_span_failed();
+    let id = sentry_lite_core::capture_event_with_backtrace(event, Some(backtrace));
+    if id.is_nil() {
+        return;
+    }
+    // Deliver before the process may die (`panic = "abort"`, `exit` after the panic).
+    client.flush(client.options().shutdown_timeout);
+}
+
+/// Sets the active span's status, and its segment's, to `internal_error`.
+fn mark_active_span_failed() {
+    // Pending the span API in sentry-lite-core (`current_span`, `set_status`,
+    // `set_segment_status`).
+}

@@ -1,0 +1,75 @@
+//! The hook in-process: what it captures, what it leaves alone, and that it never
+//! waits on the SDK's own worker.
+
+use std::panic::catch_unwind;
+use std::time::{Duration, Instant};
+
+use sentry_lite_core::protocol::Level;
+use sentry_lite_core::{self as sentry, ClientOptions, TestTransport};
+use sentry_lite_panic::{install, with_hook_suppressed, PanicIntegration};
+
+#[test]
+fn panic_becomes_a_fatal_event_with_scope_data() {
+    install();
+    install(); // idempotent: one report per panic below
+    let events = sentry::test::with_captured_events(|| {
+        sentry::configure_scope(|s| s.set_tag("where", "hook-test"));
+        sentry::add_breadcrumb("before the panic");
+        let _ = catch_unwind(|| panic!("boom {}", 42));
+        let _ = catch_unwind(|| std::panic::panic_any(7u32));
+    });
+    assert_eq!(events.len(), 2, "{events:#?}");
+    let exc = &events[0].exception.as_ref().unwrap().values[0];
+    assert_eq!(exc.ty, "panic");
+    assert_eq!(exc.value.as_deref(), Some("boom 42"));
+    let mechanism = exc.mechanism.as_ref().unwrap();
+    assert_eq!((mechanism.ty.as_str(), mechanism.handled), ("panic", Some(false)));
+    assert_eq!(events[0].level, Some(Level::Fatal));
+    assert_eq!(events[0].tags.get("where").map(String::as_str), Some("hook-test"));
+    assert!(events[0].breadcrumbs.as_ref().unwrap().values.iter().any(|c| c.message.as_deref() == Some("before the panic")));
+    let thread = &events[0].threads.as_ref().unwrap().values[0];
+    assert_eq!((thread.crashed, thread.current), (Some(true), Some(true)));
+    let top = exc.stacktrace.as_ref().unwrap().frames.last().unwrap();
+    assert_eq!(top.filename.as_deref(), Some("hook.rs"), "{top:?}");
+    assert_eq!(events[1].exception.as_ref().unwrap().values[0].value.as_deref(), Some("Box<dyn Any>"));
+}
+
+#[test]
+fn suppressed_sections_are_left_to_the_caller() {
+    install();
+    let events = sentry::test::with_captured_events(|| {
+        let r = with_hook_suppressed(|| catch_unwind(|| panic!("reported elsewhere")));
+        assert!(r.is_err());
+        // Suppression ends with the section, also after an unwind through it.
+        let _ = catch_unwind(|| with_hook_suppressed(|| panic!("unwinds through the section")));
+        assert!(!sentry_lite_panic::is_hook_suppressed());
+    });
+    assert!(events.is_empty(), "{events:#?}");
+}
+
+#[test]
+fn panic_in_before_send_does_not_make_the_worker_wait_on_itself() {
+    let transport = TestTransport::new();
+    let options = ClientOptions::new()
+        .with_transport(transport.clone())
+        .with_shutdown_timeout(Duration::from_secs(3))
+        .with_integration(PanicIntegration::new())
+        .with_before_send(|event| {
+            if event.level == Some(Level::Warning) {
+                panic!("before_send exploded");
+            }
+            Some(event)
+        });
+    let guard = sentry::init(options).expect("init");
+    let started = Instant::now();
+    sentry::capture_message("trips before_send", Level::Warning);
+    assert!(sentry::flush(Duration::from_secs(3)));
+    assert!(started.elapsed() < Duration::from_millis(1500), "the hook flushed from the worker: {:?}", started.elapsed());
+    // The worker survived and still sends.
+    sentry::capture_message("still alive", Level::Info);
+    assert!(sentry::flush(Duration::from_secs(3)));
+    drop(guard);
+    let events: Vec<_> = transport.take().iter().filter_map(|e| e.event()).collect();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0].logentry.as_ref().map(|l| l.message.as_str()), Some("still alive"));
+}
