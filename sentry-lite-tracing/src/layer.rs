@@ -1,0 +1,344 @@
+//! The `tracing_subscriber::Layer`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::{Arc, OnceLock};
+
+use sentry_lite_core::protocol::{AttributeValue, Attribute, Event, Exception, LogItem, LogLevel, SpanStatus, TraceId, Values};
+use sentry_lite_core::{Breadcrumb, Hub, Level, RawBacktrace, Span};
+use tracing_core::span::{Attributes, Id, Record};
+use tracing_core::{Metadata, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
+
+use crate::fields::{EventFields, FieldValue, NAME_FIELDS, OP_FIELD};
+use crate::filter::{default_event_filter, EventFilter};
+use crate::logs::{LogBuffer, LogFlusher};
+use crate::span_fields::{SpanAttributes, SpanNaming};
+
+type EventFilterFn = dyn Fn(&Metadata<'_>) -> EventFilter + Send + Sync;
+type SpanFilterFn = dyn Fn(&Metadata<'_>) -> bool + Send + Sync;
+
+/// Default `sentry.op` of a span without a `sentry.op` field.
+pub const DEFAULT_SPAN_OP: &str = "function";
+/// `sentry.origin` of spans made by this layer.
+pub const SPAN_ORIGIN: &str = "auto.tracing";
+
+/// The per-span state kept in the registry's extensions.
+pub(crate) struct SentrySpan {
+    pub(crate) span: Span,
+}
+
+/// A `tracing_subscriber` layer sending `tracing` data to Sentry. Build it with
+/// [`layer()`].
+///
+/// - Events become breadcrumbs, Sentry events or logs according to the
+///   [event filter](SentryLayer::event_filter) (default: [`default_event_filter`]).
+/// - Spans become streamed Sentry spans, parented along `tracing`'s own span tree.
+///   The name is the field `sentry.name` (or `otel.name`) if present, else the
+///   `tracing` span name; `sentry.op` comes from the field `sentry.op`, else
+///   [`DEFAULT_SPAN_OP`]; the other fields are typed attributes, updated by
+///   `Span::record`. Entering a `tracing` span makes it the SDK's current span.
+pub struct SentryLayer<S> {
+    event_filter: Box<EventFilterFn>,
+    span_filter: Box<SpanFilterFn>,
+    enable_logs: Option<bool>,
+    logs: Arc<LogBuffer>,
+    _subscriber: PhantomData<fn(S)>,
+}
+
+impl<S> fmt::Debug for SentryLayer<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SentryLayer").field("enable_logs", &self.enable_logs).finish_non_exhaustive()
+    }
+}
+
+/// A layer with the default filters; add it to a `tracing_subscriber::registry()`.
+///
+/// # Examples
+/// ```
+/// use tracing_subscriber::prelude::*;
+/// let subscriber = tracing_subscriber::registry().with(sentry_lite_tracing::layer());
+/// tracing::subscriber::with_default(subscriber, || {
+///     tracing::info!(user = 42, "logged in"); // a breadcrumb
+/// });
+/// ```
+pub fn layer<S>() -> SentryLayer<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    SentryLayer {
+        event_filter: Box::new(default_event_filter),
+        span_filter: Box::new(|_| true),
+        enable_logs: None,
+        logs: Arc::new(LogBuffer::default()),
+        _subscriber: PhantomData,
+    }
+}
+
+impl<S> SentryLayer<S> {
+    /// Chooses per event among ignore, breadcrumb, event and log (or combinations).
+    ///
+    /// # Examples
+    /// ```
+    /// use sentry_lite_tracing::EventFilter;
+    /// # type S = tracing_subscriber::Registry;
+    /// let layer = sentry_lite_tracing::layer::<S>().event_filter(|md| match *md.level() {
+    ///     tracing::Level::ERROR => EventFilter::Event,
+    ///     _ => EventFilter::Breadcrumb | EventFilter::Log,
+    /// });
+    /// ```
+    #[must_use]
+    pub fn event_filter(mut self, f: impl Fn(&Metadata<'_>) -> EventFilter + Send + Sync + 'static) -> Self {
+        self.event_filter = Box::new(f);
+        self
+    }
+
+    /// Chooses which `tracing` spans become Sentry spans (default: all). Children of a
+    /// filtered-out span attach to its nearest kept ancestor.
+    #[must_use]
+    pub fn span_filter(mut self, f: impl Fn(&Metadata<'_>) -> bool + Send + Sync + 'static) -> Self {
+        self.span_filter = Box::new(f);
+        self
+    }
+
+    /// Forces structured logs on or off; by default `ClientOptions::enable_logs` decides.
+    #[must_use]
+    pub fn enable_logs(mut self, enable: bool) -> Self {
+        self.enable_logs = Some(enable);
+        self
+    }
+
+    /// A handle to flush the queued logs (e.g. just before `sentry_lite_core::flush`).
+    pub fn log_flusher(&self) -> LogFlusher {
+        LogFlusher { buffer: self.logs.clone() }
+    }
+}
+
+impl<S> Drop for SentryLayer<S> {
+    fn drop(&mut self) {
+        self.logs.shutdown();
+    }
+}
+
+/// The nearest span (this one or an ancestor) holding a Sentry span.
+fn sentry_span_in<S>(span: Option<SpanRef<'_, S>>) -> Option<Span>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    for s in span?.scope() {
+        if let Some(state) = s.extensions().get::<SentrySpan>() {
+            return Some(state.span.clone());
+        }
+    }
+    None
+}
+
+fn breadcrumb_level(level: &tracing_core::Level) -> Level {
+    match *level {
+        tracing_core::Level::ERROR => Level::Error,
+        tracing_core::Level::WARN => Level::Warning,
+        tracing_core::Level::INFO => Level::Info,
+        _ => Level::Debug,
+    }
+}
+
+fn log_level(level: &tracing_core::Level) -> LogLevel {
+    match *level {
+        tracing_core::Level::ERROR => LogLevel::Error,
+        tracing_core::Level::WARN => LogLevel::Warn,
+        tracing_core::Level::INFO => LogLevel::Info,
+        tracing_core::Level::DEBUG => LogLevel::Debug,
+        _ => LogLevel::Trace,
+    }
+}
+
+/// Whether an SDK client is bound where this thread or task would capture.
+fn sdk_active() -> bool {
+    Hub::with_current(|hub| hub.is_active())
+}
+
+/// Trace of logs emitted outside any span: stable per process until the core exposes
+/// the scope's propagation context.
+fn fallback_trace_id() -> TraceId {
+    static ID: OnceLock<TraceId> = OnceLock::new();
+    *ID.get_or_init(TraceId::new)
+}
+
+impl<S> tracing_subscriber::Layer<S> for SentryLayer<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let metadata = attrs.metadata();
+        if !(self.span_filter)(metadata) {
+            return;
+        }
+        let Some(span_ref) = ctx.span(id) else { return };
+        let fields = metadata.fields();
+        let mut naming = SpanNaming::default();
+        if fields.field(OP_FIELD).is_some() || NAME_FIELDS.iter().any(|n| fields.field(n).is_some()) {
+            attrs.record(&mut naming);
+        }
+        let name = naming.name.as_deref().unwrap_or(metadata.name());
+        let op = naming.op.as_deref().unwrap_or(DEFAULT_SPAN_OP);
+        let parent = if attrs.is_root() { None } else { sentry_span_in(span_ref.parent()) };
+        let span = match parent {
+            Some(parent) => parent.start_child(name, op),
+            None if attrs.is_root() => sentry_lite_core::start_root_span(name, op),
+            None => sentry_lite_core::start_span(name, op),
+        };
+        if span.is_recording() {
+            span.set_origin(SPAN_ORIGIN);
+            if !fields.is_empty() {
+                attrs.record(&mut SpanAttributes { span: &span });
+            }
+        }
+        span_ref.extensions_mut().insert(SentrySpan { span });
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span_ref) = ctx.span(id) else { return };
+        let ext = span_ref.extensions();
+        if let Some(state) = ext.get::<SentrySpan>() {
+            if state.span.is_recording() {
+                values.record(&mut SpanAttributes { span: &state.span });
+            }
+        }
+    }
+
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        let Some(span_ref) = ctx.span(id) else { return };
+        let ext = span_ref.extensions();
+        if let Some(state) = ext.get::<SentrySpan>() {
+            sentry_lite_core::push_entered_span(state.span.clone());
+        }
+    }
+
+    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+        let Some(span_ref) = ctx.span(id) else { return };
+        let ext = span_ref.extensions();
+        if let Some(state) = ext.get::<SentrySpan>() {
+            sentry_lite_core::pop_entered_span(state.span.span_id());
+        }
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let Some(span_ref) = ctx.span(&id) else { return };
+        let state = span_ref.extensions_mut().remove::<SentrySpan>();
+        if let Some(state) = state {
+            state.span.finish();
+        }
+    }
+
+    fn on_event(&self, event: &tracing_core::Event<'_>, ctx: Context<'_, S>) {
+        let metadata = event.metadata();
+        let mut actions = (self.event_filter)(metadata);
+        if actions.is_empty() || !sdk_active() {
+            return;
+        }
+        let mut log_client = None;
+        if actions.contains(EventFilter::Log) {
+            log_client = Hub::with_current(|hub| hub.client())
+                .filter(|c| c.is_enabled() && self.enable_logs.unwrap_or_else(|| c.options().enable_logs));
+            if log_client.is_none() {
+                actions = actions.without(EventFilter::Log);
+            }
+        }
+        if actions.is_empty() {
+            return;
+        }
+        let mut fields = EventFields { want_exceptions: actions.contains(EventFilter::Event), ..EventFields::default() };
+        event.record(&mut fields);
+        let span = if actions.contains(EventFilter::Event) || actions.contains(EventFilter::Log) {
+            sentry_span_in(ctx.event_span(event))
+        } else {
+            None
+        };
+
+        if actions.contains(EventFilter::Event) {
+            if *metadata.level() == tracing_core::Level::ERROR {
+                if let Some(span) = &span {
+                    span.set_status(SpanStatus::InternalError);
+                }
+            }
+            capture(metadata, &fields);
+        }
+        if actions.contains(EventFilter::Breadcrumb) {
+            sentry_lite_core::add_breadcrumb(breadcrumb(metadata, &fields));
+        }
+        if let Some(client) = log_client {
+            self.logs.push(&client, log_item(metadata, &fields, span.as_ref()));
+        }
+    }
+}
+
+fn breadcrumb(metadata: &Metadata<'_>, fields: &EventFields) -> Breadcrumb {
+    let level = *metadata.level();
+    Breadcrumb {
+        ty: (level == tracing_core::Level::ERROR).then(|| "error".to_owned()),
+        category: Some(metadata.target().to_owned()),
+        level: Some(breadcrumb_level(&level)),
+        message: fields.message.clone(),
+        data: fields.fields.iter().map(|(k, v)| ((*k).to_owned(), v.to_json())).collect(),
+        ..Breadcrumb::default()
+    }
+}
+
+#[inline(never)]
+fn capture(metadata: &Metadata<'_>, fields: &EventFields) {
+    let mut event = Event::new();
+    event.level = Some(breadcrumb_level(metadata.level()));
+    event.logger = Some(metadata.target().to_owned());
+    if let Some(message) = &fields.message {
+        event.set_message(message.clone());
+    }
+    event.extra = fields.fields.iter().map(|(k, v)| ((*k).to_owned(), v.to_json())).collect();
+    let backtrace = match &fields.exceptions {
+        Some(values) => {
+            let mut values: Vec<Exception> = values.clone();
+            if let Some(outer) = values.last_mut() {
+                if let Some(m) = &mut outer.mechanism {
+                    m.ty = "tracing".into();
+                }
+            }
+            event.exception = Some(Values { values });
+            Some(RawBacktrace::capture())
+        }
+        None => None,
+    };
+    sentry_lite_core::capture_event_with_backtrace(event, backtrace);
+}
+
+fn log_item(metadata: &Metadata<'_>, fields: &EventFields, span: Option<&Span>) -> LogItem {
+    let level = log_level(metadata.level());
+    let mut attributes: BTreeMap<String, Attribute> = BTreeMap::new();
+    let attr = |v: &FieldValue| Attribute::from(&v.to_attribute());
+    if let Some(message) = &fields.message {
+        if !fields.fields.is_empty() {
+            attributes.insert("sentry.message.template".into(), Attribute::from(&AttributeValue::from(message.as_str())));
+            for (i, (_, v)) in fields.fields.iter().enumerate() {
+                attributes.insert(format!("sentry.message.parameter.{i}"), attr(v));
+            }
+        }
+    }
+    for (k, v) in &fields.fields {
+        attributes.insert((*k).to_owned(), attr(v));
+    }
+    attributes.insert("sentry.origin".into(), Attribute::from(&AttributeValue::from("auto.log.tracing")));
+    attributes.insert("logger.name".into(), Attribute::from(&AttributeValue::from(metadata.target())));
+    let (trace_id, span_id) = match span.cloned().or_else(sentry_lite_core::current_span) {
+        Some(s) => (s.trace_id(), Some(s.span_id())),
+        None => (fallback_trace_id(), None),
+    };
+    LogItem {
+        timestamp: sentry_lite_core::protocol::Timestamp::now(),
+        trace_id,
+        span_id,
+        level,
+        body: fields.message.clone().unwrap_or_default(),
+        severity_number: Some(level.severity_number()),
+        attributes,
+    }
+}
