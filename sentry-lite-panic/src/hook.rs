@@ -4,6 +4,7 @@ use std::cell::Cell;
 use std::panic::PanicHookInfo;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use sentry_lite_core::protocol::SpanStatus;
 use sentry_lite_core::{Hub, RawBacktrace};
 
 /// Name of the SDK's background worker thread: a panic there (e.g. in `before_send`)
@@ -121,6 +122,8 @@ fn panic_hook(info: &PanicHookInfo<'_>) {
 
 /// Sets the active span's status, and its segment's, to `internal_error`.
 fn mark_active_span_failed() {
-    // Pending the span API in sentry-lite-core (`current_span`, `set_status`,
-    // `set_segment_status`).
+    if let Some(span) = sentry_lite_core::current_span() {
+        span.set_status(SpanStatus::InternalError);
+        span.set_segment_status(SpanStatus::InternalError);
+    }
 }

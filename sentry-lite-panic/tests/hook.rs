@@ -73,3 +73,34 @@ fn panic_in_before_send_does_not_make_the_worker_wait_on_itself() {
     assert_eq!(events.len(), 1, "{events:#?}");
     assert_eq!(events[0].logentry.as_ref().map(|l| l.message.as_str()), Some("still alive"));
 }
+
+#[test]
+fn panic_marks_the_active_span_and_its_segment_as_failed() {
+    install();
+    let options = ClientOptions::new().with_traces_sample_rate(1.0);
+    let (trace_id, envelopes) = sentry::test::with_captured_envelopes(options, || {
+        let root = sentry::start_root_span("job", "task");
+        let entered_root = sentry::enter_span(&root);
+        let child = sentry::start_span("step", "db");
+        {
+            let _entered = sentry::enter_span(&child);
+            let _ = catch_unwind(|| panic!("inside a span"));
+        }
+        child.finish();
+        drop(entered_root);
+        root.finish();
+        root.trace_id()
+    });
+    let items: Vec<_> = envelopes.iter().flat_map(|e| e.items.iter()).filter_map(|i| i.payload_json().map(|j| (i.ty().clone(), j))).collect();
+    let event = items.iter().find(|(ty, _)| *ty == sentry_lite_core::protocol::ItemType::Event).map(|(_, j)| j).expect("event");
+    assert_eq!(event["contexts"]["trace"]["trace_id"], trace_id.to_string(), "{event}");
+    let spans: Vec<_> = items
+        .iter()
+        .filter(|(ty, _)| *ty == sentry_lite_core::protocol::ItemType::Span)
+        .flat_map(|(_, j)| j["items"].as_array().cloned().unwrap_or_default())
+        .collect();
+    assert_eq!(spans.len(), 2, "{items:#?}");
+    for span in &spans {
+        assert_ne!(span["status"], "ok", "{span}");
+    }
+}
