@@ -64,7 +64,8 @@ proptest! {
         let framed = format!("{{}}\n{{\"type\":\"event\",\"length\":{}}}\n{s}", s.len());
         let env = Envelope::from_slice(framed.as_bytes());
         prop_assert!(env.is_ok());
-        prop_assert_eq!(env.unwrap().items[0].payload(), s.as_bytes());
+        let env = env.unwrap();
+        prop_assert_eq!(env.items[0].payload(), s.as_bytes());
     }
 }
 
