@@ -13,6 +13,7 @@ use crate::hub::{Hub, ScopeSnapshot};
 use crate::ids::{random_f64, EventId};
 use crate::protocol::{Contexts, DataCategory, DiscardReason, Envelope, Event, Level, SdkInfo, SdkPackage, Values};
 use crate::stacktrace::{InAppRules, RawBacktrace};
+use crate::trace::buffer::SpanBuffer;
 use crate::transport::worker::{Buffer, Job, Worker};
 use crate::transport::{ClientReports, Transport};
 use crate::{ClientOptions, Dsn};
@@ -76,6 +77,7 @@ pub struct Client {
     inner: Arc<ClientInner>,
     worker: Option<Worker>,
     buffers: Mutex<Vec<Arc<dyn Buffer>>>,
+    spans: Arc<SpanBuffer>,
 }
 
 impl fmt::Debug for Client {
@@ -99,7 +101,8 @@ impl Client {
             packages: vec![SdkPackage { name: "cargo:sentry-lite-core".into(), version: SDK_VERSION.into() }],
         };
         let inner = Arc::new(ClientInner { options, dsn, reports: ClientReports::default(), sdk, contexts: default_contexts(), server_name });
-        let buffers: Vec<Arc<dyn Buffer>> = Vec::new();
+        let spans = Arc::new(SpanBuffer::new(inner.options.max_buffered_spans));
+        let buffers: Vec<Arc<dyn Buffer>> = vec![spans.clone()];
         let worker = if enabled {
             match Worker::start(inner.clone(), buffers.clone()) {
                 Ok(w) => Some(w),
@@ -111,7 +114,7 @@ impl Client {
         } else {
             None
         };
-        Self { inner, worker, buffers: Mutex::new(buffers) }
+        Self { inner, worker, buffers: Mutex::new(buffers), spans }
     }
 
     /// Whether this client sends anything.
@@ -140,6 +143,16 @@ impl Client {
     /// ```
     pub fn discarded(&self, reason: DiscardReason, category: DataCategory) -> u64 {
         self.inner.reports.totals().get(&(reason, category)).copied().unwrap_or(0)
+    }
+
+    /// The span buffer (stream mode).
+    pub(crate) fn span_buffer(&self) -> &Arc<SpanBuffer> {
+        &self.spans
+    }
+
+    /// The state shared with the worker.
+    pub(crate) fn inner(&self) -> &Arc<ClientInner> {
+        &self.inner
     }
 
     pub(crate) fn submit(&self, job: Box<dyn Job>) -> bool {

@@ -219,11 +219,12 @@ impl Hub {
 
     /// Snapshots of the global, isolation and current scopes, for a capture.
     pub(crate) fn snapshot(&self) -> ScopeSnapshot {
-        ScopeSnapshot {
-            global: GLOBAL_SCOPE.read().clone(),
-            isolation: self.isolation.lock().clone(),
-            current: self.current_scope(),
+        let mut current = self.current_scope();
+        // A span entered on this thread (sync `trace`, the tracing layer) is the innermost.
+        if let Some(span) = crate::trace::entered_span() {
+            current.span = Some(span);
         }
+        ScopeSnapshot { global: GLOBAL_SCOPE.read().clone(), isolation: self.isolation.lock().clone(), current }
     }
 
     /// The id of the last event captured through this hub.
@@ -293,8 +294,7 @@ pub trait FutureExt: Future + Sized {
     /// Runs this future in a new unit of work forked from the current hub: its
     /// tags and breadcrumbs stay its own.
     fn in_current_hub(self) -> HubFuture<Self> {
-        let hub = Hub::with_current(|h| Arc::new(Hub::new_from_top(h)));
-        self.bind_hub(hub)
+        self.bind_hub(fork_for_new_unit())
     }
 }
 
@@ -318,6 +318,16 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let hub = Hub::with_current(|h| Arc::new(Hub::new_from_top(h)));
+    let hub = fork_for_new_unit();
     std::thread::spawn(move || Hub::run(hub, f))
+}
+
+/// A new hub for a spawned unit of work: a fork of the current one whose active
+/// span is the current span (an entered span wins over the scope's).
+fn fork_for_new_unit() -> Arc<Hub> {
+    let hub = Hub::with_current(|h| Arc::new(Hub::new_from_top(h)));
+    if let Some(span) = crate::trace::entered_span() {
+        hub.configure_scope(|s| s.set_span(Some(span)));
+    }
+    hub
 }

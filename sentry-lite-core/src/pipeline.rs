@@ -120,14 +120,7 @@ fn link_trace(event: &mut Event, current: &Scope, isolation: &Scope, client: &Cl
     if !event.contexts.contains_key("trace") {
         event.contexts.insert("trace".into(), Context::Trace(propagation.trace_context()));
     }
-    propagation.dsc.clone().unwrap_or_else(|| DynamicSamplingContext {
-        trace_id: propagation.trace_id,
-        public_key: client.dsn.as_ref().map(|d| d.public_key().to_owned()),
-        release: client.options.release.as_deref().map(str::to_owned),
-        environment: Some(client.options.effective_environment().to_owned()),
-        org_id: client.dsn.as_ref().and_then(|d| d.org_id()).map(|o| o.to_string()),
-        ..DynamicSamplingContext::default()
-    })
+    propagation.dsc_for(Some(client))
 }
 
 fn attach_stacktrace(event: &mut Event, stacktrace: Stacktrace) {

@@ -129,6 +129,18 @@ impl Scope {
         self.span = span;
     }
 
+    /// Makes `context` the trace of this scope: root spans started here continue
+    /// it and events captured without a span are linked to it. See
+    /// [`crate::continue_trace`].
+    pub fn set_propagation(&mut self, context: PropagationContext) {
+        self.propagation = Some(Arc::new(context));
+    }
+
+    /// The trace of this scope, if one was set.
+    pub fn propagation(&self) -> Option<&PropagationContext> {
+        self.propagation.as_deref()
+    }
+
     /// A tag's value.
     pub fn tag(&self, key: &str) -> Option<&str> {
         self.tags.get(key).map(String::as_str)

@@ -1,72 +1,110 @@
 //! Tracing: spans, head sampling, trace propagation and the span buffer.
+//!
+//! ```text
+//! start_span ─► current span? ─ yes ─► child (shares the segment handle)
+//!                   │ no
+//!                   └─► new segment: continue the scope's PropagationContext
+//!                       (continue_trace) or a new trace; head sampling
+//! span.finish() ─► SpanRecord ─► stream: SpanBuffer (by trace id) ─► worker: span v2 envelope
+//!                              └► static: segment collector ─► worker: transaction event
+//! ```
+//!
+//! * [`span`]: the [`Span`] handle, recording and non-recording.
+//! * [`sampling`](SamplingContext): `traces_sample_rate`, `traces_sampler`, `sample_rand`.
+//! * `context`: which span is current (entered stack, then the hub's scope).
+//! * `future`: [`trace`] and [`SpanFutureExt::in_span`].
+//! * `continuation`: [`continue_trace`] and [`PropagationContext`].
+//! * [`propagation`]: header formats.
+//! * `buffer` / `record` / `static_mode`: what happens after `finish`.
+//!
+//! Scope data on segments: tags become attributes under their own key; `user.id`,
+//! `user.email`, `user.name` and `user.ip_address` are added only with
+//! `send_default_pii`. Common attributes (release, environment, SDK, segment,
+//! op, origin, thread, server, OS) are added on the worker when serializing.
 
+pub(crate) mod buffer;
+mod context;
+mod continuation;
+mod future;
 pub mod propagation;
+mod record;
+mod sampling;
+pub(crate) mod span;
+mod static_mode;
+#[cfg(test)]
+mod tests;
 
-use std::fmt;
+pub use context::{current_span, enter_span, pop_entered_span, push_entered_span, EnteredSpan};
+pub use continuation::{continue_trace, PropagationContext};
+pub use future::{trace, AsyncWork, InSpan, SpanFutureExt, SyncWork, Traced, TracedFuture};
+pub use sampling::SamplingContext;
+pub use span::Span;
+
+pub(crate) use context::entered_span;
+
 use std::sync::Arc;
 
-use crate::ids::{SpanId, TraceId};
-use crate::protocol::{DynamicSamplingContext, TraceContext};
+use crate::hub::{Hub, EVER_ENABLED};
+use crate::protocol::AttributeValue;
 
-/// What a traces sampler sees when a trace starts.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct SamplingContext<'a> {
-    /// Name of the root span.
-    pub name: &'a str,
-    /// Op of the root span.
-    pub op: Option<&'a str>,
-    /// The upstream decision when continuing a trace.
-    pub parent_sampled: Option<bool>,
-}
-
-/// The trace of a scope without an active span: ids to propagate and link events to.
-#[derive(Debug, Clone)]
-pub struct PropagationContext {
-    pub(crate) trace_id: TraceId,
-    pub(crate) span_id: SpanId,
-    pub(crate) parent_span_id: Option<SpanId>,
-    pub(crate) dsc: Option<DynamicSamplingContext>,
-}
-
-impl PropagationContext {
-    pub(crate) fn trace_context(&self) -> TraceContext {
-        TraceContext { trace_id: self.trace_id, span_id: self.span_id, parent_span_id: self.parent_span_id, ..TraceContext::default() }
+/// Starts a span: a child of the current span, else a new segment (see
+/// [`start_root_span`]).
+///
+/// # Examples
+/// ```
+/// let span = sentry_lite_core::start_span("load config", "file.read");
+/// span.set_attribute("file.path", "/etc/app.toml");
+/// span.finish();
+/// ```
+pub fn start_span(name: impl Into<String>, op: &str) -> Span {
+    match current_span() {
+        Some(parent) => parent.start_child(name, op),
+        None => Span::new_root(name.into(), op, Vec::new()),
     }
 }
 
-/// A span handle (being built).
-#[derive(Clone)]
-pub struct Span {
-    inner: Arc<()>,
+/// Starts a new segment (local root span), whatever span is current. It continues
+/// the scope's propagation context (set from [`continue_trace`]) if there is one,
+/// else starts a new trace, and makes the head sampling decision.
+///
+/// # Examples
+/// ```
+/// let root = sentry_lite_core::start_root_span("GET /users/{id}", "http.server");
+/// assert_eq!(root.parent_span_id(), None);
+/// root.finish();
+/// ```
+pub fn start_root_span(name: impl Into<String>, op: &str) -> Span {
+    Span::new_root(name.into(), op, Vec::new())
 }
 
-impl fmt::Debug for Span {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Span")
-    }
+/// [`start_root_span`] with initial attributes, which `traces_sampler` sees.
+pub fn start_root_span_with_attributes(name: impl Into<String>, op: &str, attributes: Vec<(String, AttributeValue)>) -> Span {
+    Span::new_root(name.into(), op, attributes)
 }
 
-impl Span {
-    pub(crate) fn trace_context(&self) -> TraceContext {
-        let _ = &self.inner;
-        TraceContext::default()
+/// Propagation headers (`sentry-trace`, `baggage`, `traceparent`) for an outgoing
+/// request: from the current span, else from the scope's propagation context
+/// (tracing without performance; one is created in the isolation scope if needed).
+///
+/// # Examples
+/// ```
+/// let headers = sentry_lite_core::trace_headers();
+/// assert!(headers.iter().any(|(k, _)| *k == "baggage"));
+/// ```
+pub fn trace_headers() -> Vec<(&'static str, String)> {
+    if let Some(span) = current_span() {
+        return span.trace_headers();
     }
-
-    pub(crate) fn dsc(&self) -> Option<DynamicSamplingContext> {
-        None
+    if !EVER_ENABLED.load(std::sync::atomic::Ordering::Relaxed) {
+        let ctx = PropagationContext::new_random();
+        return span::headers(ctx.trace_id, ctx.span_id, None, &ctx.dsc_for(None), &[]);
     }
-}
-
-impl PropagationContext {
-    /// A new random trace with a deferred sampling decision.
-    pub(crate) fn new_random() -> Self {
-        Self { trace_id: TraceId::new(), span_id: SpanId::new(), parent_span_id: None, dsc: None }
-    }
-}
-
-impl Span {
-    pub(crate) fn segment_name(&self) -> Option<String> {
-        None
-    }
+    Hub::with_current(|hub| {
+        let ctx = hub.configure_scope(|s| s.propagation.clone()).unwrap_or_else(|| {
+            hub.configure_isolation_scope(|s| s.propagation.get_or_insert_with(|| Arc::new(PropagationContext::new_random())).clone())
+        });
+        let client = hub.client();
+        let dsc = ctx.dsc_for(client.as_ref().map(|c| &**c.inner()));
+        span::headers(ctx.trace_id, ctx.span_id, ctx.sampled, &dsc, &ctx.third_party)
+    })
 }

@@ -1,0 +1,222 @@
+//! Finished spans and their serialization, which runs on the worker.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::client::ClientInner;
+use crate::hub::ScopeSnapshot;
+use crate::ids::SpanId;
+use crate::protocol::{Attribute, AttributeValue, DataCategory, DiscardReason, Envelope, Item, SpanStatus, SpanV2, Timestamp};
+use crate::transport::worker::Job;
+
+use super::span::SegmentShared;
+
+/// The thread a span started on, computed once per thread.
+#[derive(Debug)]
+pub(crate) struct ThreadInfo {
+    pub(crate) id: String,
+    pub(crate) name: Option<String>,
+}
+
+thread_local! {
+    static THREAD: Arc<ThreadInfo> = Arc::new(ThreadInfo::compute());
+}
+
+impl ThreadInfo {
+    fn compute() -> Self {
+        let t = std::thread::current();
+        // `ThreadId(7)` → `7`: stable for the thread's life, unique in the process.
+        let id: String = format!("{:?}", t.id()).chars().filter(char::is_ascii_digit).collect();
+        Self { id, name: t.name().map(str::to_owned) }
+    }
+
+    /// This thread's info (a reference-count increment).
+    pub(crate) fn current() -> Arc<ThreadInfo> {
+        THREAD.try_with(Arc::clone).unwrap_or_else(|_| Arc::new(Self::compute()))
+    }
+}
+
+/// A finished span waiting in the buffer: plain data, common attributes are added
+/// when it is serialized.
+#[derive(Debug)]
+pub(crate) struct SpanRecord {
+    pub(crate) span_id: SpanId,
+    pub(crate) parent_span_id: Option<SpanId>,
+    pub(crate) start: SystemTime,
+    pub(crate) end: SystemTime,
+    pub(crate) is_segment: bool,
+    /// Empty for segments: their name is read from the segment.
+    pub(crate) name: String,
+    pub(crate) op: Option<Arc<str>>,
+    pub(crate) origin: Option<Arc<str>>,
+    pub(crate) status: SpanStatus,
+    pub(crate) attributes: Vec<(String, AttributeValue)>,
+    pub(crate) segment: Arc<SegmentShared>,
+    pub(crate) thread: Arc<ThreadInfo>,
+    /// Scopes at the segment's end (segments only).
+    pub(crate) scope: Option<Box<ScopeSnapshot>>,
+}
+
+/// Rough serialized size, for the 5 MB bucket bound.
+pub(crate) fn estimate_size(r: &SpanRecord) -> usize {
+    let attrs: usize = r.attributes.iter().map(|(k, v)| k.len() + value_size(v) + 32).sum();
+    // Ids, timestamps, status and the common attributes.
+    900 + r.name.len() + attrs
+}
+
+fn value_size(v: &AttributeValue) -> usize {
+    match v {
+        AttributeValue::String(s) => s.len(),
+        AttributeValue::StringArray(a) => a.iter().map(|s| s.len() + 3).sum(),
+        AttributeValue::BoolArray(a) => a.len() * 6,
+        AttributeValue::I64Array(a) => a.len() * 20,
+        AttributeValue::F64Array(a) => a.len() * 24,
+        _ => 24,
+    }
+}
+
+fn string(s: impl Into<String>) -> Attribute {
+    Attribute::from(&AttributeValue::String(s.into()))
+}
+
+impl SpanRecord {
+    pub(crate) fn origin(&self) -> &str {
+        self.origin.as_deref().unwrap_or("manual")
+    }
+
+    /// The span v2 form: own attributes over the common ones, scope data on segments.
+    pub(crate) fn to_v2(&self, client: &ClientInner, segment_name: &str) -> SpanV2 {
+        let options = &client.options;
+        let mut attributes: BTreeMap<String, Attribute> = BTreeMap::new();
+        let mut put = |k: &str, v: Attribute| {
+            attributes.insert(k.to_owned(), v);
+        };
+        if let Some(release) = &options.release {
+            put("sentry.release", string(release.as_ref()));
+        }
+        put("sentry.environment", string(options.effective_environment()));
+        put("sentry.sdk.name", string(client.sdk.name.clone()));
+        put("sentry.sdk.version", string(client.sdk.version.clone()));
+        put("sentry.segment.name", string(segment_name));
+        put("sentry.segment.id", string(self.segment.span_id.to_string()));
+        if let Some(op) = &self.op {
+            put("sentry.op", string(&**op));
+        }
+        put("sentry.origin", string(self.origin()));
+        put("sentry.trace_lifecycle", string("stream"));
+        put("thread.id", string(self.thread.id.clone()));
+        if let Some(name) = &self.thread.name {
+            put("thread.name", string(name.clone()));
+        }
+        if let Some(server) = &client.server_name {
+            put("server.address", string(server.clone()));
+        }
+        put("os.name", string(os_name(client)));
+        if self.is_segment {
+            put("sentry.span.source", string(self.segment.source()));
+            put("sentry.platform", string("native"));
+            if let Some(scope) = &self.scope {
+                scope_attributes(scope, options.send_default_pii, &mut attributes);
+            }
+        }
+        for (k, v) in &self.attributes {
+            attributes.insert(k.clone(), Attribute::from(v));
+        }
+        SpanV2 {
+            trace_id: self.segment.state.trace_id,
+            span_id: self.span_id,
+            parent_span_id: self.parent_span_id,
+            name: if self.is_segment { segment_name.to_owned() } else { self.name.clone() },
+            status: if self.status.is_ok() { "ok" } else { "error" }.to_owned(),
+            is_segment: self.is_segment,
+            start_timestamp: Timestamp::from_system_time(self.start),
+            end_timestamp: Timestamp::from_system_time(self.end.max(self.start)),
+            attributes,
+        }
+    }
+}
+
+pub(crate) fn os_name(client: &ClientInner) -> String {
+    use crate::protocol::Context;
+    match client.contexts.get("os") {
+        Some(Context::Other(map)) => map.get("name").and_then(|v| v.as_str()).unwrap_or(std::env::consts::OS).to_owned(),
+        _ => std::env::consts::OS.to_owned(),
+    }
+}
+
+/// Scope data on the segment span: tags under their own key (never overriding the
+/// span's attributes, which are applied after), `user.id`, `user.email`,
+/// `user.name` and `user.ip_address` only with `send_default_pii`.
+fn scope_attributes(scope: &ScopeSnapshot, pii: bool, out: &mut BTreeMap<String, Attribute>) {
+    // Outermost first, so inner scopes win.
+    for s in [&scope.global, &scope.isolation, &scope.current] {
+        for (k, v) in s.tags.iter() {
+            out.insert(k.clone(), string(v.clone()));
+        }
+    }
+    if !pii {
+        return;
+    }
+    let user = scope.current.user.as_deref().or(scope.isolation.user.as_deref()).or(scope.global.user.as_deref());
+    if let Some(user) = user {
+        for (key, value) in [("user.id", &user.id), ("user.email", &user.email), ("user.name", &user.username), ("user.ip_address", &user.ip_address)] {
+            if let Some(v) = value {
+                out.insert(key.to_owned(), string(v.clone()));
+            }
+        }
+    }
+}
+
+/// One trace's batch of finished spans, serialized into one span v2 envelope on
+/// the worker.
+pub(crate) struct SpanBatchJob {
+    pub(crate) spans: Vec<SpanRecord>,
+}
+
+impl Job for SpanBatchJob {
+    fn category(&self) -> (DataCategory, u64) {
+        (DataCategory::Span, self.spans.len() as u64)
+    }
+
+    fn run(self: Box<Self>, client: &ClientInner) -> Option<Envelope> {
+        let first = self.spans.first()?;
+        let segment = first.segment.clone();
+        let mut dsc = segment.frozen_dsc(client);
+        dsc.trace_id = segment.state.trace_id;
+        let mut names: Vec<(SpanId, String)> = Vec::new();
+        let mut items = Vec::with_capacity(self.spans.len());
+        for record in &self.spans {
+            let seg_id = record.segment.span_id;
+            let seg_name = match names.iter().find(|(id, _)| *id == seg_id) {
+                Some((_, n)) => n.clone(),
+                None => {
+                    let n = record.segment.name();
+                    names.push((seg_id, n.clone()));
+                    n
+                }
+            };
+            let mut span = record.to_v2(client, &seg_name);
+            if let Some(before) = &client.options.before_send_span {
+                let (trace_id, span_id) = (span.trace_id, span.span_id);
+                before(&mut span);
+                // It may change a span, not move it to another trace.
+                span.trace_id = trace_id;
+                span.span_id = span_id;
+            }
+            items.push(span);
+        }
+        let item = match Item::spans(&items) {
+            Ok(item) => item,
+            Err(_) => {
+                client.reports.record(DiscardReason::InternalSdkError, DataCategory::Span, items.len() as u64);
+                return None;
+            }
+        };
+        let mut envelope = Envelope::new();
+        envelope.headers.trace = Some(dsc);
+        envelope.headers.sdk = Some(client.sdk.clone());
+        envelope.add_item(item);
+        Some(envelope)
+    }
+}

@@ -1,0 +1,576 @@
+//! The span handle and what recording spans share with their segment.
+//!
+//! A [`Span`] is either *recording* (an `Arc` of its mutable data, shared with
+//! clones) or *non-recording* (ids and the trace's sampling state inline: no
+//! allocation, nothing buffered). All spans of one local root (the *segment*)
+//! share a [`SegmentShared`]: the trace's sampling state, the client, the segment's
+//! name, source and status (read by children at flush time, so a late rename
+//! reaches every span) and the frozen DSC.
+//!
+//! Finishing moves the span's data into a [`SpanRecord`] and hands it to the span
+//! buffer (stream mode) or the segment's collector (static mode): one short lock,
+//! no serialization. Everything else happens on the worker.
+
+use std::fmt;
+use std::sync::{Arc, Weak};
+use std::time::SystemTime;
+
+use parking_lot::Mutex;
+
+use crate::client::{Client, ClientInner};
+use crate::hub::{Hub, EVER_ENABLED};
+use crate::ids::{SpanId, TraceId};
+use crate::options::TraceLifecycle;
+use crate::protocol::{AttributeValue, DataCategory, DiscardReason, DynamicSamplingContext, SpanStatus, TraceContext};
+
+use super::propagation::{format_rate, format_sample_rand, Baggage};
+use super::record::{SpanRecord, ThreadInfo};
+use super::sampling::{decide, new_sample_rand, SamplingContext};
+use super::PropagationContext;
+
+/// Sampling state of a trace as seen by this process.
+#[derive(Clone, Debug)]
+pub(crate) struct TraceState {
+    pub(crate) trace_id: TraceId,
+    /// `None`: deferred.
+    pub(crate) sampled: Option<bool>,
+    pub(crate) sample_rand: f64,
+    /// The rate of the decision when this SDK made it (or upstream sent it).
+    pub(crate) sample_rate: Option<f64>,
+    /// The incoming context this trace continues, with its frozen DSC.
+    pub(crate) continued: Option<Arc<PropagationContext>>,
+}
+
+impl TraceState {
+    /// The DSC: the incoming frozen one when continuing, else built from the client.
+    pub(crate) fn dsc(&self, client: Option<&ClientInner>, transaction: Option<String>) -> DynamicSamplingContext {
+        if let Some(mut dsc) = self.continued.as_ref().and_then(|p| p.dsc.clone()) {
+            dsc.trace_id = self.trace_id;
+            return dsc;
+        }
+        let mut dsc = DynamicSamplingContext {
+            trace_id: self.trace_id,
+            sample_rand: Some(format_sample_rand(self.sample_rand)),
+            sampled: self.sampled.map(|s| s.to_string()),
+            sample_rate: self.sample_rate.map(format_rate),
+            transaction,
+            ..DynamicSamplingContext::default()
+        };
+        if let Some(client) = client {
+            dsc.public_key = client.dsn.as_ref().map(|d| d.public_key().to_owned());
+            dsc.org_id = client.dsn.as_ref().and_then(|d| d.org_id()).map(|o| o.to_string());
+            dsc.release = client.options.release.as_deref().map(str::to_owned);
+            dsc.environment = Some(client.options.effective_environment().to_owned());
+        }
+        dsc
+    }
+
+    pub(crate) fn third_party(&self) -> &[String] {
+        self.continued.as_ref().map_or(&[], |p| &p.third_party)
+    }
+}
+
+/// Mutable state of a segment, read by its children at flush time.
+#[derive(Debug, Default)]
+pub(crate) struct SegmentMeta {
+    pub(crate) name: String,
+    pub(crate) source: Option<String>,
+    pub(crate) status: Option<SpanStatus>,
+    pub(crate) dsc: Option<DynamicSamplingContext>,
+    pub(crate) finished: bool,
+}
+
+/// What all recording spans of one segment share.
+pub(crate) struct SegmentShared {
+    pub(crate) state: TraceState,
+    pub(crate) span_id: SpanId,
+    pub(crate) client: Arc<Client>,
+    pub(crate) meta: Mutex<SegmentMeta>,
+    /// The hub whose scopes are applied to the segment when it finishes.
+    hub: Mutex<Weak<Hub>>,
+    /// Static mode: finished children waiting for the segment.
+    pub(crate) children: Mutex<super::static_mode::Children>,
+}
+
+impl fmt::Debug for SegmentShared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Segment").field("trace_id", &self.state.trace_id).field("span_id", &self.span_id).finish_non_exhaustive()
+    }
+}
+
+impl SegmentShared {
+    /// The segment's current name.
+    pub(crate) fn name(&self) -> String {
+        self.meta.lock().name.clone()
+    }
+
+    /// `sentry.span.source` of the segment (`custom` unless set).
+    pub(crate) fn source(&self) -> String {
+        self.meta.lock().source.clone().unwrap_or_else(|| "custom".to_owned())
+    }
+
+    /// The trace's DSC, frozen on first use (propagation, an error, a flush).
+    pub(crate) fn frozen_dsc(&self, client: &ClientInner) -> DynamicSamplingContext {
+        let mut meta = self.meta.lock();
+        if let Some(dsc) = &meta.dsc {
+            return dsc.clone();
+        }
+        let good_name = meta.source.as_deref() != Some("url") && !meta.name.is_empty();
+        let transaction = good_name.then(|| meta.name.clone());
+        let dsc = self.state.dsc(Some(client), transaction);
+        meta.dsc = Some(dsc.clone());
+        dsc
+    }
+
+    /// Sets the hub whose scope data goes on the segment span.
+    pub(crate) fn set_hub(&self, hub: &Arc<Hub>) {
+        *self.hub.lock() = Arc::downgrade(hub);
+    }
+
+    fn hub(&self) -> Option<Arc<Hub>> {
+        self.hub.lock().upgrade()
+    }
+
+    pub(crate) fn lifecycle(&self) -> TraceLifecycle {
+        self.client.options().trace_lifecycle
+    }
+}
+
+/// A span's data until it finishes.
+#[derive(Debug)]
+struct SpanData {
+    /// Unused for segments, whose name lives in [`SegmentMeta`].
+    name: String,
+    op: Option<Arc<str>>,
+    origin: Option<Arc<str>>,
+    status: SpanStatus,
+    attributes: Vec<(String, AttributeValue)>,
+    /// Op, origin and status stay readable after the end, for events captured in
+    /// the span but processed later.
+    finished: bool,
+}
+
+/// A recording span.
+struct SpanInner {
+    span_id: SpanId,
+    parent_span_id: Option<SpanId>,
+    start: SystemTime,
+    is_segment: bool,
+    segment: Arc<SegmentShared>,
+    thread: Arc<ThreadInfo>,
+    data: Mutex<SpanData>,
+}
+
+impl SpanInner {
+    fn finish(&self) {
+        let mut guard = self.data.lock();
+        if guard.finished {
+            return;
+        }
+        guard.finished = true;
+        let data = SpanData {
+            name: std::mem::take(&mut guard.name),
+            op: guard.op.clone(),
+            origin: guard.origin.clone(),
+            status: guard.status,
+            attributes: std::mem::take(&mut guard.attributes),
+            finished: true,
+        };
+        drop(guard);
+        let end = SystemTime::now();
+        let segment = &self.segment;
+        let mut record = SpanRecord {
+            span_id: self.span_id,
+            parent_span_id: self.parent_span_id,
+            start: self.start,
+            end,
+            is_segment: self.is_segment,
+            name: data.name,
+            op: data.op,
+            origin: data.origin,
+            status: data.status,
+            attributes: data.attributes,
+            segment: segment.clone(),
+            thread: self.thread.clone(),
+            scope: None,
+        };
+        if self.is_segment {
+            let status = {
+                let mut meta = segment.meta.lock();
+                meta.finished = true;
+                meta.status
+            };
+            if let Some(status) = status {
+                record.status = status;
+            }
+            record.scope = segment.hub().map(|h| Box::new(h.snapshot()));
+        }
+        match segment.lifecycle() {
+            TraceLifecycle::Static => super::static_mode::collect(record),
+            _ => segment.client.span_buffer().push(record, &segment.client),
+        }
+    }
+}
+
+impl Drop for SpanInner {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// A non-recording span: ids and sampling state for propagation, nothing else.
+#[derive(Clone, Debug)]
+struct NonRecording {
+    state: TraceState,
+    span_id: SpanId,
+    parent_span_id: Option<SpanId>,
+    /// Dropped by `ignore_spans` (its children are dropped too).
+    ignored: bool,
+}
+
+#[derive(Clone)]
+enum Repr {
+    Recording(Arc<SpanInner>),
+    NonRecording(NonRecording),
+}
+
+/// A span: a timed operation in a trace.
+///
+/// Cheap to clone (clones share the span). A span finishes on [`Span::finish`] or
+/// when its last clone drops. Unsampled and ignored spans are *non-recording*: they
+/// carry ids for propagation and every setter is a no-op.
+///
+/// # Examples
+/// ```
+/// let root = sentry_lite_core::start_root_span("GET /users/{id}", "http.server");
+/// root.set_source("route");
+/// let child = root.start_child("SELECT users", "db.query");
+/// child.set_attribute("db.system", "postgresql");
+/// child.finish();
+/// root.finish();
+/// ```
+#[derive(Clone)]
+pub struct Span {
+    repr: Repr,
+}
+
+impl fmt::Debug for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Span")
+            .field("trace_id", &self.trace_id())
+            .field("span_id", &self.span_id())
+            .field("parent_span_id", &self.parent_span_id())
+            .field("recording", &self.is_recording())
+            .finish()
+    }
+}
+
+fn ignored(client: &Client, name: &str, op: Option<&str>) -> bool {
+    let patterns = &client.options().ignore_spans;
+    !patterns.is_empty() && patterns.iter().any(|p| p.matches(name, op))
+}
+
+fn non_empty(op: &str) -> Option<&str> {
+    (!op.is_empty()).then_some(op)
+}
+
+impl Span {
+    fn non_recording(state: TraceState, parent_span_id: Option<SpanId>, ignored: bool) -> Self {
+        Span { repr: Repr::NonRecording(NonRecording { state, span_id: SpanId::new(), parent_span_id, ignored }) }
+    }
+
+    /// A new local root (segment) in the current hub: continues the scope's
+    /// propagation context if any, else starts a new trace; samples it.
+    pub(crate) fn new_root(name: String, op: &str, attributes: Vec<(String, AttributeValue)>) -> Span {
+        if !EVER_ENABLED.load(std::sync::atomic::Ordering::Relaxed) {
+            let state = TraceState { trace_id: TraceId::new(), sampled: None, sample_rand: new_sample_rand(), sample_rate: None, continued: None };
+            return Span::non_recording(state, None, false);
+        }
+        Hub::with_current(|hub| {
+            let continued = hub.configure_scope(|s| s.propagation.clone()).or_else(|| hub.configure_isolation_scope(|s| s.propagation.clone()));
+            let (trace_id, parent_span_id, parent_sampled, parent_rate, sample_rand) = match &continued {
+                Some(p) => (p.trace_id, p.parent_span_id, p.sampled, p.sample_rate, p.sample_rand),
+                None => (TraceId::new(), None, None, None, new_sample_rand()),
+            };
+            let mut state = TraceState { trace_id, sampled: parent_sampled, sample_rand, sample_rate: parent_rate, continued };
+            let Some(client) = hub.client().filter(|c| c.is_enabled()) else {
+                return Span::non_recording(state, parent_span_id, false);
+            };
+            let op = non_empty(op);
+            let ctx = SamplingContext { name: &name, op, parent_sampled, parent_sample_rate: parent_rate, attributes: &attributes };
+            let decision = decide(client.options(), &ctx, sample_rand);
+            state.sampled = decision.sampled;
+            state.sample_rate = decision.rate;
+            if !decision.record {
+                let options = client.options();
+                if decision.sampled == Some(false) && (options.traces_sampler.is_some() || options.traces_sample_rate.is_some()) {
+                    client.record_drop(DiscardReason::SampleRate, DataCategory::Span, 1);
+                }
+                return Span::non_recording(state, parent_span_id, false);
+            }
+            if ignored(&client, &name, op) {
+                client.record_drop(DiscardReason::Ignored, DataCategory::Span, 1);
+                return Span::non_recording(state, parent_span_id, true);
+            }
+            let span_id = SpanId::new();
+            let segment = Arc::new(SegmentShared {
+                state,
+                span_id,
+                client,
+                meta: Mutex::new(SegmentMeta { name, ..SegmentMeta::default() }),
+                hub: Mutex::new(Arc::downgrade(hub)),
+                children: Mutex::default(),
+            });
+            let data = SpanData { name: String::new(), op: op.map(Arc::from), origin: None, status: SpanStatus::Ok, attributes, finished: false };
+            Span {
+                repr: Repr::Recording(Arc::new(SpanInner {
+                    span_id,
+                    parent_span_id,
+                    start: SystemTime::now(),
+                    is_segment: true,
+                    segment,
+                    thread: ThreadInfo::current(),
+                    data: Mutex::new(data),
+                })),
+            }
+        })
+    }
+
+    /// The trace id.
+    pub fn trace_id(&self) -> TraceId {
+        match &self.repr {
+            Repr::Recording(s) => s.segment.state.trace_id,
+            Repr::NonRecording(n) => n.state.trace_id,
+        }
+    }
+
+    /// The span id.
+    pub fn span_id(&self) -> SpanId {
+        match &self.repr {
+            Repr::Recording(s) => s.span_id,
+            Repr::NonRecording(n) => n.span_id,
+        }
+    }
+
+    /// The parent span id (possibly in another service); `None` on trace roots.
+    pub fn parent_span_id(&self) -> Option<SpanId> {
+        match &self.repr {
+            Repr::Recording(s) => s.parent_span_id,
+            Repr::NonRecording(n) => n.parent_span_id,
+        }
+    }
+
+    /// Whether the trace is sampled (`false` also while the decision is deferred).
+    pub fn is_sampled(&self) -> bool {
+        self.state().sampled == Some(true)
+    }
+
+    /// Whether this span records data and will be sent.
+    pub fn is_recording(&self) -> bool {
+        match &self.repr {
+            Repr::Recording(s) => !s.data.lock().finished,
+            Repr::NonRecording(_) => false,
+        }
+    }
+
+    /// Whether this span is the local root of its trace in this process.
+    pub fn is_segment(&self) -> bool {
+        match &self.repr {
+            Repr::Recording(s) => s.is_segment,
+            Repr::NonRecording(n) => n.parent_span_id.is_none() || n.state.continued.as_ref().is_some_and(|p| p.parent_span_id == n.parent_span_id),
+        }
+    }
+
+    pub(crate) fn state(&self) -> &TraceState {
+        match &self.repr {
+            Repr::Recording(s) => &s.segment.state,
+            Repr::NonRecording(n) => &n.state,
+        }
+    }
+
+    pub(crate) fn segment(&self) -> Option<&Arc<SegmentShared>> {
+        match &self.repr {
+            Repr::Recording(s) => Some(&s.segment),
+            Repr::NonRecording(_) => None,
+        }
+    }
+
+    /// Starts a child span. Children of non-recording spans are non-recording.
+    ///
+    /// # Examples
+    /// ```
+    /// let root = sentry_lite_core::start_root_span("job", "queue.process");
+    /// let child = root.start_child("SELECT 1", "db.query");
+    /// assert_eq!(child.parent_span_id(), Some(root.span_id()));
+    /// assert_eq!(child.trace_id(), root.trace_id());
+    /// ```
+    pub fn start_child(&self, name: impl Into<String>, op: &str) -> Span {
+        match &self.repr {
+            Repr::Recording(parent) => {
+                let segment = &parent.segment;
+                let name = name.into();
+                let op = non_empty(op);
+                if ignored(&segment.client, &name, op) {
+                    segment.client.record_drop(DiscardReason::Ignored, DataCategory::Span, 1);
+                    return Span::non_recording(segment.state.clone(), Some(parent.span_id), true);
+                }
+                let data = SpanData { name, op: op.map(Arc::from), origin: None, status: SpanStatus::Ok, attributes: Vec::new(), finished: false };
+                Span {
+                    repr: Repr::Recording(Arc::new(SpanInner {
+                        span_id: SpanId::new(),
+                        parent_span_id: Some(parent.span_id),
+                        start: SystemTime::now(),
+                        is_segment: false,
+                        segment: segment.clone(),
+                        thread: ThreadInfo::current(),
+                        data: Mutex::new(data),
+                    })),
+                }
+            }
+            Repr::NonRecording(parent) => {
+                if parent.ignored {
+                    Hub::with_current(|h| h.with_client(|c| c.record_drop(DiscardReason::Ignored, DataCategory::Span, 1)));
+                }
+                Span::non_recording(parent.state.clone(), Some(parent.span_id), parent.ignored)
+            }
+        }
+    }
+
+    fn with_data(&self, f: impl FnOnce(&mut SpanData, &SpanInner)) {
+        if let Repr::Recording(inner) = &self.repr {
+            let mut data = inner.data.lock();
+            if !data.finished {
+                f(&mut data, inner);
+            }
+        }
+    }
+
+    /// Renames the span. Renaming a segment also renames `sentry.segment.name` of
+    /// all its spans, until the segment finishes.
+    pub fn set_name(&self, name: impl Into<String>) {
+        self.with_data(|data, inner| {
+            if inner.is_segment {
+                inner.segment.meta.lock().name = name.into();
+            } else {
+                data.name = name.into();
+            }
+        });
+    }
+
+    /// Sets the operation (`http.server`, `db.query`, ...).
+    pub fn set_op(&self, op: &str) {
+        self.with_data(|data, _| data.op = non_empty(op).map(Arc::from));
+    }
+
+    /// Sets an attribute (replacing one with the same key).
+    pub fn set_attribute(&self, key: impl Into<String>, value: impl Into<AttributeValue>) {
+        self.with_data(|data, _| {
+            let key = key.into();
+            let value = value.into();
+            match data.attributes.iter_mut().find(|(k, _)| *k == key) {
+                Some(slot) => slot.1 = value,
+                None => data.attributes.push((key, value)),
+            }
+        });
+    }
+
+    /// Sets the status.
+    pub fn set_status(&self, status: SpanStatus) {
+        self.with_data(|data, _| data.status = status);
+    }
+
+    /// Sets `sentry.origin` (`manual` unless set; integrations use `auto.*`).
+    pub fn set_origin(&self, origin: &str) {
+        self.with_data(|data, _| data.origin = non_empty(origin).map(Arc::from));
+    }
+
+    /// Sets `sentry.span.source` of this span's segment: `route`, `url`, `custom`,
+    /// `component`, `task`, ... A `url` name is never put in the DSC.
+    pub fn set_source(&self, source: &str) {
+        if let Repr::Recording(inner) = &self.repr {
+            inner.segment.meta.lock().source = Some(source.to_owned());
+        }
+    }
+
+    /// Sets the status of this span's segment (it wins over the segment's own).
+    pub fn set_segment_status(&self, status: SpanStatus) {
+        if let Repr::Recording(inner) = &self.repr {
+            let mut meta = inner.segment.meta.lock();
+            if !meta.finished {
+                meta.status = Some(status);
+            }
+        }
+    }
+
+    /// Finishes the span; later calls do nothing.
+    pub fn finish(&self) {
+        if let Repr::Recording(inner) = &self.repr {
+            inner.finish();
+        }
+    }
+
+    /// `sentry-trace`, `baggage` and `traceparent` for an outgoing request made in
+    /// this span. Freezes the trace's DSC.
+    ///
+    /// # Examples
+    /// ```
+    /// let span = sentry_lite_core::start_span("GET /", "http.client");
+    /// let headers = span.trace_headers();
+    /// assert_eq!(headers[0].0, "sentry-trace");
+    /// assert!(headers[0].1.starts_with(&span.trace_id().to_string()));
+    /// ```
+    pub fn trace_headers(&self) -> Vec<(&'static str, String)> {
+        let state = self.state();
+        let dsc = self.dsc_frozen();
+        headers(state.trace_id, self.span_id(), state.sampled, &dsc, state.third_party())
+    }
+
+    /// The DSC of this span's trace, frozen from now on.
+    pub(crate) fn dsc_frozen(&self) -> DynamicSamplingContext {
+        match &self.repr {
+            Repr::Recording(inner) => inner.segment.frozen_dsc(inner.segment.client.inner()),
+            Repr::NonRecording(n) => {
+                let client = Hub::with_current(|h| h.client());
+                n.state.dsc(client.as_ref().map(|c| &**c.inner()), None)
+            }
+        }
+    }
+
+    /// `contexts.trace` for an event captured while this span is current.
+    pub(crate) fn trace_context(&self) -> TraceContext {
+        let mut ctx = TraceContext { trace_id: self.trace_id(), span_id: self.span_id(), parent_span_id: self.parent_span_id(), ..TraceContext::default() };
+        if let Repr::Recording(inner) = &self.repr {
+            let data = inner.data.lock();
+            ctx.op = data.op.as_deref().map(str::to_owned);
+            ctx.status = Some(data.status);
+            ctx.origin = Some(data.origin.as_deref().unwrap_or("manual").to_owned());
+        }
+        ctx
+    }
+
+    /// The DSC for an event's envelope (freezes it).
+    pub(crate) fn dsc(&self) -> Option<DynamicSamplingContext> {
+        Some(self.dsc_frozen())
+    }
+
+    /// The segment's name, for `transaction` of events.
+    pub(crate) fn segment_name(&self) -> Option<String> {
+        self.segment().map(|s| s.name()).filter(|n| !n.is_empty())
+    }
+}
+
+/// Builds the three propagation headers.
+pub(crate) fn headers(
+    trace_id: TraceId,
+    span_id: SpanId,
+    sampled: Option<bool>,
+    dsc: &DynamicSamplingContext,
+    third_party: &[String],
+) -> Vec<(&'static str, String)> {
+    use super::propagation::{SentryTrace, TraceParent};
+    vec![
+        ("sentry-trace", SentryTrace { trace_id, span_id, sampled }.to_string()),
+        ("baggage", Baggage::header_value(dsc, third_party)),
+        ("traceparent", TraceParent { trace_id, span_id, sampled }.to_string()),
+    ]
+}
