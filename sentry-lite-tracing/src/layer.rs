@@ -159,8 +159,16 @@ fn sdk_active() -> bool {
     Hub::with_current(|hub| hub.is_active())
 }
 
-/// Trace of logs emitted outside any span: stable per process until the core exposes
-/// the scope's propagation context.
+/// Trace of a log emitted outside any span: the scope's propagation context (the
+/// trace its events link to), read from the outgoing `sentry-trace` header.
+fn scope_trace_id() -> TraceId {
+    sentry_lite_core::trace_headers()
+        .into_iter()
+        .find(|(k, _)| *k == "sentry-trace")
+        .and_then(|(_, v)| v.get(..32).and_then(|id| id.parse().ok()))
+        .unwrap_or_else(fallback_trace_id)
+}
+
 fn fallback_trace_id() -> TraceId {
     static ID: OnceLock<TraceId> = OnceLock::new();
     *ID.get_or_init(TraceId::new)
@@ -172,7 +180,7 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let metadata = attrs.metadata();
-        if !(self.span_filter)(metadata) {
+        if !(self.span_filter)(metadata) || !sdk_active() {
             return;
         }
         let Some(span_ref) = ctx.span(id) else { return };
@@ -330,7 +338,7 @@ fn log_item(metadata: &Metadata<'_>, fields: &EventFields, span: Option<&Span>) 
     attributes.insert("logger.name".into(), Attribute::from(&AttributeValue::from(metadata.target())));
     let (trace_id, span_id) = match span.cloned().or_else(sentry_lite_core::current_span) {
         Some(s) => (s.trace_id(), Some(s.span_id())),
-        None => (fallback_trace_id(), None),
+        None => (scope_trace_id(), None),
     };
     LogItem {
         timestamp: sentry_lite_core::protocol::Timestamp::now(),

@@ -241,17 +241,17 @@ fn logs_are_batched_with_trace_ids() {
     let (_l, t, _g) = setup(ClientOptions::new().with_traces_sample_rate(1.0).with_enable_logs(true).with_release("app@1"));
     let layer = sentry_lite_tracing::layer().event_filter(|_| EventFilter::Log);
     let flusher = layer.log_flusher();
-    let span_ids = run(layer, || {
+    run(layer, || {
         let span = tracing::info_span!("batch").entered();
         for i in 0..250u64 {
             tracing::info!(i, "item processed");
         }
         drop(span);
         tracing::warn!("outside");
+        sentry_lite_core::capture_message("linked", sentry_lite_core::Level::Info);
     });
     flusher.flush();
     flush();
-    let _ = span_ids;
     let mut logs = Vec::new();
     for env in t.envelopes() {
         for item in env.items.iter().filter(|i| *i.ty() == ItemType::Log) {
@@ -282,6 +282,22 @@ fn logs_are_batched_with_trace_ids() {
     assert_eq!(last["body"], "outside");
     assert_eq!(last["level"], "warn");
     assert!(last.get("span_id").is_none());
+    // Outside spans, logs share the trace of the scope's propagation context.
+    let event = &t.events()[0];
+    let trace = serde_json::to_value(&event.contexts["trace"]).unwrap();
+    assert_eq!(last["trace_id"], trace["trace_id"]);
+}
+
+#[test]
+fn disabled_sdk_is_a_no_op() {
+    let _l = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    run(sentry_lite_tracing::layer(), || {
+        let span = tracing::info_span!("nothing", n = 1).entered();
+        tracing::info!("crumb");
+        tracing::error!(error = &config_error() as &(dyn Error + 'static), "no event");
+        assert!(sentry_lite_core::current_span().is_none());
+        drop(span);
+    });
 }
 
 #[test]
