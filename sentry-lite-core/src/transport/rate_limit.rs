@@ -275,6 +275,11 @@ impl RateLimits {
     pub fn any_limited(&self, now: Instant) -> bool {
         self.all.is_some_and(|d| d > now) || self.categories.values().any(|d| *d > now)
     }
+
+    /// Whether a limit on all categories is in force (e.g. a 429 without headers).
+    pub fn all_limited(&self, now: Instant) -> bool {
+        self.all.is_some_and(|d| d > now)
+    }
 }
 
 #[cfg(test)]

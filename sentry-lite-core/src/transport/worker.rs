@@ -284,14 +284,27 @@ impl WorkerState {
             self.resend_spooled();
             return;
         }
+        if envelope.items.iter().all(|i| i.ty() == &ItemType::ClientReport) && self.rate_limits.all_limited(now) {
+            // A global back-off holds everything, reports included; their counts wait.
+            if let Some(report) = attached {
+                self.client.reports.restore(&report);
+            }
+            return;
+        }
         match self.deliver(&mut envelope) {
             Delivery::Delivered => {}
             outcome => {
-                if let Some(report) = attached {
-                    // The counts were not delivered: keep them for the next envelope.
-                    envelope.items.retain(|i| i.ty() != &ItemType::ClientReport);
-                    self.client.reports.restore(&report);
-                }
+                // Undelivered counts go back to the pending report, whether this
+                // envelope carried them alongside data or alone.
+                envelope.items.retain(|i| {
+                    if i.ty() != &ItemType::ClientReport {
+                        return true;
+                    }
+                    if let Ok(report) = serde_json::from_slice::<crate::protocol::ClientReport>(i.payload()) {
+                        self.client.reports.restore(&report);
+                    }
+                    false
+                });
                 let reason = match outcome {
                     Delivery::Retryable(_) if self.spool_envelope(&envelope) => return,
                     Delivery::Retryable(reason) => reason,
@@ -351,7 +364,7 @@ impl WorkerState {
     fn resend_spooled(&mut self) {
         let now = Instant::now();
         let Some(spool) = self.spool.as_ref() else { return };
-        if spool.is_empty() || now < self.spool_retry_at || self.rate_limits.any_limited(now) {
+        if spool.is_empty() || now < self.spool_retry_at || self.rate_limits.all_limited(now) {
             return;
         }
         let paths = spool.list().unwrap_or_default();
@@ -362,6 +375,19 @@ impl WorkerState {
                 spool.remove(&path);
                 continue;
             };
+            let limits = &self.rate_limits;
+            let reports = &self.client.reports;
+            envelope.items.retain(|item| match item.ty().category() {
+                Some(cat) if limits.is_limited(cat, now) => {
+                    record_item(reports, DiscardReason::RatelimitBackoff, item);
+                    false
+                }
+                _ => true,
+            });
+            if envelope.items.is_empty() {
+                spool.remove(&path);
+                continue;
+            }
             match self.deliver(&mut envelope) {
                 Delivery::Delivered => {
                     self.spool_backoff = SPOOL_MIN_BACKOFF;
