@@ -91,7 +91,10 @@ mod tests {
     fn baggage_keeps_other_vendors() {
         let mut h = HeaderMap::new();
         h.insert("baggage", HeaderValue::from_static("other=1, sentry-trace_id=old"));
-        add_trace_headers(&mut h, vec![("baggage", "sentry-trace_id=new".to_owned()), ("sentry-trace", "a-b-1".to_owned())]);
+        add_trace_headers(
+            &mut h,
+            vec![("baggage", "sentry-trace_id=new".to_owned()), ("sentry-trace", "a-b-1".to_owned())],
+        );
         assert_eq!(h.get("baggage").unwrap(), "other=1,sentry-trace_id=new");
         assert_eq!(h.get("sentry-trace").unwrap(), "a-b-1");
     }
