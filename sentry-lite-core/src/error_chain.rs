@@ -55,7 +55,24 @@ pub(crate) fn exceptions_from_error(error: &(dyn Error + 'static), outer_type: O
 /// A readable type name for an error whose concrete type is unknown: `Debug`
 /// output up to the first delimiter is usually the type or variant name.
 fn type_name_of(err: &dyn Error) -> String {
-    let debug = format!("{err:?}");
+    // Debug output can be huge or recurse without end (deep or cyclic chains): stop
+    // formatting once the name part is known.
+    struct Bounded(String);
+    impl std::fmt::Write for Bounded {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            if self.0.len() + s.len() > 160 {
+                let room = 160usize.saturating_sub(self.0.len());
+                let cut = (0..=room.min(s.len())).rev().find(|i| s.is_char_boundary(*i)).unwrap_or(0);
+                self.0.push_str(&s[..cut]);
+                return Err(std::fmt::Error);
+            }
+            self.0.push_str(s);
+            Ok(())
+        }
+    }
+    let mut out = Bounded(String::new());
+    let _ = std::fmt::write(&mut out, format_args!("{err:?}"));
+    let debug = out.0;
     let end = debug.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':')).unwrap_or(debug.len());
     let name = &debug[..end.min(128)];
     if name.is_empty() || name.chars().next().is_some_and(|c| c.is_ascii_digit()) {
