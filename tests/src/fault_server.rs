@@ -110,7 +110,9 @@ struct Inner {
     mode: Mutex<Mode>,
     extra_headers: Mutex<Vec<(String, String)>>,
     listener: Mutex<Option<TcpListener>>,
-    requests: Mutex<Vec<Request>>,
+    // Arc: readers copy the list under the lock and clone the requests outside it,
+    // so polling `requests()` never stalls connection threads for long.
+    requests: Mutex<Vec<Arc<Request>>>,
     requests_cv: Condvar,
     open: AtomicUsize,
     total: AtomicUsize,
@@ -238,7 +240,21 @@ impl FaultServer {
 
     /// All requests received in full so far.
     pub fn requests(&self) -> Vec<Request> {
-        self.inner.requests.lock().unwrap().clone()
+        self.requests_since(0)
+    }
+
+    /// Requests received in full after the first `n` (cheap incremental polling).
+    pub fn requests_since(&self, n: usize) -> Vec<Request> {
+        let list: Vec<Arc<Request>> = {
+            let reqs = self.inner.requests.lock().unwrap();
+            reqs.get(n..).map(|s| s.to_vec()).unwrap_or_default()
+        };
+        list.iter().map(|r| (**r).clone()).collect()
+    }
+
+    /// Number of requests received in full so far (no copying).
+    pub fn request_count(&self) -> usize {
+        self.inner.requests.lock().unwrap().len()
     }
 
     /// Forgets the recorded requests.
@@ -258,7 +274,8 @@ impl FaultServer {
             }
             reqs = self.inner.requests_cv.wait_timeout(reqs, deadline - now).unwrap().0;
         }
-        reqs.clone()
+        drop(reqs);
+        self.requests()
     }
 
     /// Connections currently open.
@@ -312,7 +329,7 @@ fn accept_loop(inner: Arc<Inner>) {
                 threads.retain(|t| !t.is_finished());
                 threads.push(t);
             }
-            None => std::thread::sleep(Duration::from_millis(2)),
+            None => std::thread::sleep(Duration::from_millis(1)),
         }
     }
 }
@@ -421,7 +438,7 @@ fn handle_conn(inner: &Inner, stream: TcpStream) {
         let event_id = event_id_of(&req.body);
         {
             let mut reqs = inner.requests.lock().unwrap();
-            reqs.push(req);
+            reqs.push(Arc::new(req));
             inner.requests_cv.notify_all();
         }
         let body = format!("{{\"id\":\"{event_id}\"}}");
