@@ -70,7 +70,7 @@ impl Spool {
         let written = (|| {
             let mut f = File::create(&tmp)?;
             f.write_all(body)?;
-            f.sync_all()?;
+            f.sync_data()?;
             fs::rename(&tmp, &path)?;
             // Make the rename itself durable.
             File::open(&self.dir)?.sync_all()

@@ -168,7 +168,14 @@ impl WorkerState {
     fn run(&mut self, rx: Receiver<Task>) {
         loop {
             let now = Instant::now();
-            let wait = self.buffers.iter().filter_map(|b| b.deadline()).min().map_or(IDLE_TICK, |d| d.saturating_duration_since(now).min(IDLE_TICK));
+            let spool_due = self.spool.as_ref().filter(|s| !s.is_empty()).map(|_| self.spool_retry_at);
+            let wait = self
+                .buffers
+                .iter()
+                .filter_map(|b| b.deadline())
+                .chain(spool_due)
+                .min()
+                .map_or(IDLE_TICK, |d| d.saturating_duration_since(now).min(IDLE_TICK));
             match rx.recv_timeout(wait) {
                 Ok(Task::Job(job)) => self.run_job(job),
                 Ok(Task::Flush(ack)) => {
