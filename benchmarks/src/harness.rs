@@ -65,9 +65,10 @@ impl Case {
     }
 
     /// Add the "ours" contender if sentry-lite provides one.
-    pub(crate) fn ours(mut self, run: Option<BatchFn>) -> Self {
-        if let Some(run) = run {
-            self.contenders.insert(0, Contender::new(OURS, run));
+    pub(crate) fn ours(mut self, c: Option<Contender>) -> Self {
+        if let Some(mut c) = c {
+            c.name = OURS.to_owned();
+            self.contenders.insert(0, c);
         }
         self
     }

@@ -208,7 +208,9 @@ const NON_PER_OP_CASES: &[&str] = &[
     "axum/hello_unsampled",
     "memory/trace_100k_spans",
     "wire/bytes_per_span_gzip",
+    "wire/bytes_per_error_event_gzip",
     "e2e/loopback_throughput",
+    "span/sustained_200k_per_s",
 ];
 
 fn selected(name: &str, cli: &Cli) -> bool {
@@ -333,7 +335,7 @@ fn memory_case(cli: &Cli, quick: bool, ratios: &mut Vec<String>) {
 
 // ------------------------------------------------------------------ wire --
 
-fn wire_cases(cli: &Cli, s: &Settings, ratios: &mut Vec<String>) {
+fn wire_cases(cli: &Cli, s: &Settings, quick: bool, ratios: &mut Vec<String>) {
     let case = "wire/bytes_per_span_gzip";
     if selected(case, cli) {
         let n = 100u64; // below sentry's 1 000-span cap
@@ -356,23 +358,74 @@ fn wire_cases(cli: &Cli, s: &Settings, ratios: &mut Vec<String>) {
         let peers: Vec<_> = rows.iter().filter(|r| r.0 != OURS).map(|r| (r.0.clone(), per(r.1).1)).collect();
         ratio_lines("wire/bytes_per_span_gzip", ours, &peers, ratios);
     }
+    let case = "wire/bytes_per_error_event_gzip";
+    if selected(case, cli) {
+        println!("\n== {case} (one error event: 3-level chain, attach_stacktrace on, serialized envelope, gzip default level)");
+        println!("   {:<16} {:>10} {:>10}", "contender", "raw B", "gzip B");
+        let mut rows = Vec::new();
+        if let Some(v) = ours::wire_error_event() {
+            rows.push((OURS.to_string(), v));
+        }
+        rows.push((peer_sentry::NAME.to_string(), peer_sentry::wire_error_event()));
+        for (name, v) in &rows {
+            println!("   {:<16} {:>10} {:>10}", name, v.0, v.1);
+        }
+        let ours = rows.iter().find(|r| r.0 == OURS).map(|r| r.1 .1 as f64);
+        if ours.is_none() {
+            println!("   ours: n/a");
+        }
+        let peers: Vec<_> = rows.iter().filter(|r| r.0 != OURS).map(|r| (r.0.clone(), r.1 .1 as f64)).collect();
+        ratio_lines(case, ours, &peers, ratios);
+    }
     let case = "e2e/loopback_throughput";
     if selected(case, cli) {
-        println!("\n== {case} (ours only: spans through the real HTTP transport into a loopback receiver)");
+        println!(
+            "\n== {case} (ours only: error events from one producer through the worker and the real HTTP transport (gzip) into a loopback receiver, {:?})",
+            s.load_duration
+        );
         match ours::loopback_throughput(s.load_duration) {
             Some(t) => {
                 let secs = t.elapsed.as_secs_f64();
                 println!(
-                    "   ours: sent={} received={} ({:.1}%) {:.0} spans/s, {:.1} wire B/span",
-                    t.spans_sent,
-                    t.spans_received,
-                    100.0 * t.spans_received as f64 / t.spans_sent.max(1) as f64,
-                    t.spans_received as f64 / secs,
-                    t.wire_bytes as f64 / t.spans_received.max(1) as f64
+                    "   ours: captured={} received={} ({:.1}%) dropped: queue={} network={}; requests={} (gzip {}), {:.0} wire B/event",
+                    t.sent,
+                    t.received,
+                    100.0 * t.received as f64 / t.sent.max(1) as f64,
+                    t.dropped_queue,
+                    t.dropped_network,
+                    t.requests,
+                    t.gzipped,
+                    t.wire_bytes as f64 / t.received.max(1) as f64
                 );
-                println!("THROUGHPUT {case} {:.0} spans/s", t.spans_received as f64 / secs);
+                println!(
+                    "   capture rate {:.0}/s over {:.2}s; delivered {:.0} events/s over {:.2}s (incl. final flush)",
+                    t.sent as f64 / t.produce.as_secs_f64(),
+                    t.produce.as_secs_f64(),
+                    t.received as f64 / secs,
+                    secs
+                );
+                println!("THROUGHPUT {case} {:.0} events/s", t.received as f64 / secs);
             }
             None => println!("   ours: n/a"),
+        }
+    }
+    let case = "span/sustained_200k_per_s";
+    if selected(case, cli) {
+        let rate = 200_000u64;
+        let dur = if quick { Duration::from_secs(1) } else { Duration::from_secs(5) };
+        println!("\n== {case} (ours only: one producer, {rate} spans/s paced in 10 ms slots for {dur:?}, default options, NoopTransport)");
+        for children in [99u64, 999, 9] {
+            let r = ours::span_sustained(rate, dur, children);
+            println!(
+                "   traces of 1 root + {children:>3} children: spans={} in {:.2}s ({:.0}/s, late slots {}), dropped: queue={} buffer={}",
+                r.spans,
+                r.elapsed.as_secs_f64(),
+                r.spans as f64 / r.elapsed.as_secs_f64(),
+                r.late_slots,
+                r.dropped_queue,
+                r.dropped_buffer
+            );
+            println!("SUSTAINED {case} children={children} spans={} dropped={}", r.spans, r.dropped_queue + r.dropped_buffer);
         }
     }
 }
@@ -406,7 +459,7 @@ fn main() {
     }
     axum_cases(&cli, &s, &mut ratios);
     memory_case(&cli, cli.quick, &mut ratios);
-    wire_cases(&cli, &s, &mut ratios);
+    wire_cases(&cli, &s, cli.quick, &mut ratios);
 
     println!("\n# machine-readable: RATIO <case> <ours> <peer> <peer_value> <ours/peer>");
     for r in &ratios {

@@ -1,18 +1,11 @@
 //! The sentry-lite ("ours") side of every workload.
 //!
-//! Each function returns `None` until sentry-lite-core's API exists; the
-//! harness then prints `ours: n/a` for that case. To fill one in, return the
-//! same shape the peers use (see `peer_sentry.rs` for a template):
-//!
-//! ```ignore
-//! pub(crate) fn capture_message() -> Option<BatchFn> {
-//!     let client = /* sentry-lite client with a no-op / counting transport */;
-//!     Some(Box::new(move |iters| {
-//!         // untimed setup here (bind client/hub, …)
-//!         time_loop(iters, |_| sentry_lite_core::capture_message("hello from the benchmark", Level::Info))
-//!     }))
-//! }
-//! ```
+//! Every contender gets its own [`Client`] (no-op transport, a dummy DSN, the
+//! same sample settings as the peer) bound to its own [`Hub`] forked from the
+//! main hub; the measured loop runs inside [`Hub::run`], so the free functions
+//! (`sentry_lite_core::capture_message`, …) act on that hub exactly as they
+//! would after `init`. The global `init` is never used, so contenders never
+//! share a client.
 //!
 //! Rules so the comparison stays fair:
 //! * a `BatchFn` runs the workload exactly `iters` times and returns only the
@@ -20,124 +13,597 @@
 //!   one-time setup (client, transport, subscriber) happens outside the
 //!   closure, per-batch setup (binding a hub, `dispatcher::with_default`)
 //!   inside it but before the timer starts;
-//! * use a transport that drops (or counts) envelopes in the caller thread,
-//!   like `peer_sentry::NoopTransport`, with a dummy DSN so the client is
-//!   enabled; same options as the peer (sample rate 1.0 unless stated,
-//!   `attach_stacktrace` as stated, default integrations on);
-//! * the tracing cases must run the shared bodies from `baseline.rs`
-//!   (`one_span`, `child_spans`, `one_event`, `events_in_span`) under
-//!   `tracing::dispatcher::with_default(&dispatch, …)` with a
-//!   `tracing_subscriber::registry().with(<sentry-lite-tracing layer>)`;
+//! * sentry-lite hands every capture to its worker thread (symbolication,
+//!   scopes, serialization happen there, concurrently with the timed loop on
+//!   the other core). The transport is [`NoopTransport`] (drops on the worker).
+//!   The queue is made big enough for one batch (`queue_capacity` 1 000 000)
+//!   and the client is flushed after every batch *outside* the timed part, so
+//!   no backlog carries over; drops (queue / span buffer overflow) are counted
+//!   by the client and shown in the note;
+//! * the tracing cases run the shared bodies from `baseline.rs` under
+//!   `tracing::dispatcher::with_default(&dispatch, …)` with
+//!   `tracing_subscriber::registry().with(sentry_lite_tracing::layer())`;
 //! * the error cases capture `peer_sentry::error_chain()` (3-level source chain).
 
 use std::any::Any;
-use std::time::Duration;
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-use crate::harness::BatchFn;
+use sentry_lite_core::protocol::{DataCategory, DiscardReason};
+use sentry_lite_core::{Breadcrumb, Client, ClientOptions, Dsn, Hub, Level, NoopTransport, TestTransport};
+use tracing_subscriber::layer::SubscriberExt as _;
+
+use crate::harness::{time_chunked, time_loop, BatchFn, Contender};
+use crate::peer_sentry::error_chain;
 use crate::MemFn;
 
+/// Same dummy DSN as the sentry peer (the transport never uses it).
+const DSN: &str = "https://public@127.0.0.1:9/1";
+const ROOT_NAME: &str = "GET /users/{id}";
+const ROOT_OP: &str = "http.server";
+// sentry's `start_child(op, description)` = ("db.sql.query", "select 1").
+const CHILD_NAME: &str = "select 1";
+const CHILD_OP: &str = "db.sql.query";
+const FLUSH: Duration = Duration::from_secs(30);
+
+/// Options of an "ours" contender (mirrors `peer_sentry::Opts`).
+#[derive(Clone, Copy)]
+pub(crate) struct Opts {
+    pub(crate) traces_sample_rate: f64,
+    pub(crate) attach_stacktrace: bool,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Self { traces_sample_rate: 1.0, attach_stacktrace: false }
+    }
+}
+
+fn options(o: Opts) -> ClientOptions {
+    ClientOptions::new()
+        .with_transport(NoopTransport)
+        .with_attach_stacktrace(o.attach_stacktrace)
+        .with_traces_sample_rate(o.traces_sample_rate)
+        .with_queue_capacity(1_000_000)
+}
+
+fn dsn(s: &str) -> Dsn {
+    s.parse().expect("valid DSN")
+}
+
+/// A client with `options` and a hub (forked from main) bound to it.
+pub(crate) fn client_hub(options: ClientOptions) -> (Arc<Client>, Arc<Hub>) {
+    let client = Arc::new(Client::new(options, Some(dsn(DSN))));
+    assert!(client.is_enabled(), "sentry-lite client must be enabled");
+    let hub = Arc::new(Hub::new_from_top(&Hub::main()));
+    hub.bind_client(Some(client.clone()));
+    (client, hub)
+}
+
+/// `(queue overflow, buffer overflow)` drops of `category` so far.
+pub(crate) fn drops(client: &Client, category: DataCategory) -> (u64, u64) {
+    (
+        client.discarded(DiscardReason::QueueOverflow, category),
+        client.discarded(DiscardReason::BufferOverflow, category),
+    )
+}
+
+fn note(client: Arc<Client>) -> Box<dyn Fn() -> String> {
+    Box::new(move || {
+        let (qe, be) = drops(&client, DataCategory::Error);
+        let (qs, bs) = drops(&client, DataCategory::Span);
+        let mut parts = Vec::new();
+        if qe + be > 0 {
+            parts.push(format!("errors dropped: queue={qe} buffer={be}"));
+        }
+        if qs + bs > 0 {
+            parts.push(format!("spans dropped: queue={qs} buffer={bs}"));
+        }
+        if parts.is_empty() {
+            "drops=0".to_owned()
+        } else {
+            parts.join(", ")
+        }
+    })
+}
+
+/// An "ours" contender: `body` runs in `Hub::run(hub)`; the client is flushed
+/// after each batch, untimed.
+fn contender(o: Opts, body: impl FnMut(u64) -> Duration + 'static) -> Option<Contender> {
+    contender_with(options(o), body)
+}
+
+fn contender_with(options: ClientOptions, mut body: impl FnMut(u64) -> Duration + 'static) -> Option<Contender> {
+    let (client, hub) = client_hub(options);
+    let c = client.clone();
+    let run: BatchFn = Box::new(move |iters| {
+        let t = Hub::run(hub.clone(), || body(iters));
+        c.flush(FLUSH);
+        t
+    });
+    Some(Contender::new(crate::harness::OURS, run).with_note(note(client)))
+}
+
+// ---------------------------------------------------------------- events --
+
 /// `capture_message("hello from the benchmark", Info)` per iteration.
-pub(crate) fn capture_message() -> Option<BatchFn> {
-    None // filled in when sentry-lite-core lands
+pub(crate) fn capture_message() -> Option<Contender> {
+    contender(Opts::default(), |iters| {
+        time_loop(iters, |_| sentry_lite_core::capture_message("hello from the benchmark", Level::Info))
+    })
 }
 
 /// `capture_error(&peer_sentry::error_chain())` per iteration; `stacktrace`
 /// = the `attach_stacktrace` option.
-pub(crate) fn capture_error(stacktrace: bool) -> Option<BatchFn> {
-    let _ = stacktrace;
-    None // filled in when sentry-lite-core lands
+pub(crate) fn capture_error(stacktrace: bool) -> Option<Contender> {
+    contender(Opts { attach_stacktrace: stacktrace, ..Opts::default() }, |iters| {
+        let err = error_chain();
+        time_loop(iters, |_| sentry_lite_core::capture_error(&err))
+    })
 }
 
 /// `configure_scope(|s| s.set_tag("shard", i & 7))` per iteration.
-pub(crate) fn set_tag() -> Option<BatchFn> {
-    None // filled in when sentry-lite-core lands
+pub(crate) fn set_tag() -> Option<Contender> {
+    contender(Opts::default(), |iters| {
+        time_loop(iters, |i| sentry_lite_core::configure_scope(|s| s.set_tag("shard", i & 7)))
+    })
 }
 
 /// `add_breadcrumb(category "http", message "GET /users/42", Info)` per iteration.
-pub(crate) fn add_breadcrumb() -> Option<BatchFn> {
-    None // filled in when sentry-lite-core lands
+pub(crate) fn add_breadcrumb() -> Option<Contender> {
+    contender(Opts::default(), |iters| {
+        time_loop(iters, |_| {
+            sentry_lite_core::add_breadcrumb(
+                Breadcrumb::new("GET /users/42").with_category("http").with_level(Level::Info),
+            )
+        })
+    })
 }
 
-/// Root span (transaction) start + finish per iteration; `sampled` selects
+// ----------------------------------------------------------------- spans --
+
+fn rate(sampled: bool) -> Opts {
+    Opts { traces_sample_rate: if sampled { 1.0 } else { 0.0 }, ..Opts::default() }
+}
+
+/// Root span (segment) start + finish per iteration; `sampled` selects
 /// traces_sample_rate 1.0 or 0.0.
-pub(crate) fn span_root(sampled: bool) -> Option<BatchFn> {
-    let _ = sampled;
-    None // filled in when sentry-lite-core lands
+pub(crate) fn span_root(sampled: bool) -> Option<Contender> {
+    contender(rate(sampled), |iters| {
+        time_loop(iters, |_| sentry_lite_core::start_root_span(ROOT_NAME, ROOT_OP).finish())
+    })
 }
 
 /// Child span start + finish per iteration, under a root recycled (untimed)
-/// every 100 children (`harness::time_chunked(iters, 100, …)`).
-pub(crate) fn span_child(sampled: bool) -> Option<BatchFn> {
-    let _ = sampled;
-    None // filled in when sentry-lite-core lands
+/// every 100 children.
+pub(crate) fn span_child(sampled: bool) -> Option<Contender> {
+    contender(rate(sampled), |iters| {
+        time_chunked(
+            iters,
+            100,
+            || sentry_lite_core::start_root_span(ROOT_NAME, ROOT_OP),
+            |root, _| root.start_child(CHILD_NAME, CHILD_OP).finish(),
+            |root| root.finish(),
+        )
+    })
 }
 
-/// One iteration = start root, `n` children start + finish, finish root
-/// (the harness divides by n + 1 to report per-span cost).
-pub(crate) fn trace_n(n: u64) -> Option<BatchFn> {
-    let _ = n;
-    None // filled in when sentry-lite-core lands
+/// One iteration = start root, `n` children start + finish, finish root.
+pub(crate) fn trace_n(n: u64) -> Option<Contender> {
+    contender(Opts::default(), move |iters| {
+        time_loop(iters, |_| {
+            let root = sentry_lite_core::start_root_span(ROOT_NAME, ROOT_OP);
+            for _ in 0..n {
+                root.start_child(CHILD_NAME, CHILD_OP).finish();
+            }
+            root.finish();
+        })
+    })
+}
+
+// ------------------------------------------------------ tracing layer ----
+
+fn tracing_contender(body: impl Fn(u64) -> Duration + 'static) -> Option<Contender> {
+    let subscriber = tracing_subscriber::registry().with(sentry_lite_tracing::layer());
+    let dispatch = tracing::Dispatch::new(subscriber);
+    contender(Opts::default(), move |iters| tracing::dispatcher::with_default(&dispatch, || body(iters)))
 }
 
 /// `baseline::one_span` per iteration under registry + sentry-lite-tracing.
-pub(crate) fn tracing_span() -> Option<BatchFn> {
-    None // filled in when sentry-lite-core lands
+pub(crate) fn tracing_span() -> Option<Contender> {
+    tracing_contender(|iters| time_loop(iters, crate::baseline::one_span))
 }
 
 /// `baseline::child_spans(iters)` under registry + sentry-lite-tracing.
-pub(crate) fn tracing_child_span() -> Option<BatchFn> {
-    None // filled in when sentry-lite-core lands
+pub(crate) fn tracing_child_span() -> Option<Contender> {
+    tracing_contender(crate::baseline::child_spans)
 }
 
 /// `baseline::one_event` per iteration (→ breadcrumb) under registry + sentry-lite-tracing.
-pub(crate) fn tracing_event() -> Option<BatchFn> {
-    None // filled in when sentry-lite-core lands
+pub(crate) fn tracing_event() -> Option<Contender> {
+    tracing_contender(|iters| time_loop(iters, crate::baseline::one_event))
 }
 
 /// `baseline::events_in_span(iters)` under registry + sentry-lite-tracing.
-pub(crate) fn tracing_event_in_span() -> Option<BatchFn> {
-    None // filled in when sentry-lite-core lands
+pub(crate) fn tracing_event_in_span() -> Option<Contender> {
+    tracing_contender(crate::baseline::events_in_span)
 }
 
-/// Wrap `base` (the hello-world router) in sentry-lite-axum's layers with
-/// transactions at `traces_sample_rate`. The second element keeps alive
-/// whatever must outlive the server (client guard, transport handle, …).
+// ------------------------------------------------------------------ axum --
+
+/// Tower layer making `hub` the current hub while the inner service's `call`
+/// runs (what `init` + the main hub would give, without touching globals).
+#[derive(Clone)]
+struct BindHubLayer(Arc<Hub>);
+
+impl<S> tower::Layer<S> for BindHubLayer {
+    type Service = BindHub<S>;
+    fn layer(&self, inner: S) -> BindHub<S> {
+        BindHub { inner, hub: self.0.clone() }
+    }
+}
+
+#[derive(Clone)]
+struct BindHub<S> {
+    inner: S,
+    hub: Arc<Hub>,
+}
+
+impl<S: tower::Service<R>, R> tower::Service<R> for BindHub<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: R) -> S::Future {
+        let inner = &mut self.inner;
+        Hub::run(self.hub.clone(), || inner.call(req))
+    }
+}
+
+/// Wrap `base` in sentry-lite-axum's `SentryLayer` (per-request hub, trace
+/// continuation, `http.server` segment span) with `traces_sample_rate`. The
+/// guard keeps the client alive and reports its drops when dropped.
 pub(crate) fn axum_app(base: axum::Router, traces_sample_rate: f32) -> Option<(axum::Router, Box<dyn Any + Send>)> {
-    let _ = (base, traces_sample_rate);
-    None // filled in when sentry-lite-core lands
+    let (client, hub) = client_hub(options(Opts { traces_sample_rate: f64::from(traces_sample_rate), ..Opts::default() }));
+    let router = base.layer(sentry_lite_axum::SentryLayer::new()).layer(BindHubLayer(hub));
+    Some((router, Box::new(AxumGuard(client))))
 }
 
-/// Memory case: `f(n, checkpoint)` starts one root, starts+finishes `n`
-/// children, calls `checkpoint()` (the harness samples live heap bytes and
-/// RSS there), then finishes the root.
+struct AxumGuard(Arc<Client>);
+
+impl AxumGuard {
+    fn report(&self) -> String {
+        self.0.flush(FLUSH);
+        let (q, b) = drops(&self.0, DataCategory::Span);
+        format!("ours spans dropped: queue={q} buffer={b}")
+    }
+}
+
+impl Drop for AxumGuard {
+    fn drop(&mut self) {
+        println!("   ({})", self.report());
+    }
+}
+
+// ---------------------------------------------------------------- memory --
+
+/// Memory case: one root, `n` children started and finished, `checkpoint()`,
+/// root finished, then a flush (so the next repetition starts empty).
 pub(crate) fn memory_trace() -> Option<MemFn> {
-    None // filled in when sentry-lite-core lands
+    let (client, hub) = client_hub(options(Opts::default()));
+    Some(Box::new(move |n, checkpoint| {
+        Hub::run(hub.clone(), || {
+            let root = sentry_lite_core::start_root_span(ROOT_NAME, ROOT_OP);
+            for _ in 0..n {
+                root.start_child(CHILD_NAME, CHILD_OP).finish();
+            }
+            checkpoint();
+            root.finish();
+        });
+        client.flush(FLUSH);
+        let (q, b) = drops(&client, DataCategory::Span);
+        assert_eq!(q + b, 0, "memory case dropped spans (queue={q} buffer={b})");
+    }))
 }
 
-/// Wire size of one trace with `n` children as sent: `(raw_bytes, gzip_bytes)`
-/// of the serialized envelope(s) (use `crate::gzip_len` for the gzip size if
-/// the transport does not compress itself).
-pub(crate) fn wire_bytes(n: u64) -> Option<(u64, u64)> {
-    let _ = n;
-    None // filled in when sentry-lite-core lands
+// ------------------------------------------------------------------ wire --
+
+/// Envelopes captured by a `TestTransport` while `f` runs in a fresh hub.
+fn capture_envelopes(o: Opts, f: impl FnOnce()) -> Vec<sentry_lite_core::protocol::Envelope> {
+    let transport = TestTransport::new();
+    let opts = ClientOptions::new()
+        .with_transport(transport.clone())
+        .with_attach_stacktrace(o.attach_stacktrace)
+        .with_traces_sample_rate(o.traces_sample_rate)
+        .with_send_client_reports(false);
+    let (client, hub) = client_hub(opts);
+    Hub::run(hub, f);
+    client.flush(FLUSH);
+    client.close(FLUSH);
+    transport.take()
 }
+
+fn sizes(envs: &[sentry_lite_core::protocol::Envelope]) -> (u64, u64) {
+    let mut raw = Vec::new();
+    for e in envs {
+        raw.extend_from_slice(&e.to_vec());
+    }
+    (raw.len() as u64, crate::gzip_len(&raw))
+}
+
+/// Wire size of one trace with `n` children as sent (span v2 envelopes):
+/// `(raw_bytes, gzip_bytes)`.
+pub(crate) fn wire_bytes(n: u64) -> Option<(u64, u64)> {
+    let envs = capture_envelopes(Opts::default(), || {
+        let root = sentry_lite_core::start_root_span(ROOT_NAME, ROOT_OP);
+        for _ in 0..n {
+            root.start_child(CHILD_NAME, CHILD_OP).finish();
+        }
+        root.finish();
+    });
+    Some(sizes(&envs))
+}
+
+/// Wire size of one error event (3-level chain, stack trace attached):
+/// `(raw_bytes, gzip_bytes)`.
+pub(crate) fn wire_error_event() -> Option<(u64, u64)> {
+    let envs = capture_envelopes(Opts { attach_stacktrace: true, ..Opts::default() }, || {
+        sentry_lite_core::capture_error(&error_chain());
+    });
+    assert_eq!(envs.len(), 1, "one error envelope");
+    Some(sizes(&envs))
+}
+
+// -------------------------------------------------------------- loopback --
 
 /// Result of the end-to-end throughput case.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Throughput {
-    /// Spans produced by the application side during the run.
-    pub(crate) spans_sent: u64,
-    /// Spans the loopback receiver actually got (decoded).
-    pub(crate) spans_received: u64,
-    /// Bytes the receiver got on the wire.
+    /// Error events captured by the producer during the run.
+    pub(crate) sent: u64,
+    /// Error events the loopback receiver got (envelopes with an `event` item).
+    pub(crate) received: u64,
+    /// HTTP requests the receiver got (events + client reports).
+    pub(crate) requests: u64,
+    /// Requests sent with `Content-Encoding: gzip`.
+    pub(crate) gzipped: u64,
+    /// Body bytes the receiver got on the wire.
     pub(crate) wire_bytes: u64,
-    /// Wall time from first span to the last envelope received.
+    /// Errors the client dropped (queue overflow).
+    pub(crate) dropped_queue: u64,
+    /// Errors the client dropped for network / send errors.
+    pub(crate) dropped_network: u64,
+    /// Producer time (first capture to last capture).
+    pub(crate) produce: Duration,
+    /// Wall time from the first capture to the end of the flush.
     pub(crate) elapsed: Duration,
 }
 
-/// End-to-end: produce spans as fast as possible for `duration` through the
-/// real HTTP transport into an in-process receiver on 127.0.0.1:0, then flush.
+#[derive(Default)]
+struct RecvStats {
+    events: AtomicU64,
+    requests: AtomicU64,
+    gzipped: AtomicU64,
+    bytes: AtomicU64,
+}
+
+/// Minimal keep-alive HTTP/1.1 receiver: answers every request `200` with an
+/// empty body and counts envelopes holding an `event` item (it decodes only the
+/// first 2 KiB of each body, enough for the envelope and first item headers).
+fn serve_connection(stream: TcpStream, stats: Arc<RecvStats>) {
+    let _ = stream.set_nodelay(true);
+    let mut writer = match stream.try_clone() {
+        Ok(w) => w,
+        Err(_) => return,
+    };
+    let mut reader = BufReader::with_capacity(64 * 1024, stream);
+    let mut line = String::new();
+    let mut body = Vec::new();
+    loop {
+        // request line + headers
+        let mut content_length = 0usize;
+        let mut gzip = false;
+        let mut first = true;
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            let l = line.trim_end();
+            if l.is_empty() {
+                if first {
+                    continue;
+                }
+                break;
+            }
+            first = false;
+            if let Some((k, v)) = l.split_once(':') {
+                let k = k.trim();
+                if k.eq_ignore_ascii_case("content-length") {
+                    content_length = v.trim().parse().unwrap_or(0);
+                } else if k.eq_ignore_ascii_case("content-encoding") {
+                    gzip = v.trim().eq_ignore_ascii_case("gzip");
+                }
+            }
+        }
+        body.resize(content_length, 0);
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        if writer.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").is_err() {
+            return;
+        }
+        let mut head = [0u8; 2048];
+        let n = if gzip {
+            let mut dec = flate2::read::GzDecoder::new(&body[..]);
+            let mut n = 0;
+            while n < head.len() {
+                match dec.read(&mut head[n..]) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => n += k,
+                }
+            }
+            n
+        } else {
+            let n = body.len().min(head.len());
+            head[..n].copy_from_slice(&body[..n]);
+            n
+        };
+        let text = String::from_utf8_lossy(&head[..n]);
+        // item headers: `{"length":…,"type":"event"}` (key order may vary)
+        let events = text.lines().filter(|l| l.starts_with('{') && l.contains("\"type\":\"event\"")).count() as u64;
+        stats.events.fetch_add(events, Ordering::Relaxed);
+        stats.requests.fetch_add(1, Ordering::Relaxed);
+        stats.gzipped.fetch_add(u64::from(gzip), Ordering::Relaxed);
+        stats.bytes.fetch_add(content_length as u64, Ordering::Relaxed);
+    }
+}
+
+/// End-to-end: one producer thread captures error events (3-level chain, the
+/// default `attach_stacktrace: true`) as fast as possible for `duration`
+/// through the worker and the real HTTP transport (gzip above 1 KiB) into an
+/// in-process keep-alive receiver on 127.0.0.1, then flushes.
 pub(crate) fn loopback_throughput(duration: Duration) -> Option<Throughput> {
-    let _ = duration;
-    None // filled in when sentry-lite-core lands
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind receiver");
+    let port = listener.local_addr().expect("addr").port();
+    let stats = Arc::new(RecvStats::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stats = stats.clone();
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("loopback-recv".into())
+            .spawn(move || {
+                for s in listener.incoming() {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    if let Ok(s) = s {
+                        let stats = stats.clone();
+                        std::thread::spawn(move || serve_connection(s, stats));
+                    }
+                }
+            })
+            .expect("receiver thread");
+    }
+    let dsn = dsn(&format!("http://public@127.0.0.1:{port}/1"));
+    // Default options (attach_stacktrace on, queue 1 000): what a user gets.
+    let client = Arc::new(Client::new(ClientOptions::new(), Some(dsn)));
+    assert!(client.is_enabled());
+    let hub = Arc::new(Hub::new_from_top(&Hub::main()));
+    hub.bind_client(Some(client.clone()));
+    let err = error_chain();
+    // warm up: connection, symbol cache
+    Hub::run(hub.clone(), || {
+        for _ in 0..200 {
+            sentry_lite_core::capture_error(&err);
+        }
+    });
+    client.flush(FLUSH);
+    let base = (
+        stats.events.load(Ordering::Relaxed),
+        stats.requests.load(Ordering::Relaxed),
+        stats.gzipped.load(Ordering::Relaxed),
+        stats.bytes.load(Ordering::Relaxed),
+        client.discarded(DiscardReason::QueueOverflow, DataCategory::Error),
+        client.discarded(DiscardReason::NetworkError, DataCategory::Error)
+            + client.discarded(DiscardReason::SendError, DataCategory::Error),
+    );
+    let t0 = Instant::now();
+    let mut sent = 0u64;
+    Hub::run(hub.clone(), || {
+        while t0.elapsed() < duration {
+            for _ in 0..64 {
+                sentry_lite_core::capture_error(&err);
+            }
+            sent += 64;
+        }
+    });
+    let produce = t0.elapsed();
+    client.flush(FLUSH);
+    let elapsed = t0.elapsed();
+    let t = Throughput {
+        sent,
+        received: stats.events.load(Ordering::Relaxed) - base.0,
+        requests: stats.requests.load(Ordering::Relaxed) - base.1,
+        gzipped: stats.gzipped.load(Ordering::Relaxed) - base.2,
+        wire_bytes: stats.bytes.load(Ordering::Relaxed) - base.3,
+        dropped_queue: client.discarded(DiscardReason::QueueOverflow, DataCategory::Error) - base.4,
+        dropped_network: client.discarded(DiscardReason::NetworkError, DataCategory::Error)
+            + client.discarded(DiscardReason::SendError, DataCategory::Error)
+            - base.5,
+        produce,
+        elapsed,
+    };
+    client.close(Duration::from_secs(2));
+    stop.store(true, Ordering::Relaxed);
+    let _ = TcpStream::connect(("127.0.0.1", port)); // wake the accept loop
+    Some(t)
+}
+
+// -------------------------------------------------------- span sustained --
+
+/// Result of the sustained span-rate case.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Sustained {
+    pub(crate) spans: u64,
+    pub(crate) elapsed: Duration,
+    pub(crate) dropped_queue: u64,
+    pub(crate) dropped_buffer: u64,
+    /// Slots in which the producer could not keep up with the target rate.
+    pub(crate) late_slots: u64,
+}
+
+/// One producer thread emits `rate` spans/s for `duration` (paced in 10 ms
+/// slots) with default options (traces_sample_rate 1.0, NoopTransport), as
+/// traces of one root + `children` children; then flushes and reports drops.
+pub(crate) fn span_sustained(rate: u64, duration: Duration, children: u64) -> Sustained {
+    let opts = ClientOptions::new().with_transport(NoopTransport).with_traces_sample_rate(1.0);
+    let (client, hub) = client_hub(opts);
+    let slot = Duration::from_millis(10);
+    let per_slot = rate / 100;
+    let per_trace = children + 1;
+    let mut spans = 0u64;
+    let mut late = 0u64;
+    let t0 = Instant::now();
+    Hub::run(hub, || {
+        let mut next = t0;
+        let mut root = sentry_lite_core::start_root_span(ROOT_NAME, ROOT_OP);
+        let mut in_trace = 1u64; // the root counts when it finishes
+        while next.duration_since(t0) < duration {
+            for _ in 0..per_slot {
+                if in_trace == per_trace {
+                    root.finish();
+                    root = sentry_lite_core::start_root_span(ROOT_NAME, ROOT_OP);
+                    in_trace = 1;
+                } else {
+                    root.start_child(CHILD_NAME, CHILD_OP).finish();
+                    in_trace += 1;
+                }
+                spans += 1;
+            }
+            next += slot;
+            let now = Instant::now();
+            if now > next {
+                late += 1;
+            } else {
+                std::thread::sleep(next - now);
+            }
+        }
+        root.finish();
+    });
+    let elapsed = t0.elapsed();
+    client.flush(FLUSH);
+    let (q, b) = drops(&client, DataCategory::Span);
+    client.close(Duration::from_secs(2));
+    Sustained { spans, elapsed, dropped_queue: q, dropped_buffer: b, late_slots: late }
 }

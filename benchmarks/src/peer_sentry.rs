@@ -278,6 +278,25 @@ pub(crate) fn wire_bytes(n: u64) -> (u64, u64) {
     (raw.len() as u64, crate::gzip_len(&raw))
 }
 
+/// Serialized envelope size (raw, gzip) of one error event (3-level chain,
+/// `attach_stacktrace` on).
+pub(crate) fn wire_error_event() -> (u64, u64) {
+    let t = Arc::new(CapturingTransport::default());
+    let o = Opts { attach_stacktrace: true, ..Opts::default() };
+    let client = sentry::Client::with_options(client_options(o, Arc::new(t.clone())));
+    let hub = Arc::new(Hub::new(Some(Arc::new(client)), Arc::new(Scope::default())));
+    Hub::run(hub, || {
+        sentry::capture_error(&error_chain());
+    });
+    let envs = std::mem::take(&mut *t.envelopes.lock().unwrap());
+    assert_eq!(envs.len(), 1, "one error envelope");
+    let mut raw = Vec::new();
+    for e in &envs {
+        e.to_writer(&mut raw).expect("serialize envelope");
+    }
+    (raw.len() as u64, crate::gzip_len(&raw))
+}
+
 // --------------------------------------------------------------- axum ----
 
 /// Wrap `base` in sentry-tower's `NewSentryLayer` + `SentryHttpLayer`
