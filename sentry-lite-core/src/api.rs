@@ -110,6 +110,13 @@ fn enabled() -> bool {
     EVER_ENABLED.load(Ordering::Relaxed)
 }
 
+/// Whether a client was ever bound: a single atomic load, for integrations that
+/// want to skip work entirely while the SDK is not initialized.
+#[inline]
+pub fn is_enabled() -> bool {
+    enabled()
+}
+
 /// Captures an error and its `source()` chain, with the capture site's stack trace.
 ///
 /// # Examples

@@ -78,6 +78,14 @@ pub struct Client {
     worker: Option<Worker>,
     buffers: Mutex<Vec<Arc<dyn Buffer>>>,
     spans: Arc<SpanBuffer>,
+    flush_hooks: Mutex<Vec<Arc<dyn FlushHook>>>,
+}
+
+/// Something outside the core that buffers data for Sentry (e.g. the log batcher of
+/// the `tracing` integration): the client drains it first on every flush and close.
+pub trait FlushHook: Send + Sync + 'static {
+    /// Hands everything buffered to the client (e.g. through [`crate::capture_envelope`]).
+    fn flush(&self);
 }
 
 impl fmt::Debug for Client {
@@ -114,7 +122,7 @@ impl Client {
         } else {
             None
         };
-        Self { inner, worker, buffers: Mutex::new(buffers), spans }
+        Self { inner, worker, buffers: Mutex::new(buffers), spans, flush_hooks: Mutex::new(Vec::new()) }
     }
 
     /// Whether this client sends anything.
@@ -143,6 +151,28 @@ impl Client {
     /// ```
     pub fn discarded(&self, reason: DiscardReason, category: DataCategory) -> u64 {
         self.inner.reports.totals().get(&(reason, category)).copied().unwrap_or(0)
+    }
+
+    /// Drops an item and counts it, for integrations that buffer their own data.
+    pub fn record_lost(&self, reason: DiscardReason, category: DataCategory, quantity: u64) {
+        self.record_drop(reason, category, quantity);
+    }
+
+    /// The server name sent with events (configured, else the host name).
+    pub fn server_name(&self) -> Option<&str> {
+        self.inner.server_name.as_deref()
+    }
+
+    /// Registers a buffer outside the core to drain on every flush and close.
+    pub fn register_flush_hook(&self, hook: Arc<dyn FlushHook>) {
+        self.flush_hooks.lock().push(hook);
+    }
+
+    fn run_flush_hooks(&self) {
+        let hooks: Vec<Arc<dyn FlushHook>> = self.flush_hooks.lock().clone();
+        for hook in hooks {
+            hook.flush();
+        }
     }
 
     /// The span buffer (stream mode).
@@ -197,6 +227,7 @@ impl Client {
 
     /// Sends everything queued so far; `false` if `timeout` passed first.
     pub fn flush(&self, timeout: Duration) -> bool {
+        self.run_flush_hooks();
         match &self.worker {
             Some(w) => w.flush(timeout),
             None => true,
@@ -205,6 +236,7 @@ impl Client {
 
     /// Flushes and stops the worker within `timeout`.
     pub fn close(&self, timeout: Duration) -> bool {
+        self.run_flush_hooks();
         for b in self.buffers.lock().iter() {
             b.close();
         }

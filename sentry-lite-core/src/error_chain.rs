@@ -9,7 +9,9 @@ pub(crate) const MAX_CHAIN: usize = 64;
 
 /// The exception values for `error` and its `source()` chain, root cause first
 /// and the outermost error last, linked through `exception_id` / `parent_id`.
-pub(crate) fn exceptions_from_error(error: &(dyn Error + 'static), outer_type: Option<&str>) -> Vec<Exception> {
+/// `outer_type` names the outermost error's type when the caller knows it
+/// (`std::any::type_name`); other types are read from `Debug` output.
+pub fn exceptions_from_error(error: &(dyn Error + 'static), outer_type: Option<&str>) -> Vec<Exception> {
     let mut chain: Vec<Exception> = Vec::new();
     // Wide pointers: a struct and its first field share an address but not a vtable.
     let mut seen: Vec<*const dyn Error> = Vec::new();

@@ -53,9 +53,10 @@ pub mod test;
 
 pub use api::{
     add_breadcrumb, capture_envelope, capture_error, capture_error_dyn, capture_event, capture_event_with_backtrace, capture_message,
-    configure_scope, flush, init, last_event_id, set_user, with_scope, InitError, InitGuard,
+    configure_scope, flush, init, is_enabled, last_event_id, set_user, with_scope, InitError, InitGuard,
 };
-pub use client::{Client, SDK_NAME, SDK_VERSION};
+pub use client::{Client, FlushHook, SDK_NAME, SDK_VERSION};
+pub use error_chain::exceptions_from_error;
 pub use dsn::{Dsn, DsnParseError};
 pub use hub::{configure_global_scope, spawn, spawn_thread, FutureExt, Hub, HubFuture};
 pub use ids::{EventId, ParseIdError, SpanId, TraceId};
