@@ -95,10 +95,8 @@ impl Hub {
     /// Runs `f` with the current hub without cloning it.
     pub fn with_current<R>(f: impl FnOnce(&Arc<Hub>) -> R) -> R {
         let mut f = Some(f);
-        if let Ok(r) = TASK_HUB.try_with(|hub| f.take().map(|f| f(hub))) {
-            if let Some(r) = r {
-                return r;
-            }
+        if let Ok(Some(r)) = TASK_HUB.try_with(|hub| f.take().map(|f| f(hub))) {
+            return r;
         }
         let f = match f {
             Some(f) => f,

@@ -126,6 +126,17 @@ impl SpanBuffer {
     }
 }
 
+#[cfg(test)]
+impl SpanBuffer {
+    /// Everything buffered, for tests that look at records.
+    pub(crate) fn take_records(&self) -> Vec<SpanRecord> {
+        let mut state = self.state.lock();
+        state.total = 0;
+        state.deadline = None;
+        std::mem::take(&mut state.buckets).into_values().flat_map(|b| b.spans).collect()
+    }
+}
+
 impl State {
     fn take(&mut self, trace_id: &TraceId) -> Option<Vec<SpanRecord>> {
         let bucket = self.buckets.remove(trace_id)?;

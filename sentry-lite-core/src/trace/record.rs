@@ -4,6 +4,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use serde::ser::{SerializeMap, SerializeStruct};
+use serde::{Serialize, Serializer};
+
 use crate::client::ClientInner;
 use crate::hub::ScopeSnapshot;
 use crate::ids::SpanId;
@@ -168,6 +171,154 @@ fn scope_attributes(scope: &ScopeSnapshot, pii: bool, out: &mut BTreeMap<String,
     }
 }
 
+/// Strings shared by every span of one batch, computed once per batch.
+pub(crate) struct Common<'a> {
+    release: Option<&'a str>,
+    environment: &'a str,
+    sdk_name: &'a str,
+    sdk_version: &'a str,
+    server: Option<&'a str>,
+    os: String,
+    pii: bool,
+}
+
+impl<'a> Common<'a> {
+    pub(crate) fn new(client: &'a ClientInner) -> Self {
+        Common {
+            release: client.options.release.as_deref(),
+            environment: client.options.effective_environment(),
+            sdk_name: &client.sdk.name,
+            sdk_version: &client.sdk.version,
+            server: client.server_name.as_deref(),
+            os: os_name(client),
+            pii: client.options.send_default_pii,
+        }
+    }
+}
+
+/// A span serialized straight from its record (no intermediate maps): the fast
+/// path when there is no `before_send_span`. Same output as [`SpanRecord::to_v2`].
+struct View<'a> {
+    r: &'a SpanRecord,
+    common: &'a Common<'a>,
+    segment_name: &'a str,
+    segment_id: &'a str,
+}
+
+struct StrAttr<'a>(&'a str);
+
+impl Serialize for StrAttr<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("Attribute", 2)?;
+        st.serialize_field("type", "string")?;
+        st.serialize_field("value", self.0)?;
+        st.end()
+    }
+}
+
+struct ValueAttr<'a>(&'a AttributeValue);
+
+impl Serialize for ValueAttr<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Attribute::from(self.0).serialize(s)
+    }
+}
+
+struct Attrs<'a>(&'a View<'a>);
+
+impl Serialize for Attrs<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let v = self.0;
+        let r = v.r;
+        let c = v.common;
+        let own = |k: &str| r.attributes.iter().any(|(key, _)| key == k);
+        let mut map = s.serialize_map(None)?;
+        let mut common: Vec<(&str, &str)> = Vec::with_capacity(16);
+        if let Some(release) = c.release {
+            common.push(("sentry.release", release));
+        }
+        common.push(("sentry.environment", c.environment));
+        common.push(("sentry.sdk.name", c.sdk_name));
+        common.push(("sentry.sdk.version", c.sdk_version));
+        common.push(("sentry.segment.name", v.segment_name));
+        common.push(("sentry.segment.id", v.segment_id));
+        if let Some(op) = &r.op {
+            common.push(("sentry.op", op));
+        }
+        common.push(("sentry.origin", r.origin()));
+        common.push(("sentry.trace_lifecycle", "stream"));
+        common.push(("thread.id", &r.thread.id));
+        if let Some(name) = &r.thread.name {
+            common.push(("thread.name", name));
+        }
+        if let Some(server) = c.server {
+            common.push(("server.address", server));
+        }
+        common.push(("os.name", &c.os));
+        let source;
+        if r.is_segment {
+            source = r.segment.source();
+            common.push(("sentry.span.source", &source));
+            common.push(("sentry.platform", "native"));
+        }
+        let scope = if r.is_segment { r.scope.as_deref() } else { None };
+        let mut scoped: BTreeMap<&str, &str> = BTreeMap::new();
+        if let Some(scope) = scope {
+            for s in [&scope.global, &scope.isolation, &scope.current] {
+                for (k, val) in s.tags.iter() {
+                    scoped.insert(k, val);
+                }
+            }
+            if c.pii {
+                let user = scope.current.user.as_deref().or(scope.isolation.user.as_deref()).or(scope.global.user.as_deref());
+                if let Some(user) = user {
+                    for (key, value) in [("user.id", &user.id), ("user.email", &user.email), ("user.name", &user.username), ("user.ip_address", &user.ip_address)] {
+                        if let Some(val) = value {
+                            scoped.insert(key, val);
+                        }
+                    }
+                }
+            }
+        }
+        for (k, val) in &common {
+            if !own(k) && !scoped.contains_key(k) {
+                map.serialize_entry(k, &StrAttr(val))?;
+            }
+        }
+        for (k, val) in &scoped {
+            if !own(k) {
+                map.serialize_entry(k, &StrAttr(val))?;
+            }
+        }
+        for (i, (k, val)) in r.attributes.iter().enumerate() {
+            // Last write wins, like the map form.
+            if !r.attributes[i + 1..].iter().any(|(later, _)| later == k) {
+                map.serialize_entry(k, &ValueAttr(val))?;
+            }
+        }
+        map.end()
+    }
+}
+
+impl Serialize for View<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let r = self.r;
+        let mut st = s.serialize_struct("SpanV2", 9)?;
+        st.serialize_field("trace_id", &r.segment.state.trace_id)?;
+        st.serialize_field("span_id", &r.span_id)?;
+        if let Some(p) = &r.parent_span_id {
+            st.serialize_field("parent_span_id", p)?;
+        }
+        st.serialize_field("name", if r.is_segment { self.segment_name } else { &r.name })?;
+        st.serialize_field("status", if r.status.is_ok() { "ok" } else { "error" })?;
+        st.serialize_field("is_segment", &r.is_segment)?;
+        st.serialize_field("start_timestamp", &Timestamp::from_system_time(r.start))?;
+        st.serialize_field("end_timestamp", &Timestamp::from_system_time(r.end.max(r.start)))?;
+        st.serialize_field("attributes", &Attrs(self))?;
+        st.end()
+    }
+}
+
 /// One trace's batch of finished spans, serialized into one span v2 envelope on
 /// the worker.
 pub(crate) struct SpanBatchJob {
@@ -184,32 +335,50 @@ impl Job for SpanBatchJob {
         let segment = first.segment.clone();
         let mut dsc = segment.frozen_dsc(client);
         dsc.trace_id = segment.state.trace_id;
-        let mut names: Vec<(SpanId, String)> = Vec::new();
-        let mut items = Vec::with_capacity(self.spans.len());
+        // Segment names (and ids) as of now, once per segment in the batch.
+        let mut segments: Vec<(SpanId, String, String)> = Vec::new();
         for record in &self.spans {
-            let seg_id = record.segment.span_id;
-            let seg_name = match names.iter().find(|(id, _)| *id == seg_id) {
-                Some((_, n)) => n.clone(),
-                None => {
-                    let n = record.segment.name();
-                    names.push((seg_id, n.clone()));
-                    n
-                }
-            };
-            let mut span = record.to_v2(client, &seg_name);
-            if let Some(before) = &client.options.before_send_span {
-                let (trace_id, span_id) = (span.trace_id, span.span_id);
-                before(&mut span);
-                // It may change a span, not move it to another trace.
-                span.trace_id = trace_id;
-                span.span_id = span_id;
+            let id = record.segment.span_id;
+            if !segments.iter().any(|(s, _, _)| *s == id) {
+                segments.push((id, record.segment.name(), id.to_string()));
             }
-            items.push(span);
         }
-        let item = match Item::spans(&items) {
+        let segment_of = |id: SpanId| segments.iter().find(|(s, _, _)| *s == id).map_or(("", ""), |(_, n, i)| (n.as_str(), i.as_str()));
+        let count = self.spans.len() as u64;
+        let item = match &client.options.before_send_span {
+            None => {
+                let common = Common::new(client);
+                let views: Vec<View<'_>> = self
+                    .spans
+                    .iter()
+                    .map(|r| {
+                        let (segment_name, segment_id) = segment_of(r.segment.span_id);
+                        View { r, common: &common, segment_name, segment_id }
+                    })
+                    .collect();
+                Item::spans(&views)
+            }
+            Some(before) => {
+                let items: Vec<SpanV2> = self
+                    .spans
+                    .iter()
+                    .map(|record| {
+                        let mut span = record.to_v2(client, segment_of(record.segment.span_id).0);
+                        let (trace_id, span_id) = (span.trace_id, span.span_id);
+                        before(&mut span);
+                        // It may change a span, not move it to another trace.
+                        span.trace_id = trace_id;
+                        span.span_id = span_id;
+                        span
+                    })
+                    .collect();
+                Item::spans(&items)
+            }
+        };
+        let item = match item {
             Ok(item) => item,
             Err(_) => {
-                client.reports.record(DiscardReason::InternalSdkError, DataCategory::Span, items.len() as u64);
+                client.reports.record(DiscardReason::InternalSdkError, DataCategory::Span, count);
                 return None;
             }
         };
@@ -219,4 +388,12 @@ impl Job for SpanBatchJob {
         envelope.add_item(item);
         Some(envelope)
     }
+}
+
+#[cfg(test)]
+pub(crate) fn view_json(r: &SpanRecord, client: &ClientInner) -> serde_json::Value {
+    let common = Common::new(client);
+    let name = r.segment.name();
+    let id = r.segment.span_id.to_string();
+    serde_json::to_value(View { r, common: &common, segment_name: &name, segment_id: &id }).unwrap_or_default()
 }

@@ -88,3 +88,87 @@ fn timer_starts_at_first_item() {
     let d = client.span_buffer().deadline().expect("deadline");
     assert!(d > std::time::Instant::now() + Duration::from_secs(3));
 }
+
+/// `cargo test --release -p sentry-lite-core --lib hot_path -- --ignored --nocapture`
+#[test]
+#[ignore = "timing; run in release"]
+fn hot_path_cost() {
+    let options = ClientOptions { max_buffered_spans: 1_000_000, queue_capacity: 100_000, ..ClientOptions::new().with_traces_sample_rate(1.0) };
+    let (hub, _t, client) = setup(options);
+    Hub::run(hub.clone(), || {
+        let root = super::start_root_span("root", "task");
+        let n = 200_000;
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            root.start_child("child", "db.query").finish();
+        }
+        eprintln!("sampled child start+finish: {:?}/span", t.elapsed() / n);
+        let _g = super::enter_span(&root);
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            super::start_span("child", "db.query").finish();
+        }
+        eprintln!("start_span (implicit parent) + finish: {:?}/span", t.elapsed() / n);
+        drop(_g);
+        // No worker activity: 999 spans per trace stay buffered until the timer.
+        let roots: Vec<_> = (0..100).map(|_| super::start_root_span("root", "task")).collect();
+        let t = std::time::Instant::now();
+        for r in &roots {
+            for _ in 0..999 {
+                r.start_child("child", "db.query").finish();
+            }
+        }
+        eprintln!("sampled child, worker idle: {:?}/span", t.elapsed() / 99_900);
+    });
+    client.flush(Duration::from_secs(30));
+    let (hub, _t, _client) = setup(ClientOptions::new().with_traces_sample_rate(0.0));
+    Hub::run(hub, || {
+        let root = super::start_root_span("root", "task");
+        let n = 1_000_000;
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            root.start_child("child", "db.query").finish();
+        }
+        eprintln!("unsampled child: {:?}/span", t.elapsed() / n);
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            super::start_root_span("root", "task").finish();
+        }
+        eprintln!("unsampled root: {:?}/span", t.elapsed() / n);
+    });
+}
+
+#[test]
+fn fast_serialization_matches_the_map_form() {
+    let options = ClientOptions::new().with_traces_sample_rate(1.0).with_release("r@1");
+    let options = ClientOptions { send_default_pii: true, ..options };
+    let (hub, _t, client) = setup(options);
+    Hub::run(hub.clone(), || {
+        hub.configure_scope(|s| s.set_tag("tier", "gold"));
+        hub.configure_isolation_scope(|s| s.set_user(Some(crate::User { id: Some("7".into()), ..Default::default() })));
+        let root = super::start_root_span("seg", "http.server");
+        root.set_attribute("sentry.origin", "auto.custom");
+        root.set_attribute("n", 1);
+        root.set_attribute("n", 2);
+        let child = root.start_child("child", "db");
+        child.set_attribute("tier", "silver");
+        child.set_status(crate::protocol::SpanStatus::InternalError);
+        child.finish();
+        root.finish();
+    });
+    let records = client.span_buffer().take_records();
+    assert_eq!(records.len(), 2);
+    for r in &records {
+        let fast = super::record::view_json(r, client.inner());
+        let slow = serde_json::to_value(r.to_v2(client.inner(), &r.segment.name())).unwrap();
+        assert_eq!(fast, slow);
+        if r.is_segment {
+            assert_eq!(fast["attributes"]["tier"]["value"], "gold");
+            assert_eq!(fast["attributes"]["user.id"]["value"], "7");
+            assert_eq!(fast["attributes"]["n"]["value"], 2);
+            assert_eq!(fast["attributes"]["sentry.origin"]["value"], "auto.custom");
+        } else {
+            assert_eq!(fast["status"], "error");
+        }
+    }
+}
