@@ -174,13 +174,29 @@ impl Hub {
     }
 
     /// Changes the current scope.
+    ///
+    /// The user's closure runs without any SDK lock held, so a panic inside it can be
+    /// reported by the panic hook instead of deadlocking on the scope.
     pub fn configure_scope<R>(&self, f: impl FnOnce(&mut Scope) -> R) -> R {
-        let mut stack = self.stack.lock();
-        if stack.is_empty() {
-            stack.push(Scope::default());
+        struct PutBack<'a> {
+            hub: &'a Hub,
+            scope: Scope,
         }
-        let top = stack.len() - 1;
-        f(&mut stack[top])
+        impl Drop for PutBack<'_> {
+            fn drop(&mut self) {
+                let mut stack = self.hub.stack.lock();
+                let scope = std::mem::take(&mut self.scope);
+                match stack.last_mut() {
+                    Some(top) => *top = scope,
+                    None => stack.push(scope),
+                }
+            }
+        }
+        // Taking the scope out (not cloning it) keeps its maps uniquely owned, so
+        // writes inside `f` do not copy them.
+        let scope = self.stack.lock().last_mut().map(std::mem::take).unwrap_or_default();
+        let mut guard = PutBack { hub: self, scope };
+        f(&mut guard.scope)
     }
 
     /// Changes the isolation scope (breadcrumbs and user of the unit of work).
