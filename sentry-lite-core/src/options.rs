@@ -225,14 +225,16 @@ impl ClientOptions {
     /// `SENTRY_DEBUG` (`1`/`true`) from the environment, and proxies from
     /// `HTTP_PROXY` / `HTTPS_PROXY`.
     pub fn from_env() -> Self {
-        let mut o = Self::default();
-        o.dsn = env_var("SENTRY_DSN");
-        o.release = env_var("SENTRY_RELEASE").map(Cow::Owned);
-        o.environment = env_var("SENTRY_ENVIRONMENT").map(Cow::Owned);
-        o.debug = env_var("SENTRY_DEBUG").is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"));
-        o.http_proxy = env_var("HTTP_PROXY").or_else(|| env_var("http_proxy"));
-        o.https_proxy = env_var("HTTPS_PROXY").or_else(|| env_var("https_proxy"));
-        o
+        Self {
+            dsn: env_var("SENTRY_DSN"),
+            release: env_var("SENTRY_RELEASE").map(Cow::Owned),
+            environment: env_var("SENTRY_ENVIRONMENT").map(Cow::Owned),
+            debug: env_var("SENTRY_DEBUG")
+                .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")),
+            http_proxy: env_var("HTTP_PROXY").or_else(|| env_var("http_proxy")),
+            https_proxy: env_var("HTTPS_PROXY").or_else(|| env_var("https_proxy")),
+            ..Self::default()
+        }
     }
 
     setters! {

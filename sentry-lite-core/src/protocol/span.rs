@@ -41,14 +41,13 @@ impl SpanStatus {
     pub fn from_http_status(code: u16) -> Self {
         match code {
             0..=399 => SpanStatus::Ok,
-            400 => SpanStatus::InvalidArgument,
             401 => SpanStatus::Unauthenticated,
             403 => SpanStatus::PermissionDenied,
             404 => SpanStatus::NotFound,
             409 => SpanStatus::AlreadyExists,
             429 => SpanStatus::ResourceExhausted,
             499 => SpanStatus::Cancelled,
-            400..=499 => SpanStatus::InvalidArgument,
+            400..=498 => SpanStatus::InvalidArgument,
             501 => SpanStatus::Unimplemented,
             503 => SpanStatus::Unavailable,
             504 => SpanStatus::DeadlineExceeded,

@@ -68,6 +68,47 @@ pub fn epoch_seconds(t: SystemTime) -> f64 {
     d.as_secs() as f64 + f64::from(d.subsec_micros()) / 1e6
 }
 
+/// Parses `YYYY-MM-DDTHH:MM:SS[.frac][Z|±HH:MM]` into epoch seconds.
+fn parse_rfc3339(s: &str) -> Option<f64> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (y, mo, d, h, mi, sec) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut rest = &s[19..];
+    let mut frac = 0.0;
+    if let Some(r) = rest.strip_prefix('.') {
+        let digits = r.bytes().take_while(u8::is_ascii_digit).count();
+        frac = format!("0.{}", &r[..digits]).parse().ok()?;
+        rest = &r[digits..];
+    }
+    let offset = match rest {
+        "" | "Z" | "z" => 0,
+        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) => {
+            let v = num_at(o, 1..3)? * 3600 + num_at(o, 4..6)? * 60;
+            if o.starts_with('-') { -v } else { v }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(y, mo, d);
+    Some((days * 86_400 + h * 3600 + mi * 60 + sec - offset) as f64 + frac)
+}
+
+fn num_at(s: &str, r: std::ops::Range<usize>) -> Option<i64> {
+    s.get(r)?.parse().ok()
+}
+
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 // Howard Hinnant's days-to-civil algorithm; avoids pulling in a date crate for one format.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -98,8 +139,7 @@ impl<'de> Deserialize<'de> for Timestamp {
         }
         match Raw::deserialize(d)? {
             Raw::Secs(s) => Ok(Self::from_secs_f64(s)),
-            // Other SDKs send RFC 3339; we only need ordering-preserving round trips of our own.
-            Raw::Text(_) => Ok(Self::from_secs_f64(0.0)),
+            Raw::Text(text) => parse_rfc3339(&text).map(Self::from_secs_f64).ok_or_else(|| serde::de::Error::custom("invalid RFC 3339 timestamp")),
         }
     }
 }
@@ -113,6 +153,15 @@ mod tests {
         let t = Timestamp::from_secs_f64(1_795_450_503.843_301);
         assert_eq!(t.to_rfc3339(), "2026-11-23T16:15:03.843301Z");
         assert_eq!(Timestamp::from_secs_f64(0.0).to_rfc3339(), "1970-01-01T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn rfc3339_parses_back() {
+        let t: Timestamp = serde_json::from_str("\"2026-11-23T16:15:03.843301Z\"").unwrap();
+        assert!((t.as_secs_f64() - 1_795_450_503.843_301).abs() < 1e-5);
+        let t: Timestamp = serde_json::from_str("\"2026-11-23T17:15:03+01:00\"").unwrap();
+        assert_eq!(t.as_secs_f64(), 1_795_450_503.0);
+        assert!(serde_json::from_str::<Timestamp>("\"yesterday\"").is_err());
     }
 
     #[test]
