@@ -65,6 +65,7 @@ start() {
 
     rm -rf "$DIR"
     mkdir -p "$DIR/ingestion"
+    chmod 700 "$DIR/ingestion"  # Bugsink warns about anything else
     local PY="$VENV/bin/python"
     local PORT
     PORT="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
@@ -108,9 +109,14 @@ PYEOF
     [[ "$TOKEN" =~ ^[0-9a-fA-F]{20,}$ ]] || die "create_auth_token returned '$TOKEN'"
 
     say "serving on $URL (log: $LOG)"
+    # gunicorn >= 25 opens a control socket under ~/.gunicorn shared by all instances: not ours to touch.
+    local EXTRA=()
+    if "$VENV/bin/gunicorn" --help 2>/dev/null | grep -q -- '--no-control-socket'; then
+        EXTRA+=(--no-control-socket)
+    fi
     # setsid: own process group, so the caller's signals/ttys don't leak in; only the PID is recorded.
     setsid "$VENV/bin/gunicorn" --bind "127.0.0.1:$PORT" --workers 1 --threads 4 --timeout 60 \
-        --pid "$PIDFILE" --access-logfile - --error-logfile - --capture-output \
+        --pid "$PIDFILE" --access-logfile - --error-logfile - --capture-output "${EXTRA[@]}" \
         bugsink.wsgi >"$LOG" 2>&1 < /dev/null &
     local GPID=$!
     echo "$GPID" >"$PIDFILE"

@@ -26,11 +26,12 @@ export RELAY_PYTHON="$ROOT/.venv/bin/python"
 status=0
 
 banner "cargo test --workspace --all-targets"
-cargo test --workspace --all-targets || status=$?
+# --no-fail-fast: one run reports every failing test binary, not just the first
+cargo test --workspace --all-targets --no-fail-fast || status=$?
 
 if [ "$status" -eq 0 ]; then
     banner "cargo test --workspace --doc"
-    cargo test --workspace --doc || status=$?
+    cargo test --workspace --doc --no-fail-fast || status=$?
 fi
 
 # ---- later stages go here (e.g. fuzz runs, Relay/Bugsink conformance sweeps) ----
