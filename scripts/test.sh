@@ -29,13 +29,11 @@ banner "cargo test --workspace --all-targets"
 # --no-fail-fast: one run reports every failing test binary, not just the first
 cargo test --workspace --all-targets --no-fail-fast || status=$?
 
-if [ "$status" -eq 0 ]; then
-    banner "cargo test --workspace --doc"
-    cargo test --workspace --doc --no-fail-fast || status=$?
-fi
+banner "cargo test --workspace --doc"
+cargo test --workspace --doc --no-fail-fast || status=$?
 
 # ---- later stages go here (e.g. fuzz runs, Relay/Bugsink conformance sweeps) ----
-# Each stage: `banner "..."`, run only if "$status" -eq 0, and `|| status=$?`.
+# Each stage: `banner "..."`, then `<command> || status=$?` (keeps going, fails at the end).
 # ---- end of later stages ----
 
 if [ "$status" -eq 0 ]; then
