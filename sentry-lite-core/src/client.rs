@@ -150,7 +150,7 @@ impl Client {
     /// assert_eq!(client.discarded(DiscardReason::QueueOverflow, DataCategory::Error), 0);
     /// ```
     pub fn discarded(&self, reason: DiscardReason, category: DataCategory) -> u64 {
-        self.inner.reports.totals().get(&(reason, category)).copied().unwrap_or(0)
+        self.inner.reports.total(reason, category)
     }
 
     /// Drops an item and counts it, for integrations that buffer their own data.

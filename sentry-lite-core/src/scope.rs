@@ -21,8 +21,18 @@ pub type EventProcessor = Arc<dyn Fn(Event) -> Option<Event> + Send + Sync>;
 /// Data applied to captured events and spans.
 ///
 /// Obtain one through [`crate::configure_scope`] or [`crate::with_scope`].
+///
+/// A scope is one `Arc`: snapshotting it for a capture is a single reference-count
+/// increment; the first write after a snapshot copies the outer struct (a dozen
+/// `Arc` increments) and the one field written.
+#[derive(Clone)]
+pub struct Scope(Arc<ScopeData>);
+
+/// The fields of a [`Scope`], each behind its own `Arc` so a copy is shallow.
 #[derive(Clone, Default)]
-pub struct Scope {
+// Reached only through `Scope`'s `Deref`; its fields are crate-private.
+#[allow(unreachable_pub)]
+pub struct ScopeData {
     pub(crate) level: Option<Level>,
     pub(crate) fingerprint: Option<Arc<[String]>>,
     pub(crate) transaction: Option<Arc<str>>,
@@ -35,6 +45,35 @@ pub struct Scope {
     pub(crate) processors: Arc<Vec<EventProcessor>>,
     pub(crate) span: Option<Span>,
     pub(crate) propagation: Option<Arc<PropagationContext>>,
+}
+
+static EMPTY: once_cell::sync::Lazy<Arc<ScopeData>> = once_cell::sync::Lazy::new(|| Arc::new(ScopeData::default()));
+
+impl Default for Scope {
+    /// An empty scope; shares one allocation until written to.
+    fn default() -> Self {
+        Scope(EMPTY.clone())
+    }
+}
+
+impl std::ops::Deref for Scope {
+    type Target = ScopeData;
+
+    fn deref(&self) -> &ScopeData {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Scope {
+    fn deref_mut(&mut self) -> &mut ScopeData {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+impl fmt::Debug for ScopeData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScopeData").field("tags", &self.tags).finish_non_exhaustive()
+    }
 }
 
 impl fmt::Debug for Scope {

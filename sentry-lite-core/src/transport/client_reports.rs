@@ -1,53 +1,128 @@
 //! Counting of everything the SDK drops, sent as `client_report` items.
+//!
+//! Drops can happen on hot paths (a full queue, a sampled-out trace), so counting
+//! is one relaxed atomic add into a fixed table: no lock, no allocation.
 
-use std::collections::BTreeMap;
-
-use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::protocol::{ClientReport, DataCategory, DiscardReason, DiscardedEvents, Timestamp};
 
-/// Drop counters by reason and category. Drops are rare, so a mutex is fine.
-#[derive(Debug, Default)]
+const REASONS: [DiscardReason; 11] = [
+    DiscardReason::QueueOverflow,
+    DiscardReason::BufferOverflow,
+    DiscardReason::RatelimitBackoff,
+    DiscardReason::NetworkError,
+    DiscardReason::SampleRate,
+    DiscardReason::BeforeSend,
+    DiscardReason::EventProcessor,
+    DiscardReason::SendError,
+    DiscardReason::InternalSdkError,
+    DiscardReason::Ignored,
+    DiscardReason::Invalid,
+];
+
+const CATEGORIES: [DataCategory; 9] = [
+    DataCategory::Error,
+    DataCategory::Transaction,
+    DataCategory::Span,
+    DataCategory::LogItem,
+    DataCategory::LogByte,
+    DataCategory::Attachment,
+    DataCategory::Session,
+    DataCategory::Monitor,
+    DataCategory::Feedback,
+];
+
+const SLOTS: usize = REASONS.len() * CATEGORIES.len();
+
+fn slot(reason: DiscardReason, category: DataCategory) -> Option<usize> {
+    let r = REASONS.iter().position(|x| *x == reason)?;
+    let c = CATEGORIES.iter().position(|x| *x == category)?;
+    Some(r * CATEGORIES.len() + c)
+}
+
+/// Drop counters by reason and category: pending (not yet reported) and totals.
+#[derive(Debug)]
 pub(crate) struct ClientReports {
-    counts: Mutex<BTreeMap<(DiscardReason, DataCategory), u64>>,
-    totals: Mutex<BTreeMap<(DiscardReason, DataCategory), u64>>,
+    pending: [AtomicU64; SLOTS],
+    totals: [AtomicU64; SLOTS],
+}
+
+impl Default for ClientReports {
+    fn default() -> Self {
+        Self { pending: std::array::from_fn(|_| AtomicU64::new(0)), totals: std::array::from_fn(|_| AtomicU64::new(0)) }
+    }
 }
 
 impl ClientReports {
     pub(crate) fn record(&self, reason: DiscardReason, category: DataCategory, quantity: u64) {
-        if quantity > 0 {
-            *self.counts.lock().entry((reason, category)).or_default() += quantity;
-            *self.totals.lock().entry((reason, category)).or_default() += quantity;
+        if quantity == 0 {
+            return;
+        }
+        if let Some(i) = slot(reason, category) {
+            self.pending[i].fetch_add(quantity, Ordering::Relaxed);
+            self.totals[i].fetch_add(quantity, Ordering::Relaxed);
         }
     }
 
     /// Takes the pending counts as a report, if there are any.
     pub(crate) fn take(&self) -> Option<ClientReport> {
-        let counts = std::mem::take(&mut *self.counts.lock());
-        if counts.is_empty() {
-            return None;
+        let mut discarded_events = Vec::new();
+        for (i, counter) in self.pending.iter().enumerate() {
+            // Cheap read first: most slots stay zero forever.
+            if counter.load(Ordering::Relaxed) == 0 {
+                continue;
+            }
+            let quantity = counter.swap(0, Ordering::Relaxed);
+            if quantity > 0 {
+                discarded_events.push(DiscardedEvents {
+                    reason: REASONS[i / CATEGORIES.len()],
+                    category: CATEGORIES[i % CATEGORIES.len()].as_str().to_owned(),
+                    quantity,
+                });
+            }
         }
-        Some(ClientReport {
-            timestamp: Timestamp::now(),
-            discarded_events: counts
-                .into_iter()
-                .map(|((reason, category), quantity)| DiscardedEvents { reason, category: category.as_str().to_owned(), quantity })
-                .collect(),
-        })
+        (!discarded_events.is_empty()).then(|| ClientReport { timestamp: Timestamp::now(), discarded_events })
     }
 
     /// Puts a report back, e.g. when the envelope carrying it could not be sent.
     pub(crate) fn restore(&self, report: &ClientReport) {
-        let mut counts = self.counts.lock();
         for d in &report.discarded_events {
-            if let Some(cat) = DataCategory::parse(&d.category) {
-                *counts.entry((d.reason, cat)).or_default() += d.quantity;
+            if let Some(i) = DataCategory::parse(&d.category).and_then(|c| slot(d.reason, c)) {
+                self.pending[i].fetch_add(d.quantity, Ordering::Relaxed);
             }
         }
     }
 
-    /// Everything dropped since the client started, whether reported yet or not.
-    pub(crate) fn totals(&self) -> BTreeMap<(DiscardReason, DataCategory), u64> {
-        self.totals.lock().clone()
+    /// The total for one reason and category.
+    pub(crate) fn total(&self, reason: DiscardReason, category: DataCategory) -> u64 {
+        slot(reason, category).map_or(0, |i| self.totals[i].load(Ordering::Relaxed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_take_and_restore() {
+        let r = ClientReports::default();
+        r.record(DiscardReason::QueueOverflow, DataCategory::Error, 2);
+        r.record(DiscardReason::SampleRate, DataCategory::Span, 5);
+        let report = r.take().unwrap();
+        assert_eq!(report.discarded_events.len(), 2);
+        assert!(r.take().is_none());
+        r.restore(&report);
+        assert_eq!(r.take().unwrap().discarded_events, report.discarded_events);
+        assert_eq!(r.total(DiscardReason::SampleRate, DataCategory::Span), 5);
+    }
+
+    #[test]
+    fn every_reason_and_category_has_a_slot() {
+        for reason in REASONS {
+            for category in CATEGORIES {
+                assert!(slot(reason, category).is_some());
+            }
+        }
     }
 }
