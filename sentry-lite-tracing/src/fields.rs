@@ -4,7 +4,8 @@
 use std::error::Error;
 use std::fmt::{self, Write as _};
 
-use sentry_lite_core::protocol::{AttributeValue, Exception, Mechanism};
+use sentry_lite_core::protocol::{AttributeValue, Exception};
+use sentry_lite_core::Breadcrumb;
 use serde_json::Value;
 use tracing_core::field::{Field, Visit};
 
@@ -57,8 +58,9 @@ impl EventFields {
     }
 }
 
-fn debug_string(value: &dyn fmt::Debug) -> String {
-    let mut s = String::new();
+/// `Debug` output in one allocation for typical messages (no regrowth from 8 bytes up).
+pub(crate) fn debug_string(value: &dyn fmt::Debug) -> String {
+    let mut s = String::with_capacity(64);
     let _ = write!(s, "{value:?}");
     s
 }
@@ -85,7 +87,7 @@ impl Visit for EventFields {
     }
     fn record_error(&mut self, field: &Field, value: &(dyn Error + 'static)) {
         if self.want_exceptions && self.exceptions.is_none() {
-            self.exceptions = Some(exceptions_from_error(value));
+            self.exceptions = Some(sentry_lite_core::exceptions_from_error(value, None));
         }
         self.push(field, FieldValue::Str(value.to_string()));
     }
@@ -98,47 +100,47 @@ impl Visit for EventFields {
     }
 }
 
-/// Longest `source()` chain walked.
-const MAX_CHAIN: usize = 32;
-
-/// Exceptions for `error` and its `source()` chain: root cause first, the outermost
-/// error last with a `generic`, handled mechanism; linked by `exception_id`/`parent_id`.
-pub(crate) fn exceptions_from_error(error: &(dyn Error + 'static)) -> Vec<Exception> {
-    let mut chain: Vec<Exception> = Vec::new();
-    let mut current: Option<&(dyn Error + 'static)> = Some(error);
-    while let Some(err) = current {
-        if chain.len() >= MAX_CHAIN {
-            break;
-        }
-        let i = chain.len() as u32;
-        chain.push(Exception {
-            ty: type_name_of(err),
-            value: Some(err.to_string()),
-            mechanism: Some(Mechanism {
-                ty: if i == 0 { "generic".into() } else { "chained".into() },
-                handled: Some(true),
-                exception_id: Some(i),
-                parent_id: i.checked_sub(1),
-                source: (i > 0).then(|| "source".to_owned()),
-                ..Mechanism::default()
-            }),
-            ..Exception::default()
-        });
-        current = err.source();
-    }
-    chain.reverse();
-    chain
+/// Writes an event's fields straight into a breadcrumb: the `message` field is its
+/// message, the others its data (the breadcrumb-only path, no intermediate copies).
+pub(crate) struct CrumbFields<'a> {
+    pub(crate) crumb: &'a mut Breadcrumb,
 }
 
-/// The `Debug` output up to its first delimiter is usually the type or variant name.
-fn type_name_of(err: &dyn Error) -> String {
-    let debug = format!("{err:?}");
-    let end = debug.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':')).unwrap_or(debug.len());
-    let name = &debug[..end.min(128)];
-    if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
-        "Error".to_owned()
-    } else {
-        name.to_owned()
+impl CrumbFields<'_> {
+    fn put(&mut self, field: &Field, value: Value) {
+        self.crumb.data.insert(field.name().to_owned(), value);
+    }
+}
+
+impl Visit for CrumbFields<'_> {
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.put(field, Value::from(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.put(field, Value::from(value));
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.put(field, FieldValue::F64(value).to_json());
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.put(field, Value::Bool(value));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.crumb.message = Some(value.to_owned());
+        } else {
+            self.put(field, Value::String(value.to_owned()));
+        }
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn Error + 'static)) {
+        self.put(field, Value::String(value.to_string()));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == "message" {
+            self.crumb.message = Some(debug_string(value));
+        } else {
+            self.put(field, Value::String(debug_string(value)));
+        }
     }
 }
 

@@ -12,10 +12,10 @@ use tracing_core::{Metadata, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
-use crate::fields::{EventFields, FieldValue, NAME_FIELDS, OP_FIELD};
+use crate::fields::{CrumbFields, EventFields, FieldValue};
 use crate::filter::{default_event_filter, EventFilter};
 use crate::logs::{LogBuffer, LogFlusher};
-use crate::span_fields::{SpanAttributes, SpanNaming};
+use crate::span_fields::{is_special, SpanAttributes, SpanNaming};
 
 type EventFilterFn = dyn Fn(&Metadata<'_>) -> EventFilter + Send + Sync;
 type SpanFilterFn = dyn Fn(&Metadata<'_>) -> bool + Send + Sync;
@@ -179,21 +179,26 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if !sentry_lite_core::is_enabled() {
+            return;
+        }
         let metadata = attrs.metadata();
-        if !(self.span_filter)(metadata) || !sdk_active() {
+        if !(self.span_filter)(metadata) {
             return;
         }
         let Some(span_ref) = ctx.span(id) else { return };
         let fields = metadata.fields();
         let mut naming = SpanNaming::default();
-        if fields.field(OP_FIELD).is_some() || NAME_FIELDS.iter().any(|n| fields.field(n).is_some()) {
+        if fields.iter().any(|f| is_special(f.name())) {
             attrs.record(&mut naming);
         }
         let name = naming.name.as_deref().unwrap_or(metadata.name());
         let op = naming.op.as_deref().unwrap_or(DEFAULT_SPAN_OP);
         let parent = if attrs.is_root() { None } else { sentry_span_in(span_ref.parent()) };
         let span = match parent {
+            // The tracing parent carries the client: no hub lookup.
             Some(parent) => parent.start_child(name, op),
+            None if !sdk_active() => return,
             None if attrs.is_root() => sentry_lite_core::start_root_span(name, op),
             None => sentry_lite_core::start_span(name, op),
         };
@@ -207,6 +212,9 @@ where
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        if !sentry_lite_core::is_enabled() {
+            return;
+        }
         let Some(span_ref) = ctx.span(id) else { return };
         let ext = span_ref.extensions();
         if let Some(state) = ext.get::<SentrySpan>() {
@@ -217,6 +225,9 @@ where
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        if !sentry_lite_core::is_enabled() {
+            return;
+        }
         let Some(span_ref) = ctx.span(id) else { return };
         let ext = span_ref.extensions();
         if let Some(state) = ext.get::<SentrySpan>() {
@@ -225,6 +236,9 @@ where
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+        if !sentry_lite_core::is_enabled() {
+            return;
+        }
         let Some(span_ref) = ctx.span(id) else { return };
         let ext = span_ref.extensions();
         if let Some(state) = ext.get::<SentrySpan>() {
@@ -233,6 +247,9 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        if !sentry_lite_core::is_enabled() {
+            return;
+        }
         let Some(span_ref) = ctx.span(&id) else { return };
         let state = span_ref.extensions_mut().remove::<SentrySpan>();
         if let Some(state) = state {
@@ -241,20 +258,33 @@ where
     }
 
     fn on_event(&self, event: &tracing_core::Event<'_>, ctx: Context<'_, S>) {
+        if !sentry_lite_core::is_enabled() {
+            return;
+        }
         let metadata = event.metadata();
         let mut actions = (self.event_filter)(metadata);
-        if actions.is_empty() || !sdk_active() {
+        if actions.is_empty() {
             return;
         }
         let mut log_client = None;
         if actions.contains(EventFilter::Log) {
-            log_client = Hub::with_current(|hub| hub.client())
-                .filter(|c| c.is_enabled() && self.enable_logs.unwrap_or_else(|| c.options().enable_logs));
+            if self.enable_logs != Some(false) {
+                log_client = Hub::with_current(|hub| {
+                    hub.with_client(|c| (c.is_enabled() && self.enable_logs.unwrap_or_else(|| c.options().enable_logs)).then(|| c.clone()))
+                })
+                .flatten();
+            }
             if log_client.is_none() {
                 actions = actions.without(EventFilter::Log);
             }
         }
-        if actions.is_empty() {
+        if actions == EventFilter::Breadcrumb {
+            // The common case: fields go straight into the breadcrumb, built only once
+            // `add_breadcrumb` has found a client.
+            sentry_lite_core::add_breadcrumb(LazyCrumb { event });
+            return;
+        }
+        if actions.is_empty() || !sdk_active() {
             return;
         }
         let mut fields = EventFields { want_exceptions: actions.contains(EventFilter::Event), ..EventFields::default() };
@@ -282,15 +312,36 @@ where
     }
 }
 
-fn breadcrumb(metadata: &Metadata<'_>, fields: &EventFields) -> Breadcrumb {
+/// A breadcrumb for `event`, built by `add_breadcrumb` only when a client takes it.
+struct LazyCrumb<'a, 'e> {
+    event: &'a tracing_core::Event<'e>,
+}
+
+impl From<LazyCrumb<'_, '_>> for Breadcrumb {
+    fn from(lazy: LazyCrumb<'_, '_>) -> Breadcrumb {
+        let metadata = lazy.event.metadata();
+        let mut crumb = crumb_shell(metadata);
+        lazy.event.record(&mut CrumbFields { crumb: &mut crumb });
+        crumb
+    }
+}
+
+/// A breadcrumb with the event's type, category and level, without message and data.
+fn crumb_shell(metadata: &Metadata<'_>) -> Breadcrumb {
     let level = *metadata.level();
     Breadcrumb {
         ty: (level == tracing_core::Level::ERROR).then(|| "error".to_owned()),
         category: Some(metadata.target().to_owned()),
         level: Some(breadcrumb_level(&level)),
+        ..Breadcrumb::default()
+    }
+}
+
+fn breadcrumb(metadata: &Metadata<'_>, fields: &EventFields) -> Breadcrumb {
+    Breadcrumb {
         message: fields.message.clone(),
         data: fields.fields.iter().map(|(k, v)| ((*k).to_owned(), v.to_json())).collect(),
-        ..Breadcrumb::default()
+        ..crumb_shell(metadata)
     }
 }
 

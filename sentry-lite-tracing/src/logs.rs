@@ -1,15 +1,17 @@
 //! Structured-log batching: a bounded queue drained by a small flusher thread into
 //! `log` envelopes (≤ 100 logs each), every 5 s, at 100 queued logs and on flush.
+//! The buffer registers itself as a [`FlushHook`] on every client it queues logs
+//! for, so `sentry_lite_core::flush` and shutdown drain it too.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
-use sentry_lite_core::protocol::{Attribute, AttributeValue, Envelope, Item, LogItem};
-use sentry_lite_core::{Client, Hub, SDK_NAME, SDK_VERSION};
+use sentry_lite_core::protocol::{Attribute, AttributeValue, DataCategory, DiscardReason, Envelope, Item, LogItem};
+use sentry_lite_core::{Client, FlushHook, Hub, SDK_NAME, SDK_VERSION};
 
 /// Most logs in one envelope item.
 pub(crate) const MAX_LOGS_PER_ITEM: usize = 100;
@@ -26,6 +28,21 @@ struct Queue {
     first_at: Option<Instant>,
     shutdown: bool,
     thread_started: bool,
+    /// Clients this buffer is registered on as a flush hook (weak: identity only; a
+    /// weak reference keeps the address from being reused while held).
+    hooked: Vec<Weak<Client>>,
+}
+
+/// The flush hook registered on clients: weak, so a client never keeps the layer's
+/// buffer alive.
+struct Hook(Weak<LogBuffer>);
+
+impl FlushHook for Hook {
+    fn flush(&self) {
+        if let Some(buffer) = self.0.upgrade() {
+            buffer.flush();
+        }
+    }
 }
 
 /// The log queue shared by the layer, its flusher thread and [`LogFlusher`] handles.
@@ -59,8 +76,18 @@ impl LogBuffer {
             send(old);
             q = self.queue.lock();
         }
+        let hook = !q.hooked.iter().any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(client)));
+        if hook {
+            q.hooked.retain(|w| w.strong_count() > 0);
+            q.hooked.push(Arc::downgrade(client));
+        }
         if q.logs.len() >= MAX_QUEUED_LOGS {
+            drop(q);
             self.dropped.fetch_add(1, Ordering::Relaxed);
+            client.record_lost(DiscardReason::BufferOverflow, DataCategory::LogItem, 1);
+            if hook {
+                client.register_flush_hook(Arc::new(Hook(Arc::downgrade(self))));
+            }
             return;
         }
         if q.client.is_none() {
@@ -74,6 +101,9 @@ impl LogBuffer {
         let start = !q.thread_started;
         q.thread_started = true;
         drop(q);
+        if hook {
+            client.register_flush_hook(Arc::new(Hook(Arc::downgrade(self))));
+        }
         if start {
             self.start_thread();
         }
@@ -186,14 +216,14 @@ fn default_attributes(client: &Client) -> BTreeMap<String, Attribute> {
     }
     put("sentry.sdk.name", SDK_NAME);
     put("sentry.sdk.version", SDK_VERSION);
-    if let Some(s) = &o.server_name {
+    if let Some(s) = client.server_name() {
         put("server.address", s);
     }
     attrs
 }
 
-/// A handle to the layer's log queue: flush it before `sentry_lite_core::flush`
-/// when logs must go out now (e.g. before exit).
+/// A handle to the layer's log queue. `sentry_lite_core::flush` and shutdown drain
+/// it already (the queue is a flush hook of the client); this flushes it alone.
 #[derive(Debug, Clone)]
 pub struct LogFlusher {
     pub(crate) buffer: Arc<LogBuffer>,
@@ -205,7 +235,8 @@ impl LogFlusher {
         self.buffer.flush();
     }
 
-    /// How many logs were dropped because the queue was full.
+    /// How many logs were dropped because the queue was full (also counted in the
+    /// client's reports as `buffer_overflow` / `log_item`).
     pub fn dropped(&self) -> u64 {
         self.buffer.dropped()
     }

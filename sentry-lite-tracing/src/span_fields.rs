@@ -27,7 +27,7 @@ impl SpanNaming {
     }
 }
 
-fn is_special(name: &str) -> bool {
+pub(crate) fn is_special(name: &str) -> bool {
     name == OP_FIELD || NAME_FIELDS.contains(&name)
 }
 

@@ -310,3 +310,33 @@ fn logs_are_off_unless_enabled() {
     flush();
     assert_eq!(t.items_of(&ItemType::Log).count(), 0);
 }
+
+#[test]
+fn core_flush_drains_logs_and_drops_are_reported() {
+    use sentry_lite_core::protocol::{DataCategory, DiscardReason};
+    let (_l, t, guard) = setup(ClientOptions::new().with_enable_logs(true).with_server_name("web-1"));
+    let layer = sentry_lite_tracing::layer().event_filter(|_| EventFilter::Log);
+    let flusher = layer.log_flusher();
+    let sent = 5000u64;
+    let logs = run(layer, || {
+        for i in 0..sent {
+            tracing::info!(i, "burst");
+        }
+        // No `LogFlusher::flush`, and the layer is still alive: the layer's queue is
+        // a flush hook of the client.
+        flush();
+        let mut logs = Vec::new();
+        for env in t.envelopes() {
+            for item in env.items.iter().filter(|i| *i.ty() == ItemType::Log) {
+                logs.extend(item.payload_json().unwrap()["items"].as_array().unwrap().clone());
+            }
+        }
+        logs
+    });
+    let dropped = flusher.dropped();
+    let client = guard.client().unwrap();
+    assert_eq!(client.discarded(DiscardReason::BufferOverflow, DataCategory::LogItem), dropped);
+    assert_eq!(logs.len() as u64 + dropped, sent);
+    assert!(!logs.is_empty());
+    assert_eq!(logs[0]["attributes"]["server.address"]["value"], "web-1");
+}
