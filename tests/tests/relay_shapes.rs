@@ -86,3 +86,45 @@ fn deep_and_cyclic_error_chains_are_bounded_and_valid() {
     // Dropping a 10 000-deep Box chain recursively would overflow a test thread's stack.
     std::mem::forget(chain);
 }
+
+#[test]
+fn static_mode_transactions_and_errors_in_spans_pass_relay() {
+    use sentry_lite_core::TraceLifecycle;
+    let options = ClientOptions::new().with_traces_sample_rate(1.0).with_trace_lifecycle(TraceLifecycle::Static).with_release("relay@1");
+    let (_, envelopes) = sentry::test::with_captured_envelopes(options, || {
+        let root = sentry::start_root_span("GET /users/{id}", "http.server");
+        root.set_source("route");
+        root.set_attribute("http.request.method", "GET");
+        let child = root.start_child("SELECT users", "db.query");
+        child.set_attribute("db.system", "postgresql");
+        let err = Wrapped(std::io::Error::other("db down"));
+        {
+            let _entered = sentry::enter_span(&child);
+            sentry::capture_error(&err);
+        }
+        child.finish();
+        root.finish();
+    });
+    let mut transactions = Vec::new();
+    let mut errors = Vec::new();
+    for env in &envelopes {
+        for item in &env.items {
+            match item.ty() {
+                ItemType::Transaction => transactions.push(item.payload_json().unwrap()),
+                ItemType::Event => {
+                    assert!(env.headers.trace.is_some(), "an error in a span carries the DSC");
+                    errors.push(item.payload_json().unwrap());
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(transactions.len(), 1);
+    assert_eq!(errors.len(), 1);
+    let tx = &transactions[0];
+    assert_eq!(tx["transaction"], "GET /users/{id}");
+    assert_eq!(tx["spans"].as_array().unwrap().len(), 1);
+    assert_eq!(tx["contexts"]["trace"]["trace_id"], errors[0]["contexts"]["trace"]["trace_id"]);
+    assert_eq!(errors[0]["contexts"]["trace"]["span_id"], tx["spans"][0]["span_id"]);
+    sentry_lite_tests::relay::assert_all_valid(&[tx.clone(), errors[0].clone()]);
+}
