@@ -24,7 +24,8 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let what = args.next().unwrap_or_else(|| "span".to_owned());
     let n: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
-    let options = ClientOptions::new().with_transport(NoopTransport).with_traces_sample_rate(1.0).with_queue_capacity(1_000_000);
+    let options =
+        ClientOptions::new().with_transport(NoopTransport).with_traces_sample_rate(1.0).with_queue_capacity(1_000_000);
     let client = Arc::new(Client::new(options, Some("https://public@127.0.0.1:9/1".parse().expect("dsn"))));
     let hub = Arc::new(Hub::new_from_top(&Hub::main()));
     hub.bind_client(Some(client.clone()));

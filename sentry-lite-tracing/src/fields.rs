@@ -24,7 +24,9 @@ impl FieldValue {
         match self {
             FieldValue::I64(v) => Value::from(*v),
             FieldValue::U64(v) => Value::from(*v),
-            FieldValue::F64(v) => serde_json::Number::from_f64(*v).map_or_else(|| Value::String(v.to_string()), Value::Number),
+            FieldValue::F64(v) => {
+                serde_json::Number::from_f64(*v).map_or_else(|| Value::String(v.to_string()), Value::Number)
+            }
             FieldValue::Bool(v) => Value::Bool(*v),
             FieldValue::Str(v) => Value::String(v.clone()),
         }

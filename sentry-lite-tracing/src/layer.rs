@@ -5,7 +5,9 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
 
-use sentry_lite_core::protocol::{AttributeValue, Attribute, Event, Exception, LogItem, LogLevel, SpanStatus, TraceId, Values};
+use sentry_lite_core::protocol::{
+    Attribute, AttributeValue, Event, Exception, LogItem, LogLevel, SpanStatus, TraceId, Values,
+};
 use sentry_lite_core::{Breadcrumb, Hub, Level, RawBacktrace, Span};
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Metadata, Subscriber};
@@ -15,7 +17,7 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 use crate::fields::{CrumbFields, EventFields, FieldValue};
 use crate::filter::{default_event_filter, EventFilter};
 use crate::logs::{LogBuffer, LogFlusher};
-use crate::span_fields::{is_special, SpanAttributes, SpanNaming};
+use crate::span_fields::{is_special, AttributeList, SpanAttributes, SpanNaming};
 
 type EventFilterFn = dyn Fn(&Metadata<'_>) -> EventFilter + Send + Sync;
 type SpanFilterFn = dyn Fn(&Metadata<'_>) -> bool + Send + Sync;
@@ -195,19 +197,40 @@ where
         let name = naming.name.as_deref().unwrap_or(metadata.name());
         let op = naming.op.as_deref().unwrap_or(DEFAULT_SPAN_OP);
         let parent = if attrs.is_root() { None } else { sentry_span_in(span_ref.parent()) };
-        let span = match parent {
-            // The tracing parent carries the client: no hub lookup.
-            Some(parent) => parent.start_child(name, op),
+        let parent = match parent {
+            Some(parent) => Some(parent),
             None if !sdk_active() => return,
-            None if attrs.is_root() => sentry_lite_core::start_root_span(name, op),
-            None => sentry_lite_core::start_span(name, op),
+            None if attrs.is_root() => None,
+            // No tracing parent with a Sentry span: the SDK's current span (a
+            // future's, an `enter_span`'s) is the parent, like `start_span`.
+            None => sentry_lite_core::current_span(),
         };
-        if span.is_recording() {
-            span.set_origin(SPAN_ORIGIN);
-            if !fields.is_empty() {
-                attrs.record(&mut SpanAttributes { span: &span });
+        let span = match parent {
+            // The parent carries the client: no hub lookup.
+            Some(parent) => {
+                let span = parent.start_child(name, op);
+                if span.is_recording() {
+                    span.set_origin(SPAN_ORIGIN);
+                    if !fields.is_empty() {
+                        attrs.record(&mut SpanAttributes { span: &span });
+                    }
+                }
+                span
             }
-        }
+            None => {
+                // A new segment: fields go in as initial attributes, one allocation
+                // for the list and no lock per field.
+                let mut list = AttributeList { attributes: Vec::with_capacity(fields.len()) };
+                if !fields.is_empty() {
+                    attrs.record(&mut list);
+                }
+                let span = sentry_lite_core::start_root_span_with_attributes(name, op, list.attributes);
+                if span.is_recording() {
+                    span.set_origin(SPAN_ORIGIN);
+                }
+                span
+            }
+        };
         span_ref.extensions_mut().insert(SentrySpan { span });
     }
 
@@ -270,7 +293,10 @@ where
         if actions.contains(EventFilter::Log) {
             if self.enable_logs != Some(false) {
                 log_client = Hub::with_current(|hub| {
-                    hub.with_client(|c| (c.is_enabled() && self.enable_logs.unwrap_or_else(|| c.options().enable_logs)).then(|| c.clone()))
+                    hub.with_client(|c| {
+                        (c.is_enabled() && self.enable_logs.unwrap_or_else(|| c.options().enable_logs))
+                            .then(|| c.clone())
+                    })
                 })
                 .flatten();
             }
@@ -287,7 +313,8 @@ where
         if actions.is_empty() || !sdk_active() {
             return;
         }
-        let mut fields = EventFields { want_exceptions: actions.contains(EventFilter::Event), ..EventFields::default() };
+        let mut fields =
+            EventFields { want_exceptions: actions.contains(EventFilter::Event), ..EventFields::default() };
         event.record(&mut fields);
         let span = if actions.contains(EventFilter::Event) || actions.contains(EventFilter::Log) {
             sentry_span_in(ctx.event_span(event))
@@ -376,7 +403,8 @@ fn log_item(metadata: &Metadata<'_>, fields: &EventFields, span: Option<&Span>) 
     let attr = |v: &FieldValue| Attribute::from(&v.to_attribute());
     if let Some(message) = &fields.message {
         if !fields.fields.is_empty() {
-            attributes.insert("sentry.message.template".into(), Attribute::from(&AttributeValue::from(message.as_str())));
+            attributes
+                .insert("sentry.message.template".into(), Attribute::from(&AttributeValue::from(message.as_str())));
             for (i, (_, v)) in fields.fields.iter().enumerate() {
                 attributes.insert(format!("sentry.message.parameter.{i}"), attr(v));
             }

@@ -3,6 +3,7 @@
 use std::error::Error;
 use std::fmt::{self, Write as _};
 
+use sentry_lite_core::protocol::AttributeValue;
 use sentry_lite_core::Span;
 use tracing_core::field::{Field, Visit};
 
@@ -89,5 +90,49 @@ impl Visit for SpanAttributes<'_> {
         let mut s = String::new();
         let _ = write!(s, "{value:?}");
         self.text(field, s);
+    }
+}
+
+/// Collects the fields of a new root span as initial attributes (the sampler sees
+/// them, and they go in with the span in one step); the naming fields are skipped
+/// (already read by [`SpanNaming`]).
+#[derive(Debug, Default)]
+pub(crate) struct AttributeList {
+    pub(crate) attributes: Vec<(String, AttributeValue)>,
+}
+
+impl AttributeList {
+    fn put(&mut self, field: &Field, value: AttributeValue) {
+        self.attributes.push((field.name().to_owned(), value));
+    }
+}
+
+impl Visit for AttributeList {
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.put(field, AttributeValue::from(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.put(field, AttributeValue::from(value));
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.put(field, AttributeValue::from(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.put(field, AttributeValue::from(value));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if !is_special(field.name()) {
+            self.put(field, AttributeValue::from(value));
+        }
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn Error + 'static)) {
+        if !is_special(field.name()) {
+            self.put(field, AttributeValue::from(value.to_string()));
+        }
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if !is_special(field.name()) {
+            self.put(field, AttributeValue::from(crate::fields::debug_string(value)));
+        }
     }
 }
