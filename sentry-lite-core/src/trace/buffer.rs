@@ -1,13 +1,22 @@
 //! The span buffer: the processor that decides *when* finished spans leave.
 //!
 //! Finished spans are grouped by trace id. A trace's bucket goes to the worker as
-//! one job (one envelope) when it reaches [`MAX_SPANS_PER_ENVELOPE`] spans or about
-//! [`MAX_BUCKET_BYTES`]; everything goes when the 5 s timer (started by the first
-//! buffered span) fires, on flush and on close. At most `max_buffered_spans` spans
-//! are held: on overflow the oldest whole bucket is dropped and counted.
+//! one job (one envelope) as soon as its segment (local root) finishes, or when it
+//! reaches [`MAX_SPANS_PER_ENVELOPE`] spans or about [`MAX_BUCKET_BYTES`]; spans
+//! finishing after their segment start a new bucket. Everything goes when the 5 s
+//! timer (started by the first buffered span) fires, on flush and on close.
+//!
+//! At most `max_buffered_spans` spans are held, counting both the buffered ones and
+//! those handed to the worker but not yet serialized ([`InFlight`]), so memory stays
+//! bounded when the worker is slower than the producer. On overflow the oldest
+//! bucket (O(log n), by creation order) is dropped and counted; when the spans in
+//! flight alone fill the bound, the new span is dropped and counted too.
 
-use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -44,95 +53,160 @@ impl Hasher for IdHasher {
     }
 }
 
-#[derive(Default)]
 struct Bucket {
     spans: Vec<SpanRecord>,
     bytes: usize,
-    /// Order of creation, to find the oldest.
+    /// Order of creation, the key in [`State::order`].
     seq: u64,
 }
 
 #[derive(Default)]
 struct State {
     buckets: HashMap<TraceId, Bucket, BuildHasherDefault<IdHasher>>,
+    /// Every bucket by creation order (seq → trace), so the oldest is found in O(log n).
+    order: BTreeMap<u64, TraceId>,
     total: usize,
     seq: u64,
     deadline: Option<Instant>,
     closed: bool,
     peak: usize,
+    /// Tests: keep everything buffered (no segment or size flush).
+    #[cfg(test)]
+    hold: bool,
+}
+
+/// Spans handed to the worker and not yet serialized (or dropped), shared with the
+/// batch jobs: they count against `max_buffered_spans` like buffered ones.
+#[derive(Debug, Default)]
+pub(crate) struct InFlight(AtomicUsize);
+
+/// `n` spans of one batch job in flight; released when the job is dropped (after it
+/// ran, or when the queue refused it).
+pub(crate) struct InFlightGuard {
+    counter: Arc<InFlight>,
+    n: usize,
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.counter.0.fetch_sub(self.n, Ordering::Relaxed);
+    }
 }
 
 /// See the module docs.
 pub(crate) struct SpanBuffer {
     state: Mutex<State>,
     capacity: usize,
+    in_flight: Arc<InFlight>,
 }
 
 impl std::fmt::Debug for SpanBuffer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SpanBuffer").field("len", &self.len()).field("capacity", &self.capacity).finish()
+        f.debug_struct("SpanBuffer").field("len", &self.len()).field("in_flight", &self.in_flight()).field("capacity", &self.capacity).finish()
     }
 }
 
 impl SpanBuffer {
     pub(crate) fn new(capacity: usize) -> Self {
-        Self { state: Mutex::default(), capacity: capacity.max(1) }
+        Self { state: Mutex::default(), capacity: capacity.max(1), in_flight: Arc::default() }
     }
 
-    /// Spans held right now.
+    /// Spans held right now (not counting those in flight to the worker).
     pub(crate) fn len(&self) -> usize {
         self.state.lock().total
     }
 
-    /// Most spans ever held at once.
+    /// Spans handed to the worker and not yet serialized.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.0.load(Ordering::Relaxed)
+    }
+
+    /// Most spans ever held at once (buffered and in flight).
     #[cfg(test)]
     pub(crate) fn peak(&self) -> usize {
         self.state.lock().peak
     }
 
-    /// Buffers a finished span; a full bucket goes to the worker at once.
+    /// A batch job for `spans`, counted in flight until it is dropped.
+    fn job(&self, spans: Vec<SpanRecord>) -> Box<SpanBatchJob> {
+        let n = spans.len();
+        self.in_flight.0.fetch_add(n, Ordering::Relaxed);
+        Box::new(SpanBatchJob { spans, _in_flight: InFlightGuard { counter: self.in_flight.clone(), n } })
+    }
+
+    /// Buffers a finished span. A trace's bucket goes to the worker at once when
+    /// its segment finishes or the bucket is full. Over the bound (buffered + in
+    /// flight), the oldest bucket is dropped, and the span too if that is not enough.
     pub(crate) fn push(&self, record: SpanRecord, client: &Client) {
         let trace_id = record.segment.state.trace_id;
+        let is_segment = record.is_segment;
         let size = estimate_size(&record);
-        let mut state = self.state.lock();
-        if state.closed {
-            drop(state);
+        let mut guard = self.state.lock();
+        if guard.closed {
+            drop(guard);
+            drop(record);
             client.record_drop(DiscardReason::BufferOverflow, DataCategory::Span, 1);
             return;
         }
-        let dropped = if state.total >= self.capacity { state.drop_oldest() } else { None };
-        if state.deadline.is_none() {
-            state.deadline = Some(Instant::now() + FLUSH_INTERVAL);
+        let mut evicted = None;
+        if guard.total + self.in_flight() >= self.capacity {
+            evicted = guard.drop_oldest();
+            if guard.total + self.in_flight() >= self.capacity {
+                // The worker is behind: nothing buffered is left to make room.
+                drop(guard);
+                let n = evicted.map_or(0, |e| e.len()) as u64 + 1;
+                drop(record);
+                client.record_drop(DiscardReason::BufferOverflow, DataCategory::Span, n);
+                return;
+            }
         }
-        let seq = state.seq;
-        let bucket = state.buckets.entry(trace_id).or_insert_with(|| Bucket { spans: Vec::new(), bytes: 0, seq });
-        if bucket.spans.is_empty() {
-            bucket.seq = seq;
-        }
+        let state = &mut *guard;
+        let bucket = match state.buckets.entry(trace_id) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                let seq = state.seq;
+                state.seq += 1;
+                state.order.insert(seq, trace_id);
+                e.insert(Bucket { spans: Vec::new(), bytes: 0, seq })
+            }
+        };
         bucket.spans.push(record);
         bucket.bytes += size;
         let full = bucket.spans.len() >= MAX_SPANS_PER_ENVELOPE || bucket.bytes >= MAX_BUCKET_BYTES;
-        state.seq += 1;
         state.total += 1;
-        state.peak = state.peak.max(state.total);
-        let ready = if full { state.take(&trace_id) } else { None };
-        drop(state);
-        if let Some(dropped) = dropped {
-            client.record_drop(DiscardReason::BufferOverflow, DataCategory::Span, dropped.len() as u64);
+        #[cfg(test)]
+        let full = full && !state.hold;
+        #[cfg(test)]
+        let is_segment = is_segment && !state.hold;
+        let ready = if is_segment || full { state.take(&trace_id) } else { None };
+        let ready = ready.map(|spans| self.job(spans));
+        if state.total > 0 && state.deadline.is_none() {
+            state.deadline = Some(Instant::now() + FLUSH_INTERVAL);
         }
-        if let Some(spans) = ready {
-            client.submit(Box::new(SpanBatchJob { spans }));
+        state.peak = state.peak.max(state.total + self.in_flight());
+        drop(guard);
+        if let Some(evicted) = evicted {
+            client.record_drop(DiscardReason::BufferOverflow, DataCategory::Span, evicted.len() as u64);
+        }
+        if let Some(job) = ready {
+            client.submit(job);
         }
     }
 }
 
 #[cfg(test)]
 impl SpanBuffer {
+    /// Keeps every span buffered until `take_records` (or a flush).
+    pub(crate) fn hold(&self) {
+        self.state.lock().hold = true;
+    }
+
     /// Everything buffered, for tests that look at records.
     pub(crate) fn take_records(&self) -> Vec<SpanRecord> {
         let mut state = self.state.lock();
         state.total = 0;
         state.deadline = None;
+        state.order.clear();
         std::mem::take(&mut state.buckets).into_values().flat_map(|b| b.spans).collect()
     }
 }
@@ -140,6 +214,7 @@ impl SpanBuffer {
 impl State {
     fn take(&mut self, trace_id: &TraceId) -> Option<Vec<SpanRecord>> {
         let bucket = self.buckets.remove(trace_id)?;
+        self.order.remove(&bucket.seq);
         self.total -= bucket.spans.len();
         if self.total == 0 {
             self.deadline = None;
@@ -147,9 +222,9 @@ impl State {
         Some(bucket.spans)
     }
 
-    /// Removes the oldest bucket (to be dropped outside the lock).
+    /// Removes the oldest bucket (to be dropped outside the lock): O(log n).
     fn drop_oldest(&mut self) -> Option<Vec<SpanRecord>> {
-        let oldest = self.buckets.iter().min_by_key(|(_, b)| b.seq).map(|(id, _)| *id)?;
+        let (_, oldest) = self.order.pop_first()?;
         self.take(&oldest)
     }
 }
@@ -168,6 +243,7 @@ impl Buffer for SpanBuffer {
             }
             state.total = 0;
             state.deadline = None;
+            state.order.clear();
             std::mem::take(&mut state.buckets)
         };
         let mut buckets: Vec<Bucket> = buckets.into_values().collect();
@@ -177,11 +253,11 @@ impl Buffer for SpanBuffer {
             let mut spans = bucket.spans;
             while spans.len() > MAX_SPANS_PER_ENVELOPE {
                 let rest = spans.split_off(MAX_SPANS_PER_ENVELOPE);
-                jobs.push(Box::new(SpanBatchJob { spans }));
+                jobs.push(self.job(spans));
                 spans = rest;
             }
             if !spans.is_empty() {
-                jobs.push(Box::new(SpanBatchJob { spans }));
+                jobs.push(self.job(spans));
             }
         }
         jobs

@@ -323,6 +323,8 @@ impl Serialize for View<'_> {
 /// the worker.
 pub(crate) struct SpanBatchJob {
     pub(crate) spans: Vec<SpanRecord>,
+    /// Released after the records (field order), when the job is dropped.
+    pub(crate) _in_flight: super::buffer::InFlightGuard,
 }
 
 impl Job for SpanBatchJob {

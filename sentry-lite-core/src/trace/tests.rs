@@ -30,10 +30,11 @@ fn a_huge_trace_never_exceeds_the_buffer_bound() {
         }
         root.finish();
     });
-    assert!(client.span_buffer().peak() <= bound.min(super::buffer::MAX_SPANS_PER_ENVELOPE));
+    // Buffered and in flight to the worker together.
+    assert!(client.span_buffer().peak() <= bound);
     assert!(client.flush(Duration::from_secs(20)));
     let sent: u64 = transport.envelopes().iter().flat_map(|e| e.items.iter()).filter(|i| i.ty() == &ItemType::Span).map(|i| i.quantity()).sum();
-    let dropped = client.discarded(DiscardReason::QueueOverflow, DataCategory::Span);
+    let dropped = client.discarded(DiscardReason::QueueOverflow, DataCategory::Span) + client.discarded(DiscardReason::BufferOverflow, DataCategory::Span);
     assert_eq!(sent + dropped, 100_001);
 }
 
@@ -84,7 +85,8 @@ fn closed_buffer_accepts_nothing() {
 fn timer_starts_at_first_item() {
     let (hub, _t, client) = setup(ClientOptions::new().with_traces_sample_rate(1.0));
     assert!(client.span_buffer().deadline().is_none());
-    Hub::run(hub, || super::start_root_span("one", "task").finish());
+    let root = Hub::run(hub, || super::start_root_span("one", "task"));
+    root.start_child("c", "task").finish();
     let d = client.span_buffer().deadline().expect("deadline");
     assert!(d > std::time::Instant::now() + Duration::from_secs(3));
 }
@@ -143,6 +145,7 @@ fn fast_serialization_matches_the_map_form() {
     let options = ClientOptions::new().with_traces_sample_rate(1.0).with_release("r@1");
     let options = ClientOptions { send_default_pii: true, ..options };
     let (hub, _t, client) = setup(options);
+    client.span_buffer().hold();
     Hub::run(hub.clone(), || {
         hub.configure_scope(|s| s.set_tag("tier", "gold"));
         hub.configure_isolation_scope(|s| s.set_user(Some(crate::User { id: Some("7".into()), ..Default::default() })));
@@ -171,4 +174,131 @@ fn fast_serialization_matches_the_map_form() {
             assert_eq!(fast["status"], "error");
         }
     }
+}
+
+#[test]
+fn segment_end_sends_its_trace_at_once() {
+    let (hub, transport, client) = setup(ClientOptions::new().with_traces_sample_rate(1.0));
+    let root = Hub::run(hub, || super::start_root_span("seg", "task"));
+    for _ in 0..5 {
+        root.start_child("c", "work").finish();
+    }
+    assert_eq!(client.span_buffer().len(), 5);
+    root.finish();
+    // Handed to the worker with the segment, not waiting for the 5 s timer.
+    assert_eq!(client.span_buffer().len(), 0);
+    assert!(client.span_buffer().deadline().is_none());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while transport.envelopes().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let envs = transport.envelopes();
+    assert_eq!(envs.len(), 1);
+    assert_eq!(envs[0].items[0].quantity(), 6);
+}
+
+#[test]
+fn spans_finishing_after_their_segment_wait_for_the_timer() {
+    let (hub, transport, client) = setup(ClientOptions::new().with_traces_sample_rate(1.0));
+    let (root, child) = Hub::run(hub, || {
+        let root = super::start_root_span("seg", "task");
+        let child = root.start_child("slow", "work");
+        (root, child)
+    });
+    root.finish();
+    child.finish();
+    assert_eq!(client.span_buffer().len(), 1);
+    assert!(client.span_buffer().deadline().is_some());
+    assert!(client.flush(Duration::from_secs(5)));
+    let spans: u64 = transport.envelopes().iter().flat_map(|e| e.items.iter()).filter(|i| i.ty() == &ItemType::Span).map(|i| i.quantity()).sum();
+    assert_eq!(spans, 2);
+}
+
+#[test]
+fn drop_oldest_evicts_by_creation_order() {
+    let options = ClientOptions { max_buffered_spans: 40, ..ClientOptions::new().with_traces_sample_rate(1.0) };
+    let (hub, _t, client) = setup(options);
+    Hub::run(hub, || {
+        let roots: Vec<_> = (0..8).map(|i| super::start_root_span(format!("r{i}"), "task")).collect();
+        // Buckets created in order r0..r7, filled in reverse so that neither size nor
+        // last use points at r0.
+        for r in &roots {
+            r.start_child("first", "work").finish();
+        }
+        for r in roots.iter().rev() {
+            for _ in 0..4 {
+                r.start_child("more", "work").finish();
+            }
+        }
+        assert_eq!(client.span_buffer().len(), 40);
+        roots[7].start_child("one more", "work").finish();
+        // r0's bucket (5 spans) went.
+        assert_eq!(client.span_buffer().len(), 36);
+        assert_eq!(client.discarded(DiscardReason::BufferOverflow, DataCategory::Span), 5);
+        roots[7].start_child("one more", "work").finish();
+        roots[7].start_child("one more", "work").finish();
+        roots[7].start_child("one more", "work").finish();
+        roots[7].start_child("one more", "work").finish();
+        // Next: r1.
+        roots[7].start_child("one more", "work").finish();
+        assert_eq!(client.span_buffer().len(), 36);
+        assert_eq!(client.discarded(DiscardReason::BufferOverflow, DataCategory::Span), 10);
+        let records = client.span_buffer().take_records();
+        let names: std::collections::BTreeSet<String> = records.iter().map(|r| r.segment.name()).collect();
+        assert!(!names.contains("r0") && !names.contains("r1") && names.contains("r2"), "{names:?}");
+    });
+}
+
+/// A transport that blocks until the gate opens.
+struct Gated {
+    gate: Arc<parking_lot::Mutex<()>>,
+    spans: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl crate::transport::Transport for Gated {
+    fn send(&mut self, envelope: &crate::protocol::Envelope, _body: &[u8]) -> crate::transport::SendOutcome {
+        drop(self.gate.lock());
+        let n: u64 = envelope.items.iter().filter(|i| i.ty() == &ItemType::Span).map(|i| i.quantity()).sum();
+        self.spans.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        crate::transport::SendOutcome::sent()
+    }
+}
+
+#[test]
+fn spans_in_flight_count_against_the_bound_with_a_stalled_worker() {
+    let bound = 500;
+    let gate = Arc::new(parking_lot::Mutex::new(()));
+    let spans = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (g, s) = (gate.clone(), spans.clone());
+    let options = ClientOptions { max_buffered_spans: bound, queue_capacity: 10_000, send_client_reports: false, ..ClientOptions::new().with_traces_sample_rate(1.0) };
+    let options = options.with_transport(move |_: &ClientOptions| Box::new(Gated { gate: g.clone(), spans: s.clone() }) as Box<dyn crate::transport::Transport>);
+    let client = Arc::new(Client::new(options, None));
+    let hub = Arc::new(Hub::new_from_top(&Hub::main()));
+    hub.bind_client(Some(client.clone()));
+    let closed = gate.lock();
+    let produced = Hub::run(hub, || {
+        let mut produced = 0u64;
+        for _ in 0..300 {
+            let root = super::start_root_span("t", "task");
+            for _ in 0..9 {
+                root.start_child("c", "work").finish();
+            }
+            root.finish();
+            produced += 10;
+            let buffer = client.span_buffer();
+            assert!(buffer.len() + buffer.in_flight() <= bound, "{} + {}", buffer.len(), buffer.in_flight());
+        }
+        produced
+    });
+    let buffer = client.span_buffer();
+    assert!(buffer.peak() <= bound, "peak {}", buffer.peak());
+    let dropped = client.discarded(DiscardReason::BufferOverflow, DataCategory::Span);
+    // The worker holds at most one job (being sent) beyond the bound.
+    assert!(dropped >= produced - bound as u64 - 10, "dropped {dropped}");
+    drop(closed);
+    assert!(client.flush(Duration::from_secs(10)));
+    assert_eq!(buffer.in_flight(), 0);
+    let sent = spans.load(std::sync::atomic::Ordering::Relaxed);
+    let lost = dropped + client.discarded(DiscardReason::QueueOverflow, DataCategory::Span);
+    assert_eq!(sent + lost, produced);
 }
