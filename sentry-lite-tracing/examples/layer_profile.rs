@@ -29,8 +29,11 @@ fn main() {
     let client = Arc::new(Client::new(options, Some("https://public@127.0.0.1:9/1".parse().expect("dsn"))));
     let hub = Arc::new(Hub::new_from_top(&Hub::main()));
     hub.bind_client(Some(client.clone()));
-    let subscriber = tracing_subscriber::registry().with(sentry_lite_tracing::layer());
-    let dispatch = tracing::Dispatch::new(subscriber);
+    // `registry:<workload>` runs the workload under the plain registry (the baseline).
+    let (what, dispatch) = match what.strip_prefix("registry:") {
+        Some(w) => (w.to_owned(), tracing::Dispatch::new(tracing_subscriber::registry())),
+        None => (what, tracing::Dispatch::new(tracing_subscriber::registry().with(sentry_lite_tracing::layer()))),
+    };
     Hub::run(hub, || {
         tracing::dispatcher::with_default(&dispatch, || {
             let chunk = 10_000;
