@@ -1,9 +1,18 @@
 //! The worker's half of an event capture: everything that can wait.
 
+use std::cell::RefCell;
+
 use crate::client::{ClientInner, PendingEvent};
 use crate::protocol::{Context, DataCategory, DiscardReason, DynamicSamplingContext, Envelope, Event, Stacktrace};
 use crate::scope::Scope;
 use crate::trace::PropagationContext;
+
+thread_local! {
+    /// Symbolicated frames by instruction pointer. Events are finished on the
+    /// client's worker thread, so this is that worker's cache (bounded, see
+    /// [`SymbolCache`](crate::stacktrace::SymbolCache)); it goes away with the thread.
+    static SYMBOLS: RefCell<crate::stacktrace::SymbolCache> = RefCell::default();
+}
 
 /// Applies scopes and defaults, symbolicates, runs processors and `before_send`,
 /// enforces size limits and wraps the event in an envelope with the trace's DSC.
@@ -43,7 +52,15 @@ pub(crate) fn finish_event(pending: PendingEvent, client: &ClientInner) -> Optio
     }
 
     if let Some(bt) = backtrace {
-        if let Some(stacktrace) = bt.resolve(&client.in_app_rules()) {
+        let rules = client.in_app_rules();
+        // `try_with`: during thread teardown the cache may be gone; resolve directly then.
+        let resolved = SYMBOLS
+            .try_with(|cache| match cache.try_borrow_mut() {
+                Ok(mut cache) => bt.resolve_cached(&rules, &mut cache),
+                Err(_) => bt.resolve(&rules),
+            })
+            .unwrap_or_else(|_| bt.resolve(&rules));
+        if let Some(stacktrace) = resolved {
             attach_stacktrace(&mut event, stacktrace);
         }
     } else {

@@ -1,6 +1,7 @@
 //! Stack traces: captured unresolved on the caller's thread (instruction pointers
 //! only), symbolicated later on the worker.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use crate::protocol::{Frame, Stacktrace};
@@ -9,6 +10,52 @@ use crate::protocol::{Frame, Stacktrace};
 const MAX_FRAMES: usize = 50;
 /// Unwinding stops here so deep recursion cannot make a capture slow.
 const MAX_CAPTURED: usize = 256;
+/// Instruction pointers a [`SymbolCache`] holds before it starts over.
+const SYMBOL_CACHE_CAPACITY: usize = 10_000;
+
+/// Symbolicated frames by instruction pointer (one ip yields several frames when
+/// functions were inlined), so that the stacks an application captures again and
+/// again are resolved once. Bounded: when full it is cleared and refilled.
+///
+/// The frames are stored exactly as symbolication produced them; `in_app` is left
+/// unset and decided per event from the client's rules.
+#[derive(Default)]
+pub(crate) struct SymbolCache {
+    frames: HashMap<usize, Box<[Frame]>>,
+}
+
+impl SymbolCache {
+    /// Appends the frames of `ip` to `out`, resolving them on a miss.
+    fn push_frames(&mut self, ip: usize, out: &mut Vec<Frame>) {
+        if let Some(frames) = self.frames.get(&ip) {
+            out.extend_from_slice(frames);
+            return;
+        }
+        let start = out.len();
+        resolve_ip(ip, out);
+        if self.frames.len() >= SYMBOL_CACHE_CAPACITY {
+            self.frames.clear();
+        }
+        self.frames.insert(ip, out[start..].into());
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.frames.len()
+    }
+}
+
+/// Appends the frames of one instruction pointer (innermost inlined frame first).
+fn resolve_ip(ip: usize, out: &mut Vec<Frame>) {
+    let mut resolved_any = false;
+    backtrace::resolve(ip as *mut std::ffi::c_void, |symbol| {
+        resolved_any = true;
+        out.push(frame_from_symbol(ip, symbol));
+    });
+    if !resolved_any {
+        out.push(Frame { instruction_addr: Some(format!("{ip:#x}")), ..Frame::default() });
+    }
+}
 
 /// Instruction pointers of a stack, innermost first, not yet symbolicated.
 #[derive(Clone, Default)]
@@ -44,40 +91,49 @@ impl RawBacktrace {
     pub fn resolve(&self, rules: &InAppRules<'_>) -> Option<Stacktrace> {
         let mut frames: Vec<Frame> = Vec::with_capacity(self.ips.len());
         for &ip in &self.ips {
-            let mut resolved_any = false;
-            backtrace::resolve(ip as *mut std::ffi::c_void, |symbol| {
-                resolved_any = true;
-                frames.push(frame_from_symbol(ip, symbol));
-            });
-            if !resolved_any {
-                frames.push(Frame { instruction_addr: Some(format!("{ip:#x}")), ..Frame::default() });
-            }
+            resolve_ip(ip, &mut frames);
         }
-        // Innermost first here: drop the capture machinery on top. It is interleaved
-        // with std/core/tokio helper frames (`Option::map`, `LocalKey::try_with`), so cut
-        // after the outermost SDK frame of the leading library-only run.
-        let mut cut = 0;
-        for (i, f) in frames.iter().enumerate() {
-            if is_capture_frame(f) {
-                cut = i + 1;
-            } else if !is_library_frame(f) {
-                break;
-            }
-        }
-        frames.drain(..cut);
-        // Drop the runtime's start-up frames at the bottom.
-        while frames.last().is_some_and(is_startup_frame) {
-            frames.pop();
-        }
-        if frames.is_empty() {
-            return None;
-        }
-        frames.reverse();
-        for frame in &mut frames {
-            frame.in_app = Some(rules.is_in_app(frame));
-        }
-        Some(Stacktrace { frames: trim_frames(frames) })
+        finish_frames(frames, rules)
     }
+
+    /// [`resolve`](Self::resolve) through `cache`: each instruction pointer is
+    /// symbolicated once per cache; the result is the same.
+    pub(crate) fn resolve_cached(&self, rules: &InAppRules<'_>, cache: &mut SymbolCache) -> Option<Stacktrace> {
+        let mut frames: Vec<Frame> = Vec::with_capacity(self.ips.len() + self.ips.len() / 2);
+        for &ip in &self.ips {
+            cache.push_frames(ip, &mut frames);
+        }
+        finish_frames(frames, rules)
+    }
+}
+
+/// Trims capture and start-up frames from resolved frames (innermost first),
+/// orders them oldest first and decides `in_app`.
+fn finish_frames(mut frames: Vec<Frame>, rules: &InAppRules<'_>) -> Option<Stacktrace> {
+    // Innermost first here: drop the capture machinery on top. It is interleaved
+    // with std/core/tokio helper frames (`Option::map`, `LocalKey::try_with`), so cut
+    // after the outermost SDK frame of the leading library-only run.
+    let mut cut = 0;
+    for (i, f) in frames.iter().enumerate() {
+        if is_capture_frame(f) {
+            cut = i + 1;
+        } else if !is_library_frame(f) {
+            break;
+        }
+    }
+    frames.drain(..cut);
+    // Drop the runtime's start-up frames at the bottom.
+    while frames.last().is_some_and(is_startup_frame) {
+        frames.pop();
+    }
+    if frames.is_empty() {
+        return None;
+    }
+    frames.reverse();
+    for frame in &mut frames {
+        frame.in_app = Some(rules.is_in_app(frame));
+    }
+    Some(Stacktrace { frames: trim_frames(frames) })
 }
 
 /// Keeps the oldest and newest frames when a stack is deeper than Relay accepts.
@@ -263,6 +319,28 @@ mod tests {
         let st = bt.resolve(&InAppRules { include: &[], exclude: &[] }).unwrap();
         assert!(st.frames.iter().all(|f| !f.function.as_deref().unwrap_or("").starts_with("backtrace::")));
         assert!(st.frames.len() <= MAX_FRAMES);
+    }
+
+    #[test]
+    fn cached_resolution_matches_and_stays_bounded() {
+        let bt = deep(2);
+        let rules = InAppRules { include: &[], exclude: &[] };
+        let mut cache = SymbolCache::default();
+        let plain = bt.resolve(&rules);
+        assert_eq!(bt.resolve_cached(&rules, &mut cache), plain);
+        let filled = cache.len();
+        assert!(filled > 0);
+        // A hit returns the same frames and adds nothing.
+        assert_eq!(bt.resolve_cached(&rules, &mut cache), plain);
+        assert_eq!(cache.len(), filled);
+        // A full cache starts over instead of growing.
+        let mut out = Vec::new();
+        for ip in 1..=SYMBOL_CACHE_CAPACITY + 5 {
+            cache.frames.insert(ip, Box::new([]));
+        }
+        cache.push_frames(usize::MAX - 1, &mut out);
+        assert!(cache.len() <= SYMBOL_CACHE_CAPACITY, "{}", cache.len());
+        assert_eq!(out.len(), 1);
     }
 
     #[test]

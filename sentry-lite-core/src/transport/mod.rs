@@ -58,10 +58,31 @@ impl SendOutcome {
 }
 
 /// Sends serialized envelopes. Runs on the SDK's worker thread.
+///
+/// Only [`send`](Transport::send) is required. A transport that can have several
+/// requests in flight (like [`HttpTransport`]) also overrides
+/// [`send_batch`](Transport::send_batch) and [`max_batch`](Transport::max_batch);
+/// the worker then hands it up to `max_batch` envelopes at once.
 pub trait Transport: Send + 'static {
     /// Sends one envelope. `body` is `envelope` serialized in the line format.
     /// Must return within a bounded time (e.g. the request timeout).
     fn send(&mut self, envelope: &Envelope, body: &[u8]) -> SendOutcome;
+
+    /// Sends several independent envelopes, e.g. concurrently, and returns one
+    /// outcome per envelope, in the same order. Must return within a bounded time
+    /// (for a concurrent implementation: about one request timeout for the batch).
+    ///
+    /// The default sends them one after the other with [`send`](Transport::send).
+    fn send_batch(&mut self, batch: &[(&Envelope, &[u8])]) -> Vec<SendOutcome> {
+        batch.iter().map(|(envelope, body)| self.send(envelope, body)).collect()
+    }
+
+    /// The largest batch worth handing to [`send_batch`](Transport::send_batch).
+    /// The default, 1, makes the worker send envelopes one at a time, so that
+    /// each answer (e.g. a rate limit) applies before the next envelope goes out.
+    fn max_batch(&self) -> usize {
+        1
+    }
 }
 
 /// Creates the transport of a client, on the worker thread.

@@ -5,8 +5,15 @@
 //! rate limited, attaches client reports and hands bytes to the [`Transport`].
 //! Flush and shutdown are markers that travel through the same queue, so they
 //! cover exactly what was queued before them, and their callers wait with a deadline.
+//!
+//! When the transport can send several envelopes at once ([`Transport::max_batch`]),
+//! the worker takes whatever jobs are already waiting (never waiting for more, and
+//! never past a flush or shutdown marker) and hands their envelopes to
+//! [`Transport::send_batch`] together; each envelope's outcome is then handled as
+//! if it had been sent alone.
 
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -47,6 +54,11 @@ pub(crate) struct Worker {
     tx: SyncSender<Task>,
     client: Arc<ClientInner>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Jobs accepted and not yet finished: queued, or taken by the worker.
+    held: Arc<AtomicUsize>,
+    /// Upper bound of `held`: the queue's capacity plus one job in the worker's
+    /// hands, whether the worker takes jobs one at a time or in batches.
+    max_held: usize,
 }
 
 impl std::fmt::Debug for Worker {
@@ -62,11 +74,16 @@ const SPOOL_MIN_BACKOFF: Duration = Duration::from_millis(500);
 const SPOOL_MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Spooled envelopes re-sent per worker wake-up, so new data is not starved.
 const SPOOL_BATCH: usize = 200;
+/// Upper bound of the envelopes handed to the transport at once.
+const MAX_BATCH: usize = 16;
 
 impl Worker {
     pub(crate) fn start(client: Arc<ClientInner>, buffers: Vec<Arc<dyn Buffer>>) -> std::io::Result<Self> {
-        let (tx, rx) = sync_channel(client.options.queue_capacity.max(1));
+        let capacity = client.options.queue_capacity.max(1);
+        let (tx, rx) = sync_channel(capacity);
+        let held = Arc::new(AtomicUsize::new(0));
         let inner = client.clone();
+        let worker_held = held.clone();
         let thread = std::thread::Builder::new().name("sentry-lite-worker".into()).spawn(move || {
             let transport = inner.create_transport();
             let spool = inner.options.spool_dir.as_deref().and_then(|dir| match Spool::open(dir, inner.options.spool_max_bytes, inner.options.spool_max_files) {
@@ -76,9 +93,12 @@ impl Worker {
                     None
                 }
             });
+            let batch_limit = transport.as_ref().map_or(1, |t| t.max_batch().clamp(1, MAX_BATCH));
             let mut state = WorkerState {
                 client: inner,
                 transport,
+                batch_limit,
+                held: worker_held,
                 rate_limits: RateLimits::new(),
                 buffers,
                 spool,
@@ -87,19 +107,30 @@ impl Worker {
             };
             state.run(rx);
         })?;
-        Ok(Self { tx, client, thread: Mutex::new(Some(thread)) })
+        Ok(Self { tx, client, thread: Mutex::new(Some(thread)), held, max_held: capacity + 1 })
     }
 
     /// Queues a job without blocking; a full queue drops it and counts the drop.
     pub(crate) fn submit(&self, job: Box<dyn Job>) -> bool {
+        if self.held.fetch_add(1, Ordering::AcqRel) >= self.max_held {
+            // The queue plus the worker's batch hold as much as one queue and one job.
+            self.held.fetch_sub(1, Ordering::AcqRel);
+            let (category, quantity) = job.category();
+            self.client.reports.record(DiscardReason::QueueOverflow, category, quantity);
+            return false;
+        }
         match self.tx.try_send(Task::Job(job)) {
             Ok(()) => true,
             Err(TrySendError::Full(Task::Job(job)) | TrySendError::Disconnected(Task::Job(job))) => {
+                self.held.fetch_sub(1, Ordering::AcqRel);
                 let (category, quantity) = job.category();
                 self.client.reports.record(DiscardReason::QueueOverflow, category, quantity);
                 false
             }
-            Err(_) => false,
+            Err(_) => {
+                self.held.fetch_sub(1, Ordering::AcqRel);
+                false
+            }
         }
     }
 
@@ -145,6 +176,10 @@ impl Worker {
 struct WorkerState {
     client: Arc<ClientInner>,
     transport: Option<Box<dyn Transport>>,
+    /// Envelopes handed to the transport at once (its `max_batch`, bounded).
+    batch_limit: usize,
+    /// Shared with [`Worker::submit`]: decremented when a queued job is finished.
+    held: Arc<AtomicUsize>,
     rate_limits: RateLimits,
     buffers: Vec<Arc<dyn Buffer>>,
     spool: Option<Spool>,
@@ -166,6 +201,8 @@ enum Delivery {
 
 impl WorkerState {
     fn run(&mut self, rx: Receiver<Task>) {
+        // A marker met while taking a batch: handled right after that batch.
+        let mut next: Option<Task> = None;
         loop {
             let now = Instant::now();
             let spool_due = self.spool.as_ref().filter(|s| !s.is_empty()).map(|_| self.spool_retry_at);
@@ -176,8 +213,29 @@ impl WorkerState {
                 .chain(spool_due)
                 .min()
                 .map_or(IDLE_TICK, |d| d.saturating_duration_since(now).min(IDLE_TICK));
-            match rx.recv_timeout(wait) {
-                Ok(Task::Job(job)) => self.run_job(job),
+            let task = match next.take() {
+                Some(task) => Ok(task),
+                None => rx.recv_timeout(wait),
+            };
+            match task {
+                Ok(Task::Job(job)) => {
+                    let mut jobs = vec![job];
+                    // Take what is already waiting, up to a batch; never wait, and
+                    // stop at a marker so that it still covers exactly what preceded it.
+                    while jobs.len() < self.batch_limit {
+                        match rx.try_recv() {
+                            Ok(Task::Job(job)) => jobs.push(job),
+                            Ok(marker) => {
+                                next = Some(marker);
+                                break;
+                            }
+                            Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                        }
+                    }
+                    let taken = jobs.len();
+                    self.run_jobs(jobs);
+                    self.held.fetch_sub(taken, Ordering::AcqRel);
+                }
                 Ok(Task::Flush(ack)) => {
                     self.drain_buffers(true);
                     self.send_pending_report();
@@ -203,14 +261,22 @@ impl WorkerState {
         for b in &self.buffers {
             b.close();
         }
+        let mut jobs = Vec::new();
         while let Ok(task) = rx.try_recv() {
             match task {
-                Task::Job(job) => self.run_job(job),
+                Task::Job(job) => {
+                    jobs.push(job);
+                    if jobs.len() >= self.batch_limit {
+                        self.finish_queued(std::mem::take(&mut jobs));
+                    }
+                }
                 Task::Flush(ack) | Task::Shutdown(ack) => {
+                    self.finish_queued(std::mem::take(&mut jobs));
                     let _ = ack.try_send(());
                 }
             }
         }
+        self.finish_queued(jobs);
         self.drain_buffers(true);
         self.send_pending_report();
         // One last attempt; what stays in the spool goes out on the next start.
@@ -222,21 +288,38 @@ impl WorkerState {
         for i in 0..self.buffers.len() {
             let due = force || self.buffers[i].deadline().is_some_and(|d| d <= now);
             if due {
-                for job in self.buffers[i].drain(force) {
-                    self.run_job(job);
-                }
+                let jobs = self.buffers[i].drain(force);
+                self.run_jobs(jobs);
             }
         }
     }
 
-    fn run_job(&mut self, job: Box<dyn Job>) {
-        let client = self.client.clone();
-        // A panic in a user callback (before_send, processors) must not kill the worker.
-        let envelope = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(&client)));
-        match envelope {
-            Ok(Some(envelope)) => self.send(envelope),
-            Ok(None) => {}
-            Err(_) => self.client.debug("a job panicked on the worker (user callback?); its data was dropped"),
+    /// Runs jobs taken from the queue and releases their places in it.
+    fn finish_queued(&mut self, jobs: Vec<Box<dyn Job>>) {
+        let taken = jobs.len();
+        if taken > 0 {
+            self.run_jobs(jobs);
+            self.held.fetch_sub(taken, Ordering::AcqRel);
+        }
+    }
+
+    /// Turns jobs into envelopes and sends them, a batch at a time.
+    fn run_jobs(&mut self, jobs: Vec<Box<dyn Job>>) {
+        let mut envelopes = Vec::with_capacity(jobs.len().min(self.batch_limit));
+        for job in jobs {
+            let client = self.client.clone();
+            // A panic in a user callback (before_send, processors) must not kill the worker.
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(&client))) {
+                Ok(Some(envelope)) => envelopes.push(envelope),
+                Ok(None) => {}
+                Err(_) => self.client.debug("a job panicked on the worker (user callback?); its data was dropped"),
+            }
+            if envelopes.len() >= self.batch_limit {
+                self.send_batch(std::mem::take(&mut envelopes));
+            }
+        }
+        if !envelopes.is_empty() {
+            self.send_batch(envelopes);
         }
     }
 
@@ -254,7 +337,28 @@ impl WorkerState {
     }
 
     /// Rate limits, client report, serialization and delivery of one envelope.
-    pub(crate) fn send(&mut self, mut envelope: Envelope) {
+    pub(crate) fn send(&mut self, envelope: Envelope) {
+        self.send_batch(vec![envelope]);
+    }
+
+    /// Rate limits, client reports, serialization and delivery of envelopes sent
+    /// together (at most `batch_limit`); each is handled as if it went alone.
+    fn send_batch(&mut self, envelopes: Vec<Envelope>) {
+        let ready: Vec<Envelope> = envelopes.into_iter().filter_map(|e| self.prepare(e)).collect();
+        if ready.is_empty() {
+            return;
+        }
+        let mut ready = ready;
+        let deliveries = self.deliver_batch(&mut ready);
+        for (envelope, delivery) in ready.into_iter().zip(deliveries) {
+            self.after_delivery(envelope, delivery);
+        }
+    }
+
+    /// Everything before delivery: drops what is rate limited, attaches the pending
+    /// client report, and spools instead while older envelopes wait in the spool.
+    /// `None` when nothing is left to send now.
+    fn prepare(&mut self, mut envelope: Envelope) -> Option<Envelope> {
         let now = Instant::now();
         let reports = &self.client.reports;
         let limits = &self.rate_limits;
@@ -266,7 +370,7 @@ impl WorkerState {
             _ => true,
         });
         if envelope.items.is_empty() {
-            return;
+            return None;
         }
         let mut attached: Option<crate::protocol::ClientReport> = None;
         if self.client.options.send_client_reports && !envelope.items.iter().any(|i| i.ty() == &ItemType::ClientReport) {
@@ -289,50 +393,89 @@ impl WorkerState {
                 }
             }
             self.resend_spooled();
-            return;
+            return None;
         }
         if envelope.items.iter().all(|i| i.ty() == &ItemType::ClientReport) && self.rate_limits.all_limited(now) {
             // A global back-off holds everything, reports included; their counts wait.
             if let Some(report) = attached {
                 self.client.reports.restore(&report);
             }
+            return None;
+        }
+        Some(envelope)
+    }
+
+    /// What happens to an envelope after one delivery attempt: nothing when it was
+    /// delivered; else its client report counts go back to the pending report, and
+    /// it is spooled (retryable failures) or its items are counted as dropped.
+    fn after_delivery(&mut self, mut envelope: Envelope, delivery: Delivery) {
+        if let Delivery::Delivered = delivery {
             return;
         }
-        match self.deliver(&mut envelope) {
-            Delivery::Delivered => {}
-            outcome => {
-                // Undelivered counts go back to the pending report, whether this
-                // envelope carried them alongside data or alone.
-                envelope.items.retain(|i| {
-                    if i.ty() != &ItemType::ClientReport {
-                        return true;
-                    }
-                    if let Ok(report) = serde_json::from_slice::<crate::protocol::ClientReport>(i.payload()) {
-                        self.client.reports.restore(&report);
-                    }
-                    false
-                });
-                let reason = match outcome {
-                    Delivery::Retryable(_) if self.spool_envelope(&envelope) => return,
-                    Delivery::Retryable(reason) => reason,
-                    Delivery::RateLimited => return,
-                    _ => DiscardReason::SendError,
-                };
-                for item in &envelope.items {
-                    record_item(&self.client.reports, reason, item);
-                }
+        // Undelivered counts go back to the pending report, whether this
+        // envelope carried them alongside data or alone.
+        envelope.items.retain(|i| {
+            if i.ty() != &ItemType::ClientReport {
+                return true;
             }
+            if let Ok(report) = serde_json::from_slice::<crate::protocol::ClientReport>(i.payload()) {
+                self.client.reports.restore(&report);
+            }
+            false
+        });
+        let reason = match delivery {
+            Delivery::Retryable(_) if self.spool_envelope(&envelope) => return,
+            Delivery::Retryable(reason) => reason,
+            Delivery::RateLimited => return,
+            _ => DiscardReason::SendError,
+        };
+        for item in &envelope.items {
+            record_item(&self.client.reports, reason, item);
         }
     }
 
     /// One attempt at sending `envelope`, updating rate limits from the answer.
     fn deliver(&mut self, envelope: &mut Envelope) -> Delivery {
-        envelope.headers.sent_at = Some(Timestamp::now().to_rfc3339());
-        let body = envelope.to_vec();
+        self.deliver_batch(std::slice::from_mut(envelope))
+            .pop()
+            .unwrap_or(Delivery::Retryable(DiscardReason::InternalSdkError))
+    }
+
+    /// One attempt at sending each envelope (together, through
+    /// [`Transport::send_batch`]), updating rate limits from the answers in order.
+    fn deliver_batch(&mut self, envelopes: &mut [Envelope]) -> Vec<Delivery> {
+        let sent_at = Timestamp::now().to_rfc3339();
+        let bodies: Vec<Vec<u8>> = envelopes
+            .iter_mut()
+            .map(|envelope| {
+                envelope.headers.sent_at = Some(sent_at.clone());
+                envelope.to_vec()
+            })
+            .collect();
         let Some(transport) = self.transport.as_mut() else {
-            return Delivery::Retryable(DiscardReason::InternalSdkError);
+            return envelopes.iter().map(|_| Delivery::Retryable(DiscardReason::InternalSdkError)).collect();
         };
-        match transport.send(envelope, &body) {
+        let outcomes = if envelopes.len() == 1 {
+            vec![transport.send(&envelopes[0], &bodies[0])]
+        } else {
+            let batch: Vec<(&Envelope, &[u8])> =
+                envelopes.iter().zip(&bodies).map(|(e, b)| (e, b.as_slice())).collect();
+            transport.send_batch(&batch)
+        };
+        let mut outcomes = outcomes.into_iter();
+        envelopes
+            .iter()
+            .map(|_| match outcomes.next() {
+                Some(outcome) => self.delivery_of(outcome),
+                // A transport that answered fewer outcomes than envelopes: like a network error.
+                None => self.delivery_of(SendOutcome::NetworkError("the transport returned no outcome".to_owned())),
+            })
+            .collect()
+    }
+
+    /// Maps a transport's answer to a delivery and applies its rate limits.
+    fn delivery_of(&mut self, outcome: SendOutcome) -> Delivery {
+        match outcome {
             SendOutcome::Sent { rate_limits } => {
                 self.rate_limits.update(200, rate_limits.as_deref(), None, Instant::now());
                 Delivery::Delivered
