@@ -196,6 +196,11 @@ impl SpanBuffer {
 
 #[cfg(test)]
 impl SpanBuffer {
+    /// A batch job as the buffer makes them.
+    pub(crate) fn test_job(&self, spans: Vec<SpanRecord>) -> Box<SpanBatchJob> {
+        self.job(spans)
+    }
+
     /// Keeps every span buffered until `take_records` (or a flush).
     pub(crate) fn hold(&self) {
         self.state.lock().hold = true;

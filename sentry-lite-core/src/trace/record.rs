@@ -348,18 +348,7 @@ impl Job for SpanBatchJob {
         let segment_of = |id: SpanId| segments.iter().find(|(s, _, _)| *s == id).map_or(("", ""), |(_, n, i)| (n.as_str(), i.as_str()));
         let count = self.spans.len() as u64;
         let item = match &client.options.before_send_span {
-            None => {
-                let common = Common::new(client);
-                let views: Vec<View<'_>> = self
-                    .spans
-                    .iter()
-                    .map(|r| {
-                        let (segment_name, segment_id) = segment_of(r.segment.span_id);
-                        View { r, common: &common, segment_name, segment_id }
-                    })
-                    .collect();
-                Item::spans(&views)
-            }
+            None => Ok(fast_item(&self.spans, client, &segments)),
             Some(before) => {
                 let items: Vec<SpanV2> = self
                     .spans
@@ -390,6 +379,150 @@ impl Job for SpanBatchJob {
         envelope.add_item(item);
         Some(envelope)
     }
+}
+
+/// Keys of the attributes every span gets; a span with an own attribute of one of
+/// these names goes through the general path.
+const COMMON_KEYS: [&str; 13] = [
+    "sentry.release",
+    "sentry.environment",
+    "sentry.sdk.name",
+    "sentry.sdk.version",
+    "sentry.segment.name",
+    "sentry.segment.id",
+    "sentry.op",
+    "sentry.origin",
+    "sentry.trace_lifecycle",
+    "thread.id",
+    "thread.name",
+    "server.address",
+    "os.name",
+];
+
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    // Writing a `str` to a `Vec` cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+fn str_attr(out: &mut Vec<u8>, key: &str, value: &str) {
+    json_str(out, key);
+    out.extend_from_slice(b":{\"type\":\"string\",\"value\":");
+    json_str(out, value);
+    out.extend_from_slice(b"},");
+}
+
+fn hex_id(out: &mut Vec<u8>, v: u128, digits: usize) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    for i in (0..digits).rev() {
+        out.push(HEX[((v >> (i * 4)) & 0xf) as usize]);
+    }
+    out.push(b'"');
+}
+
+fn timestamp(out: &mut Vec<u8>, t: SystemTime) {
+    let _ = serde_json::to_writer(&mut *out, &Timestamp::from_system_time(t));
+}
+
+/// Whether a span can be written from the pre-rendered pieces: not a segment (scope
+/// data, source), and no own attribute overriding a common one or repeated.
+fn fast_eligible(r: &SpanRecord) -> bool {
+    !r.is_segment
+        && r.attributes.iter().enumerate().all(|(i, (k, _))| !COMMON_KEYS.contains(&k.as_str()) && !r.attributes[i + 1..].iter().any(|(later, _)| later == k))
+}
+
+/// The span v2 container of a batch, written directly: the attributes shared by
+/// the batch, a segment or a thread are escaped once, not once per span. Same
+/// JSON as serializing [`View`]s (which segments and unusual spans still use).
+fn fast_item(spans: &[SpanRecord], client: &ClientInner, segments: &[(SpanId, String, String)]) -> Item {
+    let common = Common::new(client);
+    let mut shared = Vec::with_capacity(512);
+    if let Some(release) = common.release {
+        str_attr(&mut shared, "sentry.release", release);
+    }
+    str_attr(&mut shared, "sentry.environment", common.environment);
+    str_attr(&mut shared, "sentry.sdk.name", common.sdk_name);
+    str_attr(&mut shared, "sentry.sdk.version", common.sdk_version);
+    str_attr(&mut shared, "sentry.trace_lifecycle", "stream");
+    if let Some(server) = common.server {
+        str_attr(&mut shared, "server.address", server);
+    }
+    str_attr(&mut shared, "os.name", &common.os);
+    let seg_parts: Vec<(SpanId, Vec<u8>)> = segments
+        .iter()
+        .map(|(id, name, id_str)| {
+            let mut part = Vec::with_capacity(128);
+            str_attr(&mut part, "sentry.segment.name", name);
+            str_attr(&mut part, "sentry.segment.id", id_str);
+            (*id, part)
+        })
+        .collect();
+    let mut threads: Vec<(*const ThreadInfo, Vec<u8>)> = Vec::new();
+    let mut out = Vec::with_capacity(64 + spans.len() * (shared.len() + 400));
+    out.extend_from_slice(b"{\"version\":2,\"items\":[");
+    for (i, r) in spans.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let (segment_name, segment_id) = segments.iter().find(|(s, _, _)| *s == r.segment.span_id).map_or(("", ""), |(_, n, i)| (n.as_str(), i.as_str()));
+        if !fast_eligible(r) {
+            let _ = serde_json::to_writer(&mut out, &View { r, common: &common, segment_name, segment_id });
+            continue;
+        }
+        out.extend_from_slice(b"{\"trace_id\":");
+        hex_id(&mut out, r.segment.state.trace_id.as_int(), 32);
+        out.extend_from_slice(b",\"span_id\":");
+        hex_id(&mut out, u128::from(r.span_id.as_int()), 16);
+        if let Some(p) = r.parent_span_id {
+            out.extend_from_slice(b",\"parent_span_id\":");
+            hex_id(&mut out, u128::from(p.as_int()), 16);
+        }
+        out.extend_from_slice(b",\"name\":");
+        json_str(&mut out, &r.name);
+        out.extend_from_slice(if r.status.is_ok() { b",\"status\":\"ok\"" } else { b",\"status\":\"error\"" });
+        out.extend_from_slice(b",\"is_segment\":false,\"start_timestamp\":");
+        timestamp(&mut out, r.start);
+        out.extend_from_slice(b",\"end_timestamp\":");
+        timestamp(&mut out, r.end.max(r.start));
+        out.extend_from_slice(b",\"attributes\":{");
+        out.extend_from_slice(&shared);
+        if let Some((_, part)) = seg_parts.iter().find(|(id, _)| *id == r.segment.span_id) {
+            out.extend_from_slice(part);
+        }
+        if let Some(op) = &r.op {
+            str_attr(&mut out, "sentry.op", op);
+        }
+        str_attr(&mut out, "sentry.origin", r.origin());
+        let thread = Arc::as_ptr(&r.thread);
+        match threads.iter().find(|(t, _)| *t == thread) {
+            Some((_, part)) => out.extend_from_slice(part),
+            None => {
+                let mut part = Vec::with_capacity(64);
+                str_attr(&mut part, "thread.id", &r.thread.id);
+                if let Some(name) = &r.thread.name {
+                    str_attr(&mut part, "thread.name", name);
+                }
+                out.extend_from_slice(&part);
+                threads.push((thread, part));
+            }
+        }
+        for (k, v) in &r.attributes {
+            json_str(&mut out, k);
+            out.push(b':');
+            let _ = serde_json::to_writer(&mut out, &ValueAttr(v));
+            out.push(b',');
+        }
+        // Every span has attributes: replace the last comma.
+        if out.last() == Some(&b',') {
+            out.pop();
+        }
+        out.extend_from_slice(b"}}");
+    }
+    out.extend_from_slice(b"]}");
+    let mut item = Item::new(crate::protocol::ItemType::Span, out);
+    item.set_header("content_type", "application/vnd.sentry.items.span.v2+json");
+    item.set_header("item_count", spans.len());
+    item
 }
 
 #[cfg(test)]

@@ -123,6 +123,28 @@ fn hot_path_cost() {
         eprintln!("sampled child, worker idle: {:?}/span", t.elapsed() / 99_900);
     });
     client.flush(Duration::from_secs(30));
+    // Serialization on the worker, per span (traces of 1 000 spans).
+    client.span_buffer().hold();
+    Hub::run(hub.clone(), || {
+        let root = super::start_root_span("root", "task");
+        for _ in 0..20_000 {
+            root.start_child("child", "db.query").finish();
+        }
+    });
+    let mut records = client.span_buffer().take_records();
+    let mut jobs = Vec::new();
+    while !records.is_empty() {
+        let rest = records.split_off(records.len().min(1000));
+        jobs.push(client.span_buffer().test_job(std::mem::replace(&mut records, rest)));
+    }
+    let n = jobs.len() as u32 * 1000;
+    let t = std::time::Instant::now();
+    let mut bytes = 0;
+    for job in jobs {
+        let env = crate::transport::worker::Job::run(job, client.inner()).expect("envelope");
+        bytes += env.to_vec().len();
+    }
+    eprintln!("serialization on the worker: {:?}/span ({} B/span)", t.elapsed() / n, bytes / n as usize);
     let (hub, _t, _client) = setup(ClientOptions::new().with_traces_sample_rate(0.0));
     Hub::run(hub, || {
         let root = super::start_root_span("root", "task");
@@ -301,4 +323,39 @@ fn spans_in_flight_count_against_the_bound_with_a_stalled_worker() {
     let sent = spans.load(std::sync::atomic::Ordering::Relaxed);
     let lost = dropped + client.discarded(DiscardReason::QueueOverflow, DataCategory::Span);
     assert_eq!(sent + lost, produced);
+}
+
+#[test]
+fn batch_payload_matches_the_map_form() {
+    let options = ClientOptions::new().with_traces_sample_rate(1.0).with_release("r\"@1");
+    let (hub, _t, client) = setup(options);
+    client.span_buffer().hold();
+    Hub::run(hub.clone(), || {
+        hub.configure_scope(|s| s.set_tag("tier", "gold"));
+        let root = super::start_root_span("seg \u{e9}\n", "http.server");
+        let a = root.start_child("plain", "db.query");
+        a.finish();
+        let b = root.start_child("with \"attrs\"", "");
+        b.set_attribute("n", 1);
+        b.set_attribute("list", vec!["x".to_owned(), "y".to_owned()]);
+        b.set_attribute("f", 1.5);
+        b.set_status(crate::protocol::SpanStatus::InternalError);
+        b.set_origin("auto.test");
+        b.finish();
+        let c = root.start_child("override", "work");
+        c.set_attribute("thread.id", "mine");
+        c.finish();
+        let r2 = root.clone();
+        std::thread::spawn(move || r2.start_child("other thread", "task").finish()).join().unwrap();
+        root.finish();
+    });
+    let records = client.span_buffer().take_records();
+    assert_eq!(records.len(), 5);
+    let slow: Vec<serde_json::Value> = records.iter().map(|r| serde_json::to_value(r.to_v2(client.inner(), &r.segment.name())).unwrap()).collect();
+    let job = client.span_buffer().test_job(records);
+    let env = crate::transport::worker::Job::run(job, client.inner()).expect("envelope");
+    let payload: serde_json::Value = serde_json::from_slice(env.items[0].payload()).unwrap();
+    assert_eq!(payload["version"], 2);
+    assert_eq!(payload["items"].as_array().unwrap(), &slow);
+    assert_eq!(env.items[0].quantity(), 5);
 }
