@@ -34,7 +34,7 @@ pub fn current_span() -> Option<Span> {
     if !EVER_ENABLED.load(std::sync::atomic::Ordering::Relaxed) {
         return None;
     }
-    Hub::with_current(|hub| hub.configure_scope(|s| s.span.clone()))
+    Hub::with_current(|hub| hub.read_scope(|s| s.span.clone()))
 }
 
 /// The innermost entered span of this thread.

@@ -37,6 +37,9 @@ mod tests;
 pub use context::{current_span, enter_span, pop_entered_span, push_entered_span, EnteredSpan};
 pub use continuation::{continue_trace, PropagationContext};
 pub use future::{trace, AsyncWork, InSpan, SpanFutureExt, SyncWork, Traced, TracedFuture};
+pub use record::IntoSpanName;
+#[doc(hidden)]
+pub use record::SpanName;
 pub use sampling::SamplingContext;
 pub use span::Span;
 
@@ -56,10 +59,10 @@ use crate::protocol::AttributeValue;
 /// span.set_attribute("file.path", "/etc/app.toml");
 /// span.finish();
 /// ```
-pub fn start_span(name: impl Into<String>, op: &str) -> Span {
+pub fn start_span(name: impl IntoSpanName, op: &str) -> Span {
     match current_span() {
         Some(parent) => parent.start_child(name, op),
-        None => Span::new_root(name.into(), op, Vec::new()),
+        None => Span::new_root(name.into_span_name().to_string(), op, Vec::new()),
     }
 }
 
@@ -100,7 +103,7 @@ pub fn trace_headers() -> Vec<(&'static str, String)> {
         return span::headers(ctx.trace_id, ctx.span_id, None, &ctx.dsc_for(None), &[]);
     }
     Hub::with_current(|hub| {
-        let ctx = hub.configure_scope(|s| s.propagation.clone()).unwrap_or_else(|| {
+        let ctx = hub.read_scope(|s| s.propagation.clone()).unwrap_or_else(|| {
             hub.configure_isolation_scope(|s| s.propagation.get_or_insert_with(|| Arc::new(PropagationContext::new_random())).clone())
         });
         let client = hub.client();

@@ -1,6 +1,7 @@
 //! Finished spans and their serialization, which runs on the worker.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -40,6 +41,173 @@ impl ThreadInfo {
     }
 }
 
+/// Inline capacity of a [`SpanName`].
+const INLINE: usize = 30;
+
+/// A span name: up to 30 bytes inline (no allocation), longer ones owned.
+#[doc(hidden)]
+#[derive(Clone)]
+pub struct SpanName(NameRepr);
+
+#[derive(Clone)]
+enum NameRepr {
+    Inline(u8, [u8; INLINE]),
+    Owned(String),
+}
+
+impl Default for SpanName {
+    fn default() -> Self {
+        SpanName(NameRepr::Inline(0, [0; INLINE]))
+    }
+}
+
+impl SpanName {
+    fn copy(s: &str) -> Self {
+        if s.len() <= INLINE {
+            let mut buf = [0; INLINE];
+            buf[..s.len()].copy_from_slice(s.as_bytes());
+            SpanName(NameRepr::Inline(s.len() as u8, buf))
+        } else {
+            SpanName(NameRepr::Owned(s.to_owned()))
+        }
+    }
+}
+
+impl std::ops::Deref for SpanName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match &self.0 {
+            // Copied from a `str` at a char boundary (its whole length).
+            NameRepr::Inline(len, buf) => std::str::from_utf8(&buf[..usize::from(*len)]).unwrap_or_default(),
+            NameRepr::Owned(s) => s,
+        }
+    }
+}
+
+impl fmt::Debug for SpanName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+/// What a span name can be given as: `&str` (copied, inline when short), `String`
+/// (moved), `&String`, `Box<str>`, `Cow<str>`.
+pub trait IntoSpanName {
+    #[doc(hidden)]
+    fn into_span_name(self) -> SpanName;
+}
+
+impl IntoSpanName for &str {
+    fn into_span_name(self) -> SpanName {
+        SpanName::copy(self)
+    }
+}
+
+impl IntoSpanName for &mut str {
+    fn into_span_name(self) -> SpanName {
+        SpanName::copy(self)
+    }
+}
+
+impl IntoSpanName for String {
+    fn into_span_name(self) -> SpanName {
+        SpanName(NameRepr::Owned(self))
+    }
+}
+
+impl IntoSpanName for &String {
+    fn into_span_name(self) -> SpanName {
+        SpanName::copy(self)
+    }
+}
+
+impl IntoSpanName for Box<str> {
+    fn into_span_name(self) -> SpanName {
+        SpanName(NameRepr::Owned(self.into()))
+    }
+}
+
+impl IntoSpanName for std::borrow::Cow<'_, str> {
+    fn into_span_name(self) -> SpanName {
+        match self {
+            std::borrow::Cow::Borrowed(s) => SpanName::copy(s),
+            std::borrow::Cow::Owned(s) => SpanName(NameRepr::Owned(s)),
+        }
+    }
+}
+
+impl IntoSpanName for SpanName {
+    fn into_span_name(self) -> SpanName {
+        self
+    }
+}
+
+/// An op or origin: well-known values are static, others shared.
+#[derive(Clone, Debug)]
+pub(crate) enum SharedStr {
+    Static(&'static str),
+    Shared(Arc<str>),
+}
+
+impl std::ops::Deref for SharedStr {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            SharedStr::Static(s) => s,
+            SharedStr::Shared(s) => s,
+        }
+    }
+}
+
+/// Ops and origins common enough to never allocate.
+const WELL_KNOWN: &[&str] = &[
+    "db",
+    "db.query",
+    "db.sql.query",
+    "db.redis",
+    "db.sql",
+    "http.client",
+    "http.server",
+    "function",
+    "task",
+    "work",
+    "default",
+    "cache.get",
+    "cache.put",
+    "cache.remove",
+    "cache.flush",
+    "queue.process",
+    "queue.publish",
+    "file.read",
+    "file.write",
+    "rpc",
+    "grpc.client",
+    "grpc.server",
+    "middleware.handle",
+    "template.render",
+    "serialize",
+    "ui.render",
+    "graphql.execute",
+    "websocket.server",
+    "manual",
+    "auto.tracing",
+    "auto.http.axum",
+    "auto.http.reqwest",
+];
+
+impl SharedStr {
+    /// `None` for the empty string.
+    pub(crate) fn new(s: &str) -> Option<SharedStr> {
+        if s.is_empty() {
+            return None;
+        }
+        Some(match WELL_KNOWN.iter().find(|k| **k == s) {
+            Some(k) => SharedStr::Static(k),
+            None => SharedStr::Shared(Arc::from(s)),
+        })
+    }
+}
+
 /// A finished span waiting in the buffer: plain data, common attributes are added
 /// when it is serialized.
 #[derive(Debug)]
@@ -50,9 +218,9 @@ pub(crate) struct SpanRecord {
     pub(crate) end: SystemTime,
     pub(crate) is_segment: bool,
     /// Empty for segments: their name is read from the segment.
-    pub(crate) name: String,
-    pub(crate) op: Option<Arc<str>>,
-    pub(crate) origin: Option<Arc<str>>,
+    pub(crate) name: SpanName,
+    pub(crate) op: Option<SharedStr>,
+    pub(crate) origin: Option<SharedStr>,
     pub(crate) status: SpanStatus,
     pub(crate) attributes: Vec<(String, AttributeValue)>,
     pub(crate) segment: Arc<SegmentShared>,
@@ -130,7 +298,7 @@ impl SpanRecord {
             trace_id: self.segment.state.trace_id,
             span_id: self.span_id,
             parent_span_id: self.parent_span_id,
-            name: if self.is_segment { segment_name.to_owned() } else { self.name.clone() },
+            name: if self.is_segment { segment_name.to_owned() } else { self.name.to_string() },
             status: if self.status.is_ok() { "ok" } else { "error" }.to_owned(),
             is_segment: self.is_segment,
             start_timestamp: Timestamp::from_system_time(self.start),
@@ -243,7 +411,7 @@ impl Serialize for Attrs<'_> {
         common.push(("sentry.segment.name", v.segment_name));
         common.push(("sentry.segment.id", v.segment_id));
         if let Some(op) = &r.op {
-            common.push(("sentry.op", op));
+            common.push(("sentry.op", &**op));
         }
         common.push(("sentry.origin", r.origin()));
         common.push(("sentry.trace_lifecycle", "stream"));
@@ -458,7 +626,7 @@ fn fast_item(spans: &[SpanRecord], client: &ClientInner, segments: &[(SpanId, St
         })
         .collect();
     let mut threads: Vec<(*const ThreadInfo, Vec<u8>)> = Vec::new();
-    let mut out = Vec::with_capacity(64 + spans.len() * (shared.len() + 400));
+    let mut out = Vec::with_capacity(64 + spans.len() * (shared.len() + 640));
     out.extend_from_slice(b"{\"version\":2,\"items\":[");
     for (i, r) in spans.iter().enumerate() {
         if i > 0 {

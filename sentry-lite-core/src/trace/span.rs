@@ -24,7 +24,7 @@ use crate::options::TraceLifecycle;
 use crate::protocol::{AttributeValue, DataCategory, DiscardReason, DynamicSamplingContext, SpanStatus, TraceContext};
 
 use super::propagation::{format_rate, format_sample_rand, Baggage};
-use super::record::{SpanRecord, ThreadInfo};
+use super::record::{IntoSpanName, SharedStr, SpanName, SpanRecord, ThreadInfo};
 use super::sampling::{decide, new_sample_rand, SamplingContext};
 use super::PropagationContext;
 
@@ -140,11 +140,13 @@ impl SegmentShared {
 #[derive(Debug)]
 struct SpanData {
     /// Unused for segments, whose name lives in [`SegmentMeta`].
-    name: String,
-    op: Option<Arc<str>>,
-    origin: Option<Arc<str>>,
+    name: SpanName,
+    op: Option<SharedStr>,
+    origin: Option<SharedStr>,
     status: SpanStatus,
     attributes: Vec<(String, AttributeValue)>,
+    /// Moved into the record at the end (one reference count, not two).
+    thread: Option<Arc<ThreadInfo>>,
     /// Op, origin and status stay readable after the end, for events captured in
     /// the span but processed later.
     finished: bool,
@@ -157,7 +159,6 @@ struct SpanInner {
     start: SystemTime,
     is_segment: bool,
     segment: Arc<SegmentShared>,
-    thread: Arc<ThreadInfo>,
     data: Mutex<SpanData>,
 }
 
@@ -168,14 +169,12 @@ impl SpanInner {
             return;
         }
         guard.finished = true;
-        let data = SpanData {
-            name: std::mem::take(&mut guard.name),
-            op: guard.op.clone(),
-            origin: guard.origin.clone(),
-            status: guard.status,
-            attributes: std::mem::take(&mut guard.attributes),
-            finished: true,
-        };
+        let name = std::mem::take(&mut guard.name);
+        let op = guard.op.clone();
+        let origin = guard.origin.clone();
+        let status = guard.status;
+        let attributes = std::mem::take(&mut guard.attributes);
+        let thread = guard.thread.take();
         drop(guard);
         let end = SystemTime::now();
         let segment = &self.segment;
@@ -185,13 +184,13 @@ impl SpanInner {
             start: self.start,
             end,
             is_segment: self.is_segment,
-            name: data.name,
-            op: data.op,
-            origin: data.origin,
-            status: data.status,
-            attributes: data.attributes,
+            name,
+            op,
+            origin,
+            status,
+            attributes,
             segment: segment.clone(),
-            thread: self.thread.clone(),
+            thread: thread.unwrap_or_else(ThreadInfo::current),
             scope: None,
         };
         if self.is_segment {
@@ -203,7 +202,7 @@ impl SpanInner {
             if let Some(status) = status {
                 record.status = status;
             }
-            record.scope = segment.hub().map(|h| Box::new(h.snapshot()));
+            record.scope = segment.hub().map(|h| Box::new(h.span_snapshot()));
         }
         match segment.lifecycle() {
             TraceLifecycle::Static => super::static_mode::collect(record),
@@ -287,27 +286,35 @@ impl Span {
             return Span::non_recording(state, None, false);
         }
         Hub::with_current(|hub| {
-            let continued = hub.configure_scope(|s| s.propagation.clone()).or_else(|| hub.configure_isolation_scope(|s| s.propagation.clone()));
+            let continued = hub.read_scope(|s| s.propagation.clone()).or_else(|| hub.read_isolation_scope(|s| s.propagation.clone()));
             let (trace_id, parent_span_id, parent_sampled, parent_rate, sample_rand) = match &continued {
                 Some(p) => (p.trace_id, p.parent_span_id, p.sampled, p.sample_rate, p.sample_rand),
                 None => (TraceId::new(), None, None, None, new_sample_rand()),
             };
             let mut state = TraceState { trace_id, sampled: parent_sampled, sample_rand, sample_rate: parent_rate, continued };
-            let Some(client) = hub.client().filter(|c| c.is_enabled()) else {
+            let op = non_empty(op);
+            // Decided under the client's read lock: the client is cloned only for a
+            // recording span.
+            let recording = hub.with_client(|client| {
+                if !client.is_enabled() {
+                    return None;
+                }
+                let ctx = SamplingContext { name: &name, op, parent_sampled, parent_sample_rate: parent_rate, attributes: &attributes };
+                let decision = decide(client.options(), &ctx, sample_rand);
+                state.sampled = decision.sampled;
+                state.sample_rate = decision.rate;
+                if !decision.record {
+                    let options = client.options();
+                    if decision.sampled == Some(false) && (options.traces_sampler.is_some() || options.traces_sample_rate.is_some()) {
+                        client.record_drop(DiscardReason::SampleRate, DataCategory::Span, 1);
+                    }
+                    return None;
+                }
+                Some(client.clone())
+            });
+            let Some(client) = recording.flatten() else {
                 return Span::non_recording(state, parent_span_id, false);
             };
-            let op = non_empty(op);
-            let ctx = SamplingContext { name: &name, op, parent_sampled, parent_sample_rate: parent_rate, attributes: &attributes };
-            let decision = decide(client.options(), &ctx, sample_rand);
-            state.sampled = decision.sampled;
-            state.sample_rate = decision.rate;
-            if !decision.record {
-                let options = client.options();
-                if decision.sampled == Some(false) && (options.traces_sampler.is_some() || options.traces_sample_rate.is_some()) {
-                    client.record_drop(DiscardReason::SampleRate, DataCategory::Span, 1);
-                }
-                return Span::non_recording(state, parent_span_id, false);
-            }
             if ignored(&client, &name, op) {
                 client.record_drop(DiscardReason::Ignored, DataCategory::Span, 1);
                 return Span::non_recording(state, parent_span_id, true);
@@ -321,7 +328,15 @@ impl Span {
                 hub: Mutex::new(Arc::downgrade(hub)),
                 children: Mutex::default(),
             });
-            let data = SpanData { name: String::new(), op: op.map(Arc::from), origin: None, status: SpanStatus::Ok, attributes, finished: false };
+            let data = SpanData {
+                name: SpanName::default(),
+                op: op.and_then(SharedStr::new),
+                origin: None,
+                status: SpanStatus::Ok,
+                attributes,
+                thread: Some(ThreadInfo::current()),
+                finished: false,
+            };
             Span {
                 repr: Repr::Recording(Arc::new(SpanInner {
                     span_id,
@@ -329,7 +344,6 @@ impl Span {
                     start: SystemTime::now(),
                     is_segment: true,
                     segment,
-                    thread: ThreadInfo::current(),
                     data: Mutex::new(data),
                 })),
             }
@@ -404,17 +418,25 @@ impl Span {
     /// assert_eq!(child.parent_span_id(), Some(root.span_id()));
     /// assert_eq!(child.trace_id(), root.trace_id());
     /// ```
-    pub fn start_child(&self, name: impl Into<String>, op: &str) -> Span {
+    pub fn start_child(&self, name: impl IntoSpanName, op: &str) -> Span {
         match &self.repr {
             Repr::Recording(parent) => {
                 let segment = &parent.segment;
-                let name = name.into();
+                let name = name.into_span_name();
                 let op = non_empty(op);
                 if ignored(&segment.client, &name, op) {
                     segment.client.record_drop(DiscardReason::Ignored, DataCategory::Span, 1);
                     return Span::non_recording(segment.state.clone(), Some(parent.span_id), true);
                 }
-                let data = SpanData { name, op: op.map(Arc::from), origin: None, status: SpanStatus::Ok, attributes: Vec::new(), finished: false };
+                let data = SpanData {
+                    name,
+                    op: op.and_then(SharedStr::new),
+                    origin: None,
+                    status: SpanStatus::Ok,
+                    attributes: Vec::new(),
+                    thread: Some(ThreadInfo::current()),
+                    finished: false,
+                };
                 Span {
                     repr: Repr::Recording(Arc::new(SpanInner {
                         span_id: SpanId::new(),
@@ -422,7 +444,6 @@ impl Span {
                         start: SystemTime::now(),
                         is_segment: false,
                         segment: segment.clone(),
-                        thread: ThreadInfo::current(),
                         data: Mutex::new(data),
                     })),
                 }
@@ -452,14 +473,14 @@ impl Span {
             if inner.is_segment {
                 inner.segment.meta.lock().name = name.into();
             } else {
-                data.name = name.into();
+                data.name = name.into().into_span_name();
             }
         });
     }
 
     /// Sets the operation (`http.server`, `db.query`, ...).
     pub fn set_op(&self, op: &str) {
-        self.with_data(|data, _| data.op = non_empty(op).map(Arc::from));
+        self.with_data(|data, _| data.op = SharedStr::new(op));
     }
 
     /// Sets an attribute (replacing one with the same key).
@@ -481,7 +502,7 @@ impl Span {
 
     /// Sets `sentry.origin` (`manual` unless set; integrations use `auto.*`).
     pub fn set_origin(&self, origin: &str) {
-        self.with_data(|data, _| data.origin = non_empty(origin).map(Arc::from));
+        self.with_data(|data, _| data.origin = SharedStr::new(origin));
     }
 
     /// Sets `sentry.span.source` of this span's segment: `route`, `url`, `custom`,

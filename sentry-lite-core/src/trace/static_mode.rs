@@ -97,7 +97,7 @@ fn old_span(r: &SpanRecord, trace_id: &str) -> Value {
     if let Some(op) = &r.op {
         span.insert("op".into(), json!(&**op));
     }
-    span.insert("description".into(), json!(r.name));
+    span.insert("description".into(), json!(&*r.name));
     span.insert("status".into(), status_str(r.status));
     span.insert("origin".into(), json!(r.origin()));
     span.insert("start_timestamp".into(), json!(Timestamp::from_system_time(r.start).as_secs_f64()));
