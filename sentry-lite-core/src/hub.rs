@@ -199,6 +199,34 @@ impl Hub {
         f(&mut guard.scope)
     }
 
+    /// Reads the current scope under its lock, for SDK-internal lookups (the active
+    /// span, the propagation context) that run no user code.
+    pub(crate) fn read_scope<R>(&self, f: impl FnOnce(&Scope) -> R) -> R {
+        let stack = self.stack.lock();
+        match stack.last() {
+            Some(scope) => f(scope),
+            None => f(&Scope::default()),
+        }
+    }
+
+    /// Reads the isolation scope under its lock; SDK-internal, like [`Hub::read_scope`].
+    pub(crate) fn read_isolation_scope<R>(&self, f: impl FnOnce(&Scope) -> R) -> R {
+        f(&self.isolation.lock())
+    }
+
+    /// Scope snapshots for a segment span: as [`Hub::snapshot`], minus breadcrumbs,
+    /// which spans do not carry. Holding them would make the next breadcrumb copy the
+    /// whole trail.
+    pub(crate) fn span_snapshot(&self) -> ScopeSnapshot {
+        let mut snapshot = self.snapshot();
+        for scope in [&mut snapshot.global, &mut snapshot.isolation, &mut snapshot.current] {
+            if !scope.breadcrumbs.is_empty() {
+                scope.breadcrumbs = Default::default();
+            }
+        }
+        snapshot
+    }
+
     /// Changes the isolation scope (breadcrumbs and user of the unit of work).
     pub fn configure_isolation_scope<R>(&self, f: impl FnOnce(&mut Scope) -> R) -> R {
         f(&mut self.isolation.lock())
