@@ -77,8 +77,23 @@ struct State {
 
 /// Spans handed to the worker and not yet serialized (or dropped), shared with the
 /// batch jobs: they count against `max_buffered_spans` like buffered ones.
-#[derive(Debug, Default)]
-pub(crate) struct InFlight(AtomicUsize);
+#[derive(Default)]
+pub(crate) struct InFlight {
+    count: AtomicUsize,
+    /// Emptied batch vectors, reused for new buckets: a bucket grown to 1 000
+    /// records is ~200 KB, and allocating it afresh for every trace (freed on
+    /// the worker thread) costs page faults and copies on the producer.
+    pool: Mutex<Vec<Vec<SpanRecord>>>,
+}
+
+/// Vectors kept for reuse.
+const POOL: usize = 4;
+
+impl InFlight {
+    fn vec(&self) -> Vec<SpanRecord> {
+        self.pool.try_lock().and_then(|mut p| p.pop()).unwrap_or_default()
+    }
+}
 
 /// `n` spans of one batch job in flight; released when the job is dropped (after it
 /// ran, or when the queue refused it).
@@ -87,9 +102,23 @@ pub(crate) struct InFlightGuard {
     n: usize,
 }
 
+impl InFlightGuard {
+    /// Keeps an emptied batch vector for a later bucket.
+    pub(crate) fn recycle(&self, mut spans: Vec<SpanRecord>) {
+        spans.clear();
+        if spans.capacity() >= 16 {
+            if let Some(mut pool) = self.counter.pool.try_lock() {
+                if pool.len() < POOL {
+                    pool.push(spans);
+                }
+            }
+        }
+    }
+}
+
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        self.counter.0.fetch_sub(self.n, Ordering::Relaxed);
+        self.counter.count.fetch_sub(self.n, Ordering::Relaxed);
     }
 }
 
@@ -118,7 +147,7 @@ impl SpanBuffer {
 
     /// Spans handed to the worker and not yet serialized.
     pub(crate) fn in_flight(&self) -> usize {
-        self.in_flight.0.load(Ordering::Relaxed)
+        self.in_flight.count.load(Ordering::Relaxed)
     }
 
     /// Most spans ever held at once (buffered and in flight).
@@ -130,7 +159,7 @@ impl SpanBuffer {
     /// A batch job for `spans`, counted in flight until it is dropped.
     fn job(&self, spans: Vec<SpanRecord>) -> Box<SpanBatchJob> {
         let n = spans.len();
-        self.in_flight.0.fetch_add(n, Ordering::Relaxed);
+        self.in_flight.count.fetch_add(n, Ordering::Relaxed);
         Box::new(SpanBatchJob { spans, _in_flight: InFlightGuard { counter: self.in_flight.clone(), n } })
     }
 
@@ -167,7 +196,7 @@ impl SpanBuffer {
                 let seq = state.seq;
                 state.seq += 1;
                 state.order.insert(seq, trace_id);
-                e.insert(Bucket { spans: Vec::new(), bytes: 0, seq })
+                e.insert(Bucket { spans: self.in_flight.vec(), bytes: 0, seq })
             }
         };
         bucket.spans.push(record);

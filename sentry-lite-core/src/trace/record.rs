@@ -495,6 +495,14 @@ pub(crate) struct SpanBatchJob {
     pub(crate) _in_flight: super::buffer::InFlightGuard,
 }
 
+impl Drop for SpanBatchJob {
+    fn drop(&mut self) {
+        // Records first, then the vector goes back to the buffer, then the guard
+        // releases the in-flight count.
+        self._in_flight.recycle(std::mem::take(&mut self.spans));
+    }
+}
+
 impl Job for SpanBatchJob {
     fn category(&self) -> (DataCategory, u64) {
         (DataCategory::Span, self.spans.len() as u64)
