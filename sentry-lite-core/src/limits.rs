@@ -25,6 +25,25 @@ const MAX_DEPTH: usize = 8;
 /// Target for a serialized event; sentry.io rejects more than 1 MB decompressed.
 pub(crate) const MAX_EVENT_BYTES: usize = 900 * 1024;
 
+/// The longest prefix of a comma-separated header within `max` bytes that ends on
+/// a member boundary: a member cut in the middle (say `86400` cut to `86`) is dropped
+/// rather than misread.
+pub(crate) fn comma_bounded_prefix(header: &str, max: usize) -> &str {
+    if header.len() <= max {
+        return header;
+    }
+    let mut cut = max;
+    while cut > 0 && !header.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let prefix = header.get(..cut).unwrap_or("");
+    if header.as_bytes().get(cut) == Some(&b',') {
+        prefix
+    } else {
+        prefix.rfind(',').map_or("", |i| prefix.get(..i).unwrap_or(""))
+    }
+}
+
 /// Truncates `s` to at most `max` characters, on a char boundary, marking the cut with `…`.
 pub(crate) fn truncate(s: &mut String, max: usize) {
     if s.len() <= max {

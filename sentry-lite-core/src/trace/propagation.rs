@@ -281,23 +281,6 @@ fn percent_encode_into(s: &str, out: &mut String) {
     }
 }
 
-/// The longest prefix of `header` within [`MAX_BAGGAGE_BYTES`] that ends on a member
-/// boundary (a member cut in the middle is dropped rather than misread).
-fn bounded_prefix(header: &str, max: usize) -> &str {
-    if header.len() <= max {
-        return header;
-    }
-    let mut cut = max;
-    while cut > 0 && !header.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    let prefix = header.get(..cut).unwrap_or("");
-    if header.as_bytes().get(cut) == Some(&b',') {
-        prefix
-    } else {
-        prefix.rfind(',').map_or("", |i| prefix.get(..i).unwrap_or(""))
-    }
-}
 
 /// Appends one `key=value` member if it fits the byte and member bounds.
 struct BaggageWriter {
@@ -352,7 +335,7 @@ impl Baggage {
     pub fn parse(header: &str) -> Self {
         let mut baggage = Self::default();
         let mut members = 0;
-        for raw in bounded_prefix(header, MAX_BAGGAGE_BYTES).split(',') {
+        for raw in crate::limits::comma_bounded_prefix(header, MAX_BAGGAGE_BYTES).split(',') {
             if members >= MAX_BAGGAGE_MEMBERS {
                 break;
             }

@@ -64,30 +64,13 @@ fn parse_seconds(s: &str) -> Option<Duration> {
     Some(Duration::try_from_secs_f64(v).unwrap_or(Duration::ZERO))
 }
 
-/// The longest prefix of `header` within `max` bytes ending on a `,` boundary, so a
-/// limit cut in the middle (say `86400` cut to `86`) is dropped rather than misread.
-fn bounded_prefix(header: &str, max: usize) -> &str {
-    if header.len() <= max {
-        return header;
-    }
-    let mut cut = max;
-    while cut > 0 && !header.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    let prefix = header.get(..cut).unwrap_or("");
-    if header.as_bytes().get(cut) == Some(&b',') {
-        prefix
-    } else {
-        prefix.rfind(',').map_or("", |i| prefix.get(..i).unwrap_or(""))
-    }
-}
 
 /// The limits of a header, and whether any group had a valid `retry_after` at all
 /// (a header of pure garbage is treated as absent on a 429).
 fn parse_header(header: &str) -> (Vec<RateLimit>, bool) {
     let mut limits = Vec::new();
     let mut any_valid = false;
-    for group in bounded_prefix(header, MAX_HEADER_BYTES).split(',') {
+    for group in crate::limits::comma_bounded_prefix(header, MAX_HEADER_BYTES).split(',') {
         if limits.len() >= MAX_LIMITS {
             break;
         }
