@@ -261,3 +261,28 @@ fn header_values_cannot_inject_headers() {
 fn http_header_safe(v: &str) -> bool {
     v.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
 }
+
+/// DNS failure, produced without any traffic leaving the machine: the child runs in a
+/// fresh network namespace (`unshare --net`), where no resolver is reachable.
+#[test]
+fn dns_failures_are_network_errors_counted_exactly() {
+    if std::env::var("SENTRY_LITE_DNS_CHILD").is_ok() {
+        let (hub, client) = client("http://public@sentry-lite-dns-failure.invalid/1", ClientOptions::new().with_request_timeout(Duration::from_secs(5)));
+        let start = Instant::now();
+        capture(&hub, 3);
+        assert!(start.elapsed() < Duration::from_millis(50), "captures blocked");
+        assert!(client.flush(Duration::from_secs(20)));
+        println!("dns-network-errors={}", client.discarded(DiscardReason::NetworkError, DataCategory::Error));
+        return;
+    }
+    let out = Command::new("unshare")
+        .arg("--net")
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", "dns_failures_are_network_errors_counted_exactly", "--nocapture"])
+        .env("SENTRY_LITE_DNS_CHILD", "1")
+        .output()
+        .expect("unshare (util-linux) runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("dns-network-errors=3"), "{stdout}");
+}
