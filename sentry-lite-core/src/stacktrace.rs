@@ -26,17 +26,31 @@ pub(crate) struct SymbolCache {
 
 impl SymbolCache {
     /// Appends the frames of `ip` to `out`, resolving them on a miss.
+    #[cfg(test)]
     fn push_frames(&mut self, ip: usize, out: &mut Vec<Frame>) {
-        if let Some(frames) = self.frames.get(&ip) {
-            out.extend_from_slice(frames);
+        self.fill(std::slice::from_ref(&ip));
+        out.extend_from_slice(&self.frames[&ip]);
+    }
+
+    /// Resolves the instruction pointers of `ips` that are not cached yet. When
+    /// they would not fit, the cache starts over first, so that afterwards every
+    /// one of `ips` is in it.
+    fn fill(&mut self, ips: &[usize]) {
+        let missing = ips.iter().filter(|ip| !self.frames.contains_key(ip)).count();
+        if missing == 0 {
             return;
         }
-        let start = out.len();
-        resolve_ip(ip, out);
-        if self.frames.len() >= SYMBOL_CACHE_CAPACITY {
+        if self.frames.len() + missing > SYMBOL_CACHE_CAPACITY {
             self.frames.clear();
         }
-        self.frames.insert(ip, out[start..].into());
+        let mut out = Vec::new();
+        for &ip in ips {
+            if let std::collections::hash_map::Entry::Vacant(slot) = self.frames.entry(ip) {
+                out.clear();
+                resolve_ip(ip, &mut out);
+                slot.insert(out.as_slice().into());
+            }
+        }
     }
 
     #[cfg(test)]
@@ -99,36 +113,64 @@ impl RawBacktrace {
     /// [`resolve`](Self::resolve) through `cache`: each instruction pointer is
     /// symbolicated once per cache; the result is the same.
     pub(crate) fn resolve_cached(&self, rules: &InAppRules<'_>, cache: &mut SymbolCache) -> Option<Stacktrace> {
-        let mut frames: Vec<Frame> = Vec::with_capacity(self.ips.len() + self.ips.len() / 2);
-        for &ip in &self.ips {
-            cache.push_frames(ip, &mut frames);
+        cache.fill(&self.ips);
+        // Borrow the cached frames and clone only those that are kept.
+        let mut frames: Vec<&Frame> = Vec::with_capacity(self.ips.len() + self.ips.len() / 2);
+        for ip in &self.ips {
+            frames.extend(cache.frames.get(ip).into_iter().flat_map(|f| f.iter()));
         }
-        finish_frames(frames, rules)
+        select_frames(&frames, rules)
     }
 }
 
-/// Trims capture and start-up frames from resolved frames (innermost first),
-/// orders them oldest first and decides `in_app`.
-fn finish_frames(mut frames: Vec<Frame>, rules: &InAppRules<'_>) -> Option<Stacktrace> {
+/// [`finish_frames`] over borrowed frames (innermost first): only the frames kept
+/// are cloned.
+fn select_frames(frames: &[&Frame], rules: &InAppRules<'_>) -> Option<Stacktrace> {
+    let (start, end) = kept_range(frames.iter().copied())?;
+    let kept = &frames[start..end];
+    let n = kept.len();
+    let (keep_head, keep_tail) = if n > MAX_FRAMES { (MAX_FRAMES - MAX_FRAMES / 2, MAX_FRAMES / 2) } else { (n, 0) };
+    // Oldest first: `kept` is innermost first, so walk it backwards.
+    let oldest = kept.iter().rev().take(keep_head);
+    let newest = kept[..keep_tail].iter().rev();
+    let frames = oldest
+        .chain(newest)
+        .map(|f| {
+            let mut frame = (*f).clone();
+            frame.in_app = Some(rules.is_in_app(f));
+            frame
+        })
+        .collect();
+    Some(Stacktrace { frames })
+}
+
+/// The range of `frames` (innermost first) left after trimming the capture
+/// machinery on top and the runtime's start-up frames at the bottom; `None` when
+/// nothing is left.
+fn kept_range<'a>(frames: impl ExactSizeIterator<Item = &'a Frame> + DoubleEndedIterator + Clone) -> Option<(usize, usize)> {
     // Innermost first here: drop the capture machinery on top. It is interleaved
     // with std/core/tokio helper frames (`Option::map`, `LocalKey::try_with`), so cut
     // after the outermost SDK frame of the leading library-only run.
     let mut cut = 0;
-    for (i, f) in frames.iter().enumerate() {
+    for (i, f) in frames.clone().enumerate() {
         if is_capture_frame(f) {
             cut = i + 1;
         } else if !is_library_frame(f) {
             break;
         }
     }
-    frames.drain(..cut);
     // Drop the runtime's start-up frames at the bottom.
-    while frames.last().is_some_and(is_startup_frame) {
-        frames.pop();
-    }
-    if frames.is_empty() {
-        return None;
-    }
+    let startup = frames.clone().rev().take_while(|f| is_startup_frame(f)).count();
+    let end = frames.len() - startup;
+    (cut < end).then_some((cut, end))
+}
+
+/// Trims capture and start-up frames from resolved frames (innermost first),
+/// orders them oldest first and decides `in_app`.
+fn finish_frames(mut frames: Vec<Frame>, rules: &InAppRules<'_>) -> Option<Stacktrace> {
+    let (start, end) = kept_range(frames.iter())?;
+    frames.truncate(end);
+    frames.drain(..start);
     frames.reverse();
     for frame in &mut frames {
         frame.in_app = Some(rules.is_in_app(frame));

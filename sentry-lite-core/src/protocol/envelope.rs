@@ -186,7 +186,13 @@ impl Item {
     /// An `event` item, or a `transaction` item when the event is one.
     pub fn event(event: &Event) -> serde_json::Result<Self> {
         let ty = if event.ty.as_deref() == Some("transaction") { ItemType::Transaction } else { ItemType::Event };
-        Self::json(ty, event)
+        // Events with a stack trace are several KB: start big rather than grow
+        // through a chain of reallocations.
+        let mut payload = Vec::with_capacity(8 * 1024);
+        serde_json::to_writer(&mut payload, event)?;
+        let mut item = Self::new(ty, payload);
+        item.set_header("content_type", "application/json");
+        Ok(item)
     }
 
     /// A span v2 container item; `item_count` is set from the slice.
@@ -246,6 +252,40 @@ impl Item {
     /// The raw payload.
     pub fn payload(&self) -> &[u8] {
         &self.payload
+    }
+
+    /// Writes the item header line (without its newline): the extra headers plus
+    /// `type` and `length`, keys in sorted order like a JSON map, and without
+    /// building one.
+    fn write_headers<W: Write>(&self, w: &mut W) -> std::io::Result<()> {
+        let mut fixed = [("length", None), ("type", Some(self.ty.as_str()))].into_iter().peekable();
+        let mut first = true;
+        let mut sep = |w: &mut W| if std::mem::take(&mut first) { w.write_all(b"{") } else { w.write_all(b",") };
+        let write_fixed = |w: &mut W, key: &str, ty: Option<&str>| -> std::io::Result<()> {
+            w.write_all(b"\"")?;
+            w.write_all(key.as_bytes())?;
+            w.write_all(b"\":")?;
+            match ty {
+                Some(ty) => serde_json::to_writer(&mut *w, ty)?,
+                None => write!(w, "{}", self.payload.len())?,
+            }
+            Ok(())
+        };
+        for (k, v) in &self.headers {
+            while let Some((key, ty)) = fixed.next_if(|(key, _)| *key < k.as_str()) {
+                sep(w)?;
+                write_fixed(w, key, ty)?;
+            }
+            sep(w)?;
+            serde_json::to_writer(&mut *w, k)?;
+            w.write_all(b":")?;
+            serde_json::to_writer(&mut *w, v)?;
+        }
+        for (key, ty) in fixed {
+            sep(w)?;
+            write_fixed(w, key, ty)?;
+        }
+        w.write_all(b"}")
     }
 
     /// The payload parsed as JSON.
@@ -320,13 +360,7 @@ impl Envelope {
         serde_json::to_writer(&mut w, &self.headers)?;
         for item in &self.items {
             w.write_all(b"\n")?;
-            let mut headers = Map::with_capacity(item.headers.len() + 2);
-            headers.insert("type".into(), Value::String(item.ty.as_str().to_owned()));
-            headers.insert("length".into(), Value::from(item.payload.len()));
-            for (k, v) in &item.headers {
-                headers.insert(k.clone(), v.clone());
-            }
-            serde_json::to_writer(&mut w, &headers)?;
+            item.write_headers(&mut w)?;
             w.write_all(b"\n")?;
             w.write_all(&item.payload)?;
         }
@@ -425,6 +459,23 @@ mod tests {
         let text = String::from_utf8(env.to_vec()).unwrap();
         let item_header: Value = serde_json::from_str(text.lines().nth(1).unwrap()).unwrap();
         assert_eq!(item_header["length"].as_u64().unwrap() as usize, text.lines().nth(2).unwrap().len());
+    }
+
+    #[test]
+    fn item_headers_are_written_like_a_sorted_map() {
+        let mut items = vec![Item::spans(&[1, 2]).unwrap(), Item::new(ItemType::Other("x\"y".into()), vec![1; 5])];
+        let mut item = Item::attachment("a\nb.txt", "text/plain", b"abc".to_vec());
+        item.set_header("zzz", 1);
+        item.set_header("aaa", Value::Null);
+        items.push(item);
+        for item in items {
+            let mut map = item.headers.clone();
+            map.insert("type".into(), Value::String(item.ty.as_str().to_owned()));
+            map.insert("length".into(), Value::from(item.payload.len()));
+            let mut line = Vec::new();
+            item.write_headers(&mut line).unwrap();
+            assert_eq!(String::from_utf8(line).unwrap(), serde_json::to_string(&map).unwrap());
+        }
     }
 
     #[test]
