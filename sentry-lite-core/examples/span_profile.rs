@@ -1,0 +1,49 @@
+//! Runs one hot-path workload in a loop, for `perf record` / callgrind:
+//! `cargo run --release -p sentry-lite-core --example span_profile -- child 1000000`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sentry_lite_core::{Client, ClientOptions, Hub, Level, NoopTransport};
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let workload = args.next().unwrap_or_else(|| "child".into());
+    let n: u32 = args.next().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let options = ClientOptions::new()
+        .with_transport(NoopTransport)
+        .with_traces_sample_rate(if workload == "unsampled" { 0.0 } else { 1.0 })
+        .with_attach_stacktrace(false)
+        .with_queue_capacity(100_000);
+    let client = Arc::new(Client::new(options, None));
+    let hub = Arc::new(Hub::new_from_top(&Hub::main()));
+    hub.bind_client(Some(client.clone()));
+    let start = Instant::now();
+    Hub::run(hub, || match workload.as_str() {
+        "child" | "unsampled" => {
+            let root = sentry_lite_core::start_root_span("root", "task");
+            for _ in 0..n {
+                root.start_child("child", "db.query").finish();
+            }
+        }
+        "root" => {
+            for _ in 0..n {
+                sentry_lite_core::start_root_span("root", "task").finish();
+            }
+        }
+        "message" => {
+            for _ in 0..n {
+                sentry_lite_core::capture_message("hello", Level::Info);
+            }
+        }
+        "tag" => {
+            for i in 0..n {
+                sentry_lite_core::configure_scope(|s| s.set_tag("k", i));
+            }
+        }
+        other => eprintln!("unknown workload {other}"),
+    });
+    let took = start.elapsed();
+    client.flush(Duration::from_secs(30));
+    println!("{workload}: {:?}/op", took / n);
+}
