@@ -155,10 +155,10 @@ pub fn capture_message(message: &str, level: Level) -> EventId {
     if !enabled() {
         return EventId::nil();
     }
-    let mut event = Event::new();
+    let mut event = Box::new(Event::new());
     event.level = Some(level);
     event.set_message(message);
-    capture_event(event)
+    capture_boxed(event, None)
 }
 
 /// Captures a fully built event.
@@ -172,6 +172,10 @@ pub fn capture_event_with_backtrace(event: Event, backtrace: Option<RawBacktrace
     if !enabled() {
         return EventId::nil();
     }
+    capture_boxed(Box::new(event), backtrace)
+}
+
+fn capture_boxed(event: Box<Event>, backtrace: Option<RawBacktrace>) -> EventId {
     Hub::with_current(|hub| hub.with_client(|c| c.capture(hub, event, backtrace)).unwrap_or_default())
 }
 

@@ -200,7 +200,10 @@ impl Client {
 
     /// Captures an event with the scopes of `hub`. Returns its id, or the nil id
     /// when it was dropped by sampling or the client is disabled.
-    pub(crate) fn capture(&self, hub: &Hub, event: Event, backtrace: Option<RawBacktrace>) -> EventId {
+    ///
+    /// The event travels boxed: it is large, and moving it by value through the
+    /// capture path costs more than the allocation.
+    pub(crate) fn capture(&self, hub: &Hub, event: Box<Event>, backtrace: Option<RawBacktrace>) -> EventId {
         if !self.is_enabled() {
             return EventId::nil();
         }
@@ -217,8 +220,12 @@ impl Client {
     }
 
     /// Builds the event for an error and its `source()` chain.
-    pub(crate) fn event_from_error(&self, error: &(dyn Error + 'static), type_name: Option<&str>) -> (Event, Option<RawBacktrace>) {
-        let mut event = Event::new();
+    pub(crate) fn event_from_error(
+        &self,
+        error: &(dyn Error + 'static),
+        type_name: Option<&str>,
+    ) -> (Box<Event>, Option<RawBacktrace>) {
+        let mut event = Box::new(Event::new());
         event.level = Some(Level::Error);
         event.exception = Some(Values { values: exceptions_from_error(error, type_name) });
         let bt = self.inner.options.attach_stacktrace.then(RawBacktrace::capture);
@@ -257,7 +264,7 @@ fn hostname() -> Option<String> {
 
 /// An event on its way to the worker, with what is needed to finish it there.
 pub(crate) struct PendingEvent {
-    pub(crate) event: Event,
+    pub(crate) event: Box<Event>,
     pub(crate) backtrace: Option<RawBacktrace>,
     pub(crate) scopes: ScopeSnapshot,
 }

@@ -17,7 +17,8 @@ thread_local! {
 /// Applies scopes and defaults, symbolicates, runs processors and `before_send`,
 /// enforces size limits and wraps the event in an envelope with the trace's DSC.
 pub(crate) fn finish_event(pending: PendingEvent, client: &ClientInner) -> Option<Envelope> {
-    let PendingEvent { mut event, backtrace, scopes } = pending;
+    let PendingEvent { event, backtrace, scopes } = pending;
+    let mut event = *event;
     let options = &client.options;
     let max_crumbs = options.max_breadcrumbs;
 
