@@ -21,11 +21,7 @@ pub(crate) fn hello_router() -> Router {
 }
 
 pub(crate) fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime")
 }
 
 /// Spawn `router` on `rt`, return its address.
@@ -113,11 +109,6 @@ pub(crate) fn load(rt: &tokio::runtime::Runtime, addr: SocketAddr, conns: usize,
                 all[((all.len() - 1) as f64 * p).round() as usize] as f64 / 1e3
             }
         };
-        LoadResult {
-            errors,
-            rps: all.len() as f64 / elapsed,
-            p50_us: pct(0.50),
-            p99_us: pct(0.99),
-        }
+        LoadResult { errors, rps: all.len() as f64 / elapsed, p50_us: pct(0.50), p99_us: pct(0.99) }
     })
 }

@@ -27,24 +27,12 @@ pub(crate) fn one_event(i: u64) {
 
 /// Child spans under a parent span recycled every 100 children (untimed).
 pub(crate) fn child_spans(iters: u64) -> Duration {
-    time_chunked(
-        iters,
-        100,
-        || tracing::info_span!("parent").entered(),
-        |_, i| one_span(i),
-        drop,
-    )
+    time_chunked(iters, 100, || tracing::info_span!("parent").entered(), |_, i| one_span(i), drop)
 }
 
 /// Events inside an entered span (recycled every 100 events, untimed).
 pub(crate) fn events_in_span(iters: u64) -> Duration {
-    time_chunked(
-        iters,
-        100,
-        || tracing::info_span!("parent").entered(),
-        |_, i| one_event(i),
-        drop,
-    )
+    time_chunked(iters, 100, || tracing::info_span!("parent").entered(), |_, i| one_event(i), drop)
 }
 
 fn registry(body: fn(u64) -> Duration) -> Contender {

@@ -94,7 +94,11 @@ fn fmt_ns(ns: f64) -> String {
 }
 
 fn print_stats(case: &Case, stats: &[Stat], ratios: &mut Vec<String>) {
-    println!("\n== {} {}", case.name, if case.ops_per_iter > 1 { format!("(per op, {} ops/iter)", case.ops_per_iter) } else { String::new() });
+    println!(
+        "\n== {} {}",
+        case.name,
+        if case.ops_per_iter > 1 { format!("(per op, {} ops/iter)", case.ops_per_iter) } else { String::new() }
+    );
     println!("   {:<16} {:>12} {:>12} {:>12} {:>10}  note", "contender", "median", "min", "max", "iters");
     for s in stats {
         println!(
@@ -115,90 +119,137 @@ fn print_stats(case: &Case, stats: &[Stat], ratios: &mut Vec<String>) {
     ratio_lines(&case.name, ours, &peers, ratios);
 }
 
+/// A case's name and how to build it.
+type LazyCase = (&'static str, Box<dyn Fn() -> Case>);
+
 /// All per-op cases, built lazily so `--only` does not create unused clients.
-fn per_op_cases() -> Vec<(&'static str, Box<dyn Fn() -> Case>)> {
+fn per_op_cases() -> Vec<LazyCase> {
     vec![
-        ("event/capture_message", Box::new(|| {
-            Case::new("event/capture_message").ours(ours::capture_message()).peer(peer_sentry::capture_message())
-        })),
-        ("event/capture_error_chain3", Box::new(|| {
-            Case::new("event/capture_error_chain3").ours(ours::capture_error(false)).peer(peer_sentry::capture_error(false))
-        })),
-        ("event/capture_error_chain3_stacktrace", Box::new(|| {
-            Case::new("event/capture_error_chain3_stacktrace")
-                .ours(ours::capture_error(true))
-                .peer(peer_sentry::capture_error(true))
-        })),
+        (
+            "event/capture_message",
+            Box::new(|| {
+                Case::new("event/capture_message").ours(ours::capture_message()).peer(peer_sentry::capture_message())
+            }),
+        ),
+        (
+            "event/capture_error_chain3",
+            Box::new(|| {
+                Case::new("event/capture_error_chain3")
+                    .ours(ours::capture_error(false))
+                    .peer(peer_sentry::capture_error(false))
+            }),
+        ),
+        (
+            "event/capture_error_chain3_stacktrace",
+            Box::new(|| {
+                Case::new("event/capture_error_chain3_stacktrace")
+                    .ours(ours::capture_error(true))
+                    .peer(peer_sentry::capture_error(true))
+            }),
+        ),
         ("scope/set_tag", Box::new(|| Case::new("scope/set_tag").ours(ours::set_tag()).peer(peer_sentry::set_tag()))),
-        ("scope/add_breadcrumb", Box::new(|| {
-            Case::new("scope/add_breadcrumb").ours(ours::add_breadcrumb()).peer(peer_sentry::add_breadcrumb())
-        })),
-        ("span/root_sampled", Box::new(|| {
-            Case::new("span/root_sampled")
-                .ours(ours::span_root(true))
-                .peer(peer_sentry::span_root(true))
-                .peer(peer_otel::span_root(true))
-        })),
-        ("span/child_sampled", Box::new(|| {
-            Case::new("span/child_sampled")
-                .ours(ours::span_child(true))
-                .peer(peer_sentry::span_child(true))
-                .peer(peer_otel::span_child(true))
-        })),
-        ("span/root_unsampled", Box::new(|| {
-            Case::new("span/root_unsampled")
-                .ours(ours::span_root(false))
-                .peer(peer_sentry::span_root(false))
-                .peer(peer_otel::span_root(false))
-        })),
-        ("span/child_unsampled", Box::new(|| {
-            Case::new("span/child_unsampled")
-                .ours(ours::span_child(false))
-                .peer(peer_sentry::span_child(false))
-                .peer(peer_otel::span_child(false))
-        })),
-        ("span/trace_10_children", Box::new(|| {
-            Case::new("span/trace_10_children")
-                .ops_per_iter(11)
-                .ours(ours::trace_n(10))
-                .peer(peer_sentry::trace_n(10))
-                .peer(peer_otel::trace_n(10))
-        })),
-        ("span/trace_1000_children", Box::new(|| {
-            Case::new("span/trace_1000_children")
-                .ops_per_iter(1001)
-                .ours(ours::trace_n(1000))
-                .peer(peer_sentry::trace_n(1000))
-                .peer(peer_otel::trace_n(1000))
-        })),
-        ("tracing/span", Box::new(|| {
-            Case::new("tracing/span")
-                .ours(ours::tracing_span())
-                .peer(baseline::span())
-                .peer(peer_sentry::tracing_span())
-                .peer(peer_otel::tracing_span())
-        })),
-        ("tracing/child_span", Box::new(|| {
-            Case::new("tracing/child_span")
-                .ours(ours::tracing_child_span())
-                .peer(baseline::child_span())
-                .peer(peer_sentry::tracing_child_span())
-                .peer(peer_otel::tracing_child_span())
-        })),
-        ("tracing/event", Box::new(|| {
-            Case::new("tracing/event")
-                .ours(ours::tracing_event())
-                .peer(baseline::event())
-                .peer(peer_sentry::tracing_event())
-                .peer(peer_otel::tracing_event())
-        })),
-        ("tracing/event_in_span", Box::new(|| {
-            Case::new("tracing/event_in_span")
-                .ours(ours::tracing_event_in_span())
-                .peer(baseline::event_in_span())
-                .peer(peer_sentry::tracing_event_in_span())
-                .peer(peer_otel::tracing_event_in_span())
-        })),
+        (
+            "scope/add_breadcrumb",
+            Box::new(|| {
+                Case::new("scope/add_breadcrumb").ours(ours::add_breadcrumb()).peer(peer_sentry::add_breadcrumb())
+            }),
+        ),
+        (
+            "span/root_sampled",
+            Box::new(|| {
+                Case::new("span/root_sampled")
+                    .ours(ours::span_root(true))
+                    .peer(peer_sentry::span_root(true))
+                    .peer(peer_otel::span_root(true))
+            }),
+        ),
+        (
+            "span/child_sampled",
+            Box::new(|| {
+                Case::new("span/child_sampled")
+                    .ours(ours::span_child(true))
+                    .peer(peer_sentry::span_child(true))
+                    .peer(peer_otel::span_child(true))
+            }),
+        ),
+        (
+            "span/root_unsampled",
+            Box::new(|| {
+                Case::new("span/root_unsampled")
+                    .ours(ours::span_root(false))
+                    .peer(peer_sentry::span_root(false))
+                    .peer(peer_otel::span_root(false))
+            }),
+        ),
+        (
+            "span/child_unsampled",
+            Box::new(|| {
+                Case::new("span/child_unsampled")
+                    .ours(ours::span_child(false))
+                    .peer(peer_sentry::span_child(false))
+                    .peer(peer_otel::span_child(false))
+            }),
+        ),
+        (
+            "span/trace_10_children",
+            Box::new(|| {
+                Case::new("span/trace_10_children")
+                    .ops_per_iter(11)
+                    .ours(ours::trace_n(10))
+                    .peer(peer_sentry::trace_n(10))
+                    .peer(peer_otel::trace_n(10))
+            }),
+        ),
+        (
+            "span/trace_1000_children",
+            Box::new(|| {
+                Case::new("span/trace_1000_children")
+                    .ops_per_iter(1001)
+                    .ours(ours::trace_n(1000))
+                    .peer(peer_sentry::trace_n(1000))
+                    .peer(peer_otel::trace_n(1000))
+            }),
+        ),
+        (
+            "tracing/span",
+            Box::new(|| {
+                Case::new("tracing/span")
+                    .ours(ours::tracing_span())
+                    .peer(baseline::span())
+                    .peer(peer_sentry::tracing_span())
+                    .peer(peer_otel::tracing_span())
+            }),
+        ),
+        (
+            "tracing/child_span",
+            Box::new(|| {
+                Case::new("tracing/child_span")
+                    .ours(ours::tracing_child_span())
+                    .peer(baseline::child_span())
+                    .peer(peer_sentry::tracing_child_span())
+                    .peer(peer_otel::tracing_child_span())
+            }),
+        ),
+        (
+            "tracing/event",
+            Box::new(|| {
+                Case::new("tracing/event")
+                    .ours(ours::tracing_event())
+                    .peer(baseline::event())
+                    .peer(peer_sentry::tracing_event())
+                    .peer(peer_otel::tracing_event())
+            }),
+        ),
+        (
+            "tracing/event_in_span",
+            Box::new(|| {
+                Case::new("tracing/event_in_span")
+                    .ours(ours::tracing_event_in_span())
+                    .peer(baseline::event_in_span())
+                    .peer(peer_sentry::tracing_event_in_span())
+                    .peer(peer_otel::tracing_event_in_span())
+            }),
+        ),
     ]
 }
 
@@ -257,23 +308,19 @@ fn axum_cases(cli: &Cli, s: &Settings, ratios: &mut Vec<String>) {
         println!("   {:<16} {:>12} {:>12} {:>12} {:>10} {:>8}", "contender", "req/s", "ns/req", "p50", "p99", "errors");
         let mut meds = Vec::new();
         for (i, (name, _)) in servers.iter().enumerate() {
-            let m = |f: fn(&axum_load::LoadResult) -> f64| harness::median(&mut res[i].iter().map(f).collect::<Vec<_>>());
+            let m =
+                |f: fn(&axum_load::LoadResult) -> f64| harness::median(&mut res[i].iter().map(f).collect::<Vec<_>>());
             let rps = m(|r| r.rps);
             let p50 = m(|r| r.p50_us);
             let p99 = m(|r| r.p99_us);
             let errors: u64 = res[i].iter().map(|r| r.errors).sum();
-            println!(
-                "   {:<16} {:>12.0} {:>12.0} {:>9.1} µs {:>7.1} µs {:>8}",
-                name,
-                rps,
-                1e9 / rps,
-                p50,
-                p99,
-                errors
-            );
+            println!("   {:<16} {:>12.0} {:>12.0} {:>9.1} µs {:>7.1} µs {:>8}", name, rps, 1e9 / rps, p50, p99, errors);
             meds.push((name.clone(), 1e9 / rps, p99));
         }
-        println!("   (sentry-tower envelopes sent: {})", transport.envelopes.load(std::sync::atomic::Ordering::Relaxed));
+        println!(
+            "   (sentry-tower envelopes sent: {})",
+            transport.envelopes.load(std::sync::atomic::Ordering::Relaxed)
+        );
         if !has_ours {
             println!("   ours: n/a");
         }
@@ -425,7 +472,11 @@ fn wire_cases(cli: &Cli, s: &Settings, quick: bool, ratios: &mut Vec<String>) {
                 r.dropped_queue,
                 r.dropped_buffer
             );
-            println!("SUSTAINED {case} children={children} spans={} dropped={}", r.spans, r.dropped_queue + r.dropped_buffer);
+            println!(
+                "SUSTAINED {case} children={children} spans={} dropped={}",
+                r.spans,
+                r.dropped_queue + r.dropped_buffer
+            );
         }
     }
 }

@@ -272,7 +272,8 @@ impl<S: tower::Service<R>, R> tower::Service<R> for BindHub<S> {
 /// continuation, `http.server` segment span) with `traces_sample_rate`. The
 /// guard keeps the client alive and reports its drops when dropped.
 pub(crate) fn axum_app(base: axum::Router, traces_sample_rate: f32) -> Option<(axum::Router, Box<dyn Any + Send>)> {
-    let (client, hub) = client_hub(options(Opts { traces_sample_rate: f64::from(traces_sample_rate), ..Opts::default() }));
+    let (client, hub) =
+        client_hub(options(Opts { traces_sample_rate: f64::from(traces_sample_rate), ..Opts::default() }));
     let router = base.layer(sentry_lite_axum::SentryLayer::new()).layer(BindHubLayer(hub));
     Some((router, Box::new(AxumGuard(client))))
 }

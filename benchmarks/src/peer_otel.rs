@@ -81,35 +81,43 @@ fn contender(
 }
 
 pub(crate) fn span_root(sampled: bool) -> Contender {
-    contender(NAME, sampled, |iters| iters, |tracer, iters| {
-        time_loop(iters, |_| tracer.start("GET /users/{id}").end())
-    })
+    contender(NAME, sampled, |iters| iters, |tracer, iters| time_loop(iters, |_| tracer.start("GET /users/{id}").end()))
 }
 
 pub(crate) fn span_child(sampled: bool) -> Contender {
     // 100 children per (untimed) root.
-    contender(NAME, sampled, |iters| iters + iters.div_ceil(100), |tracer, iters| {
-        time_chunked(
-            iters,
-            100,
-            || Context::current_with_span(tracer.start("GET /users/{id}")),
-            |cx, _| tracer.start_with_context("select 1", cx).end(),
-            |cx| cx.span().end(),
-        )
-    })
+    contender(
+        NAME,
+        sampled,
+        |iters| iters + iters.div_ceil(100),
+        |tracer, iters| {
+            time_chunked(
+                iters,
+                100,
+                || Context::current_with_span(tracer.start("GET /users/{id}")),
+                |cx, _| tracer.start_with_context("select 1", cx).end(),
+                |cx| cx.span().end(),
+            )
+        },
+    )
 }
 
 /// One iteration = root + `n` children.
 pub(crate) fn trace_n(n: u64) -> Contender {
-    contender(NAME, true, move |iters| iters * (n + 1), move |tracer, iters| {
-        time_loop(iters, |_| {
-            let cx = Context::current_with_span(tracer.start("GET /users/{id}"));
-            for _ in 0..n {
-                tracer.start_with_context("select 1", &cx).end();
-            }
-            cx.span().end();
-        })
-    })
+    contender(
+        NAME,
+        true,
+        move |iters| iters * (n + 1),
+        move |tracer, iters| {
+            time_loop(iters, |_| {
+                let cx = Context::current_with_span(tracer.start("GET /users/{id}"));
+                for _ in 0..n {
+                    tracer.start_with_context("select 1", &cx).end();
+                }
+                cx.span().end();
+            })
+        },
+    )
 }
 
 // ------------------------------------------------------ tracing layer ----

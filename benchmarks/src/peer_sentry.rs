@@ -62,10 +62,8 @@ impl Default for Opts {
 }
 
 fn client_options(o: Opts, transport: Arc<dyn sentry::TransportFactory>) -> ClientOptions {
-    let mut opts = ClientOptions::new()
-        .dsn(DSN)
-        .traces_sample_rate(o.traces_sample_rate)
-        .attach_stacktrace(o.attach_stacktrace);
+    let mut opts =
+        ClientOptions::new().dsn(DSN).traces_sample_rate(o.traces_sample_rate).attach_stacktrace(o.attach_stacktrace);
     opts.transport = Some(transport);
     sentry::apply_defaults(opts)
 }
@@ -82,8 +80,7 @@ pub(crate) fn hub(o: Opts) -> (Arc<Hub>, Arc<NoopTransport>) {
 fn contender(name: &str, o: Opts, mut body: impl FnMut(u64) -> std::time::Duration + 'static) -> Contender {
     let (hub, t) = hub(o);
     let run: BatchFn = Box::new(move |iters| Hub::run(hub.clone(), || body(iters)));
-    Contender::new(name, run)
-        .with_note(Box::new(move || format!("envelopes={}", t.envelopes.load(Ordering::Relaxed))))
+    Contender::new(name, run).with_note(Box::new(move || format!("envelopes={}", t.envelopes.load(Ordering::Relaxed))))
 }
 
 // ---------------------------------------------------------------- errors --
@@ -223,19 +220,19 @@ fn tracing_contender(o: Opts, body: impl Fn(u64) -> std::time::Duration + 'stati
 }
 
 pub(crate) fn tracing_span() -> Contender {
-    tracing_contender(Opts::default(), |iters| time_loop(iters, |i| crate::baseline::one_span(i)))
+    tracing_contender(Opts::default(), |iters| time_loop(iters, crate::baseline::one_span))
 }
 
 pub(crate) fn tracing_child_span() -> Contender {
-    tracing_contender(Opts::default(), |iters| crate::baseline::child_spans(iters))
+    tracing_contender(Opts::default(), crate::baseline::child_spans)
 }
 
 pub(crate) fn tracing_event() -> Contender {
-    tracing_contender(Opts::default(), |iters| time_loop(iters, |i| crate::baseline::one_event(i)))
+    tracing_contender(Opts::default(), |iters| time_loop(iters, crate::baseline::one_event))
 }
 
 pub(crate) fn tracing_event_in_span() -> Contender {
-    tracing_contender(Opts::default(), |iters| crate::baseline::events_in_span(iters))
+    tracing_contender(Opts::default(), crate::baseline::events_in_span)
 }
 
 // ------------------------------------------------------------- memory ----
@@ -303,11 +300,10 @@ pub(crate) fn wire_error_event() -> (u64, u64) {
 /// (transactions enabled) bound to a fresh client with the given sample rate.
 pub(crate) fn axum_app(base: axum::Router, traces_sample_rate: f32) -> (axum::Router, Arc<NoopTransport>) {
     let (hub, t) = hub(Opts { traces_sample_rate, ..Opts::default() });
-    let new_hub = sentry_tower::SentryLayer::<_, Arc<Hub>, axum::extract::Request>::new(
-        move |_: &axum::extract::Request| Arc::new(Hub::new_from_top(&hub)),
-    );
-    let router = base
-        .layer(sentry_tower::SentryHttpLayer::new().enable_transaction())
-        .layer(new_hub);
+    let new_hub =
+        sentry_tower::SentryLayer::<_, Arc<Hub>, axum::extract::Request>::new(move |_: &axum::extract::Request| {
+            Arc::new(Hub::new_from_top(&hub))
+        });
+    let router = base.layer(sentry_tower::SentryHttpLayer::new().enable_transaction()).layer(new_hub);
     (router, t)
 }

@@ -13,7 +13,8 @@ fn inbox(name: &str) -> PathBuf {
 }
 
 fn envelopes(dir: &Path) -> Vec<Envelope> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    let mut paths: Vec<PathBuf> =
+        std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
     paths.sort();
     paths.iter().filter_map(|p| Envelope::from_slice(&std::fs::read(p).ok()?).ok()).collect()
 }
@@ -39,7 +40,8 @@ fn quickstart_writes_two_isolated_error_events_and_a_message_to_the_inbox() {
     assert_eq!(events.len(), 3, "two errors and one message");
     for task in ["a", "b"] {
         let e = events.iter().find(|e| e.tags.get("task").map(String::as_str) == Some(task)).expect("event of task");
-        let crumbs: Vec<_> = e.breadcrumbs.as_ref().unwrap().values.iter().map(|b| b.message.clone().unwrap()).collect();
+        let crumbs: Vec<_> =
+            e.breadcrumbs.as_ref().unwrap().values.iter().map(|b| b.message.clone().unwrap()).collect();
         assert_eq!(crumbs, [format!("working in {task}")]);
         assert_eq!(e.exception.as_ref().unwrap().values.len(), 3);
     }
@@ -80,7 +82,10 @@ fn demo_selftest_serves_and_reports() {
     let events: Vec<_> = envelopes(&dir).iter().filter_map(Envelope::event).collect();
     assert!(events.iter().any(|e| e.exception.as_ref().is_some_and(|x| x.values.len() == 3)), "the /error chain");
     assert!(
-        events.iter().any(|e| e.exception.as_ref().is_some_and(|x| x.values.iter().any(|v| v.mechanism.as_ref().is_some_and(|m| m.ty == "panic")))),
+        events.iter().any(|e| e
+            .exception
+            .as_ref()
+            .is_some_and(|x| x.values.iter().any(|v| v.mechanism.as_ref().is_some_and(|m| m.ty == "panic")))),
         "the /panic report"
     );
     let _ = std::fs::remove_dir_all(dir);

@@ -57,7 +57,9 @@ impl ClientInner {
     #[cfg(feature = "http")]
     fn default_transport(&self) -> Result<Box<dyn Transport>, String> {
         match &self.dsn {
-            Some(dsn) => crate::transport::HttpTransport::new(&self.options, dsn).map(|t| Box::new(t) as Box<dyn Transport>),
+            Some(dsn) => {
+                crate::transport::HttpTransport::new(&self.options, dsn).map(|t| Box::new(t) as Box<dyn Transport>)
+            }
             None => Err("no DSN".into()),
         }
     }
@@ -108,7 +110,14 @@ impl Client {
             integrations,
             packages: vec![SdkPackage { name: "cargo:sentry-lite-core".into(), version: SDK_VERSION.into() }],
         };
-        let inner = Arc::new(ClientInner { options, dsn, reports: ClientReports::default(), sdk, contexts: default_contexts(), server_name });
+        let inner = Arc::new(ClientInner {
+            options,
+            dsn,
+            reports: ClientReports::default(),
+            sdk,
+            contexts: default_contexts(),
+            server_name,
+        });
         let spans = Arc::new(SpanBuffer::new(inner.options.max_buffered_spans));
         let buffers: Vec<Arc<dyn Buffer>> = vec![spans.clone()];
         let worker = if enabled {

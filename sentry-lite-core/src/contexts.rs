@@ -18,11 +18,19 @@ pub(crate) fn default_contexts() -> Contexts {
     contexts.insert("os".to_owned(), Context::other(os));
     contexts.insert(
         "runtime".to_owned(),
-        Context::other([("type", "runtime"), ("name", "rustc"), ("version", option_env!("SENTRY_LITE_RUSTC_VERSION").unwrap_or("unknown"))]),
+        Context::other([
+            ("type", "runtime"),
+            ("name", "rustc"),
+            ("version", option_env!("SENTRY_LITE_RUSTC_VERSION").unwrap_or("unknown")),
+        ]),
     );
     contexts.insert(
         "device".to_owned(),
-        Context::other([("type", "device".to_owned()), ("arch", std::env::consts::ARCH.to_owned()), ("family", std::env::consts::FAMILY.to_owned())]),
+        Context::other([
+            ("type", "device".to_owned()),
+            ("arch", std::env::consts::ARCH.to_owned()),
+            ("family", std::env::consts::FAMILY.to_owned()),
+        ]),
     );
     contexts
 }

@@ -17,7 +17,9 @@ thread_local! {
 
 fn seed() -> u64 {
     let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u64(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
+    hasher.write_u64(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64),
+    );
     hasher.write_usize(&hasher as *const _ as usize);
     hasher.finish() | 1
 }

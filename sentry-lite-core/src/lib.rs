@@ -45,19 +45,20 @@ mod pipeline;
 pub mod protocol;
 mod scope;
 mod stacktrace;
-pub mod trace;
-pub mod transport;
 #[cfg(feature = "test")]
 #[path = "test_support.rs"]
 pub mod test;
+pub mod trace;
+pub mod transport;
 
 pub use api::{
-    add_breadcrumb, capture_envelope, capture_error, capture_error_dyn, capture_event, capture_event_with_backtrace, capture_message,
-    configure_scope, flush, init, is_enabled, last_event_id, set_user, with_scope, InitError, InitGuard,
+    add_breadcrumb, capture_envelope, capture_error, capture_error_dyn, capture_event, capture_event_with_backtrace,
+    capture_message, configure_scope, flush, init, is_enabled, last_event_id, set_user, with_scope, InitError,
+    InitGuard,
 };
 pub use client::{Client, FlushHook, SDK_NAME, SDK_VERSION};
-pub use error_chain::exceptions_from_error;
 pub use dsn::{Dsn, DsnParseError};
+pub use error_chain::exceptions_from_error;
 pub use hub::{configure_global_scope, spawn, spawn_thread, FutureExt, Hub, HubFuture};
 pub use ids::{EventId, ParseIdError, SpanId, TraceId};
 pub use integration::Integration;
@@ -69,7 +70,8 @@ pub use protocol::{Breadcrumb, Event, Level, User};
 pub use scope::{EventProcessor, Scope};
 pub use stacktrace::{InAppRules, RawBacktrace};
 pub use trace::{
-    continue_trace, current_span, enter_span, pop_entered_span, push_entered_span, start_root_span, start_root_span_with_attributes, start_span,
-    trace, trace_headers, EnteredSpan, PropagationContext, SamplingContext, Span, SpanFutureExt, Traced,
+    continue_trace, current_span, enter_span, pop_entered_span, push_entered_span, start_root_span,
+    start_root_span_with_attributes, start_span, trace, trace_headers, EnteredSpan, PropagationContext,
+    SamplingContext, Span, SpanFutureExt, Traced,
 };
 pub use transport::{InboxTransport, NoopTransport, SendOutcome, TestTransport, Transport, TransportFactory};

@@ -100,7 +100,9 @@ pub(crate) fn enforce(event: &mut Event) {
             truncate(&mut e.ty, MAX_TAG_VALUE_CHARS);
         }
     }
-    if event.tags.len() > MAX_TAGS || event.tags.iter().any(|(k, v)| k.len() > MAX_TAG_KEY_CHARS || v.len() > MAX_TAG_VALUE_CHARS) {
+    if event.tags.len() > MAX_TAGS
+        || event.tags.iter().any(|(k, v)| k.len() > MAX_TAG_KEY_CHARS || v.len() > MAX_TAG_VALUE_CHARS)
+    {
         let tags = std::mem::take(&mut event.tags);
         event.tags = tags
             .into_iter()

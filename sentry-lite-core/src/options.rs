@@ -285,7 +285,10 @@ impl ClientOptions {
 
     /// Sets `before_breadcrumb`.
     #[must_use]
-    pub fn with_before_breadcrumb(mut self, f: impl Fn(Breadcrumb) -> Option<Breadcrumb> + Send + Sync + 'static) -> Self {
+    pub fn with_before_breadcrumb(
+        mut self,
+        f: impl Fn(Breadcrumb) -> Option<Breadcrumb> + Send + Sync + 'static,
+    ) -> Self {
         self.before_breadcrumb = Some(Arc::new(f));
         self
     }
@@ -348,7 +351,10 @@ impl ClientOptions {
 impl fmt::Debug for ClientOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The DSN is shown parsed, which hides its secret key; raw strings are not printed.
-        let dsn = self.dsn.as_deref().map(|d| d.parse::<crate::Dsn>().map(|d| d.to_string()).unwrap_or_else(|_| "<invalid>".into()));
+        let dsn = self
+            .dsn
+            .as_deref()
+            .map(|d| d.parse::<crate::Dsn>().map(|d| d.to_string()).unwrap_or_else(|_| "<invalid>".into()));
         f.debug_struct("ClientOptions")
             .field("dsn", &dsn)
             .field("release", &self.release)

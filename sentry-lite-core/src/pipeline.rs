@@ -76,7 +76,12 @@ pub(crate) fn finish_event(pending: PendingEvent, client: &ClientInner) -> Optio
         }
     }
 
-    let processors = scopes.global.processors.iter().chain(scopes.isolation.processors.iter()).chain(scopes.current.processors.iter());
+    let processors = scopes
+        .global
+        .processors
+        .iter()
+        .chain(scopes.isolation.processors.iter())
+        .chain(scopes.current.processors.iter());
     for processor in processors {
         match processor(event) {
             Some(e) => event = e,
@@ -134,7 +139,12 @@ fn link_trace(event: &mut Event, current: &Scope, isolation: &Scope, client: &Cl
             return dsc;
         }
     }
-    let propagation = current.propagation.as_deref().or(isolation.propagation.as_deref()).cloned().unwrap_or_else(PropagationContext::new_random);
+    let propagation = current
+        .propagation
+        .as_deref()
+        .or(isolation.propagation.as_deref())
+        .cloned()
+        .unwrap_or_else(PropagationContext::new_random);
     if !event.contexts.contains_key("trace") {
         event.contexts.insert("trace".into(), Context::Trace(propagation.trace_context()));
     }
@@ -177,7 +187,14 @@ pub fn is_sensitive_header(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
     matches!(
         n.as_str(),
-        "authorization" | "proxy-authorization" | "cookie" | "set-cookie" | "x-forwarded-for" | "x-real-ip" | "forwarded" | "x-sentry-auth"
+        "authorization"
+            | "proxy-authorization"
+            | "cookie"
+            | "set-cookie"
+            | "x-forwarded-for"
+            | "x-real-ip"
+            | "forwarded"
+            | "x-sentry-auth"
     ) || n.contains("api-key")
         || n.contains("apikey")
         || n.contains("token")

@@ -147,7 +147,9 @@ fn select_frames(frames: &[&Frame], rules: &InAppRules<'_>) -> Option<Stacktrace
 /// The range of `frames` (innermost first) left after trimming the capture
 /// machinery on top and the runtime's start-up frames at the bottom; `None` when
 /// nothing is left.
-fn kept_range<'a>(frames: impl ExactSizeIterator<Item = &'a Frame> + DoubleEndedIterator + Clone) -> Option<(usize, usize)> {
+fn kept_range<'a>(
+    frames: impl ExactSizeIterator<Item = &'a Frame> + DoubleEndedIterator + Clone,
+) -> Option<(usize, usize)> {
     // Innermost first here: drop the capture machinery on top. It is interleaved
     // with std/core/tokio helper frames (`Option::map`, `LocalKey::try_with`), so cut
     // after the outermost SDK frame of the leading library-only run.
@@ -231,7 +233,8 @@ fn split_function(name: &str) -> (Option<String>, String) {
         }
         i += 1;
     }
-    let module = last_sep.map(|i| name[..i].trim_start_matches('<').to_owned()).filter(|m| !m.is_empty() && !m.contains(' '));
+    let module =
+        last_sep.map(|i| name[..i].trim_start_matches('<').to_owned()).filter(|m| !m.is_empty() && !m.contains(' '));
     (module, name.to_owned())
 }
 
@@ -262,7 +265,8 @@ fn is_capture_frame(frame: &Frame) -> bool {
 
 fn is_library_frame(frame: &Frame) -> bool {
     let f = function_of(frame).trim_start_matches('<');
-    f.is_empty() || ["std::", "core::", "alloc::", "tokio::", "parking_lot::", "once_cell::"].iter().any(|p| f.starts_with(p))
+    f.is_empty()
+        || ["std::", "core::", "alloc::", "tokio::", "parking_lot::", "once_cell::"].iter().any(|p| f.starts_with(p))
 }
 
 fn is_startup_frame(frame: &Frame) -> bool {
@@ -279,10 +283,29 @@ fn is_startup_frame(frame: &Frame) -> bool {
 
 /// Crates whose frames are never the application's own.
 const NOT_IN_APP: &[&str] = &[
-    "std::", "core::", "alloc::", "tokio::", "backtrace::", "futures::", "futures_util::", "futures_core::",
-    "hyper::", "hyper_util::", "tower::", "axum::", "tracing::", "tracing_core::", "tracing_subscriber::",
-    "sentry_lite_core::", "sentry_lite_panic::", "sentry_lite_tracing::", "sentry_lite_axum::", "__rust",
-    "test::", "reqwest::", "parking_lot::",
+    "std::",
+    "core::",
+    "alloc::",
+    "tokio::",
+    "backtrace::",
+    "futures::",
+    "futures_util::",
+    "futures_core::",
+    "hyper::",
+    "hyper_util::",
+    "tower::",
+    "axum::",
+    "tracing::",
+    "tracing_core::",
+    "tracing_subscriber::",
+    "sentry_lite_core::",
+    "sentry_lite_panic::",
+    "sentry_lite_tracing::",
+    "sentry_lite_axum::",
+    "__rust",
+    "test::",
+    "reqwest::",
+    "parking_lot::",
 ];
 
 /// Decides which frames are the application's own code.

@@ -64,9 +64,16 @@ fn error_chain_is_root_cause_first_with_stack_trace() {
     assert_eq!(last.in_app, Some(true));
     assert!(last.lineno.is_some() && last.abs_path.is_some());
     assert!(frames.iter().all(|f| !f.function.as_deref().unwrap_or("").starts_with("sentry_lite_core::api")));
-    assert!(frames.iter().filter(|f| f.function.as_deref().unwrap_or("").starts_with("std::")).all(|f| f.in_app == Some(false)));
+    assert!(frames
+        .iter()
+        .filter(|f| f.function.as_deref().unwrap_or("").starts_with("std::"))
+        .all(|f| f.in_app == Some(false)));
     assert_eq!(event.platform, "native");
-    assert!(event.contexts.contains_key("os") && event.contexts.contains_key("runtime") && event.contexts.contains_key("trace"));
+    assert!(
+        event.contexts.contains_key("os")
+            && event.contexts.contains_key("runtime")
+            && event.contexts.contains_key("trace")
+    );
     assert_eq!(event.environment.as_deref(), Some("production"));
 }
 
@@ -82,7 +89,8 @@ fn breadcrumbs_recorded_deeper_show_on_later_capture() {
     });
     flush(&client);
     let event = &transport.events()[0];
-    let crumbs: Vec<_> = event.breadcrumbs.as_ref().unwrap().values.iter().map(|b| b.message.clone().unwrap()).collect();
+    let crumbs: Vec<_> =
+        event.breadcrumbs.as_ref().unwrap().values.iter().map(|b| b.message.clone().unwrap()).collect();
     assert_eq!(crumbs, ["from deep inside"]);
     assert!(!event.tags.contains_key("inner"), "with_scope tags must not leak outward");
     assert_eq!(event.level, Some(Level::Warning));
@@ -90,7 +98,8 @@ fn breadcrumbs_recorded_deeper_show_on_later_capture() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_tasks_never_share_tags_or_breadcrumbs() {
-    let (hub, transport, client) = test_hub(ClientOptions::new().with_attach_stacktrace(false).with_queue_capacity(10_000));
+    let (hub, transport, client) =
+        test_hub(ClientOptions::new().with_attach_stacktrace(false).with_queue_capacity(10_000));
     let tasks = 400;
     let mut handles = Vec::new();
     for i in 0..tasks {
@@ -193,7 +202,12 @@ fn disabled_sdk_is_a_no_op() {
 
 #[test]
 fn bad_dsn_is_a_typed_error_naming_the_problem() {
-    for (dsn, needle) in [("not a dsn", "whitespace"), ("https://host/1", "public key"), ("https://k@host/x", "not numeric"), ("gopher://k@h/1", "gopher")] {
+    for (dsn, needle) in [
+        ("not a dsn", "whitespace"),
+        ("https://host/1", "public key"),
+        ("https://k@host/x", "not numeric"),
+        ("gopher://k@h/1", "gopher"),
+    ] {
         let err = sentry::init(ClientOptions::new().with_dsn(dsn)).unwrap_err();
         assert!(err.to_string().contains(needle), "{dsn}: {err}");
     }
@@ -209,7 +223,11 @@ fn scope_data_reaches_the_event() {
             s.set_transaction(Some("checkout"));
             s.set_level(Some(Level::Fatal));
         });
-        sentry::set_user(Some(sentry::User { id: Some("u1".into()), ip_address: Some("10.1.1.1".into()), ..Default::default() }));
+        sentry::set_user(Some(sentry::User {
+            id: Some("u1".into()),
+            ip_address: Some("10.1.1.1".into()),
+            ..Default::default()
+        }));
         sentry::capture_message("with data", Level::Error);
     });
     flush(&client);

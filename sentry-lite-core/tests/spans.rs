@@ -10,8 +10,8 @@ use serde_json::Value;
 use common::{flush, test_hub};
 use sentry_lite_core::protocol::{DataCategory, DiscardReason, Envelope, ItemType};
 use sentry_lite_core::{
-    continue_trace, current_span, start_root_span, start_span, trace, trace_headers, ClientOptions, FutureExt, Hub, SpanPattern,
-    TraceLifecycle,
+    continue_trace, current_span, start_root_span, start_span, trace, trace_headers, ClientOptions, FutureExt, Hub,
+    SpanPattern, TraceLifecycle,
 };
 
 fn traced() -> ClientOptions {
@@ -192,7 +192,11 @@ fn sample_rand_invariant_in_the_dsc() {
             let root = start_root_span("r", "task");
             let baggage = root.trace_headers()[1].1.clone();
             let get = |k: &str| {
-                baggage.split(',').find_map(|m| m.strip_prefix(&format!("sentry-{k}="))).map(str::to_owned).unwrap_or_default()
+                baggage
+                    .split(',')
+                    .find_map(|m| m.strip_prefix(&format!("sentry-{k}=")))
+                    .map(str::to_owned)
+                    .unwrap_or_default()
             };
             let rand: f64 = get("sample_rand").parse().unwrap();
             let rate: f64 = get("sample_rate").parse().unwrap();
@@ -208,7 +212,10 @@ fn continuing_with_a_decision_but_no_rand_derives_a_consistent_one() {
     Hub::run(hub.clone(), || {
         for sampled in ["1", "0"] {
             let st = format!("0123456789abcdef0123456789abcdef-0123456789abcdef-{sampled}");
-            let ctx = continue_trace([("sentry-trace", st.as_str()), ("baggage", "sentry-sample_rate=0.3,sentry-public_key=k")]);
+            let ctx = continue_trace([
+                ("sentry-trace", st.as_str()),
+                ("baggage", "sentry-sample_rate=0.3,sentry-public_key=k"),
+            ]);
             let rand = ctx.sample_rand();
             assert_eq!(rand < 0.3, sampled == "1", "{rand}");
             assert!(ctx.dsc().unwrap().sample_rand.is_some());
@@ -315,7 +322,10 @@ fn span_v2_envelopes_are_valid() {
         let items = payload["items"].as_array().unwrap();
         assert!(!items.is_empty() && items.len() <= 1000);
         assert_eq!(item.header("item_count").and_then(Value::as_u64), Some(items.len() as u64));
-        assert_eq!(item.header("content_type").and_then(Value::as_str), Some("application/vnd.sentry.items.span.v2+json"));
+        assert_eq!(
+            item.header("content_type").and_then(Value::as_str),
+            Some("application/vnd.sentry.items.span.v2+json")
+        );
         let dsc = serde_json::to_value(env.headers.trace.as_ref().expect("DSC")).unwrap();
         for (k, v) in dsc.as_object().unwrap() {
             assert!(v.is_string(), "DSC value {k} is not a string");
@@ -324,7 +334,18 @@ fn span_v2_envelopes_are_valid() {
         for span in items {
             assert_eq!(span["trace_id"], dsc["trace_id"]);
             let attrs = &span["attributes"];
-            for key in ["sentry.release", "sentry.environment", "sentry.sdk.name", "sentry.sdk.version", "sentry.segment.name", "sentry.segment.id", "sentry.op", "sentry.origin", "thread.id", "os.name"] {
+            for key in [
+                "sentry.release",
+                "sentry.environment",
+                "sentry.sdk.name",
+                "sentry.sdk.version",
+                "sentry.segment.name",
+                "sentry.segment.id",
+                "sentry.op",
+                "sentry.origin",
+                "thread.id",
+                "os.name",
+            ] {
                 assert!(attrs.get(key).is_some(), "missing {key} in {span}");
             }
             assert_eq!(attrs["sentry.release"]["value"], "app@1.0");
@@ -370,7 +391,9 @@ fn error_in_span_links_to_it() {
     let envs = transport.envelopes();
     let env = envs.iter().find(|e| e.items.iter().any(|i| i.ty() == &ItemType::Event)).unwrap();
     let event = env.event().unwrap();
-    let Some(sentry_lite_core::protocol::Context::Trace(tc)) = event.contexts.get("trace") else { panic!("no trace context") };
+    let Some(sentry_lite_core::protocol::Context::Trace(tc)) = event.contexts.get("trace") else {
+        panic!("no trace context")
+    };
     assert_eq!(tc.trace_id, trace_id);
     assert_eq!(tc.span_id, span_id);
     assert_eq!(tc.parent_span_id, Some(parent));
@@ -395,7 +418,8 @@ fn before_send_span_modifies() {
 
 #[test]
 fn ignored_spans_are_counted_and_not_sent() {
-    let options = traced().with_ignored_span(SpanPattern::name("GET /health*")).with_ignored_span(SpanPattern::op("cache.get"));
+    let options =
+        traced().with_ignored_span(SpanPattern::name("GET /health*")).with_ignored_span(SpanPattern::op("cache.get"));
     let (hub, transport, client) = test_hub(options);
     Hub::run(hub, || {
         let health = start_root_span("GET /healthz", "http.server");

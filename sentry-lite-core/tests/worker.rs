@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sentry_lite_core::protocol::{Envelope, ItemType};
-use sentry_lite_core::{self as sentry, Client, ClientOptions, Hub, Level, SendOutcome, TestTransport, Transport, TransportFactory};
+use sentry_lite_core::{
+    self as sentry, Client, ClientOptions, Hub, Level, SendOutcome, TestTransport, Transport, TransportFactory,
+};
 
 /// A transport that blocks every send until released, like a server that accepts
 /// and never answers.
@@ -85,7 +87,10 @@ fn queue_overflow_is_counted_exactly_and_capture_never_blocks() {
 fn rate_limited_categories_are_dropped_before_sending_and_counted() {
     let transport = TestTransport::new();
     transport.push_outcomes([SendOutcome::Sent { rate_limits: Some("60:error:organization".into()) }]);
-    let client = Arc::new(Client::new(ClientOptions::new().with_attach_stacktrace(false).with_transport(transport.clone()), None));
+    let client = Arc::new(Client::new(
+        ClientOptions::new().with_attach_stacktrace(false).with_transport(transport.clone()),
+        None,
+    ));
     let hub = Arc::new(Hub::new_from_top(&Hub::main()));
     hub.bind_client(Some(client.clone()));
     Hub::run(hub.clone(), || sentry::capture_message("first", Level::Error));
@@ -106,7 +111,10 @@ fn rate_limited_categories_are_dropped_before_sending_and_counted() {
 fn a_429_without_headers_backs_off_everything() {
     let transport = TestTransport::new();
     transport.push_outcomes([SendOutcome::Rejected { status: 429, rate_limits: None, retry_after: None }]);
-    let client = Arc::new(Client::new(ClientOptions::new().with_attach_stacktrace(false).with_transport(transport.clone()), None));
+    let client = Arc::new(Client::new(
+        ClientOptions::new().with_attach_stacktrace(false).with_transport(transport.clone()),
+        None,
+    ));
     let hub = Arc::new(Hub::new_from_top(&Hub::main()));
     hub.bind_client(Some(client.clone()));
     Hub::run(hub, || {
@@ -121,7 +129,8 @@ fn a_429_without_headers_backs_off_everything() {
 #[test]
 fn client_reports_can_be_turned_off() {
     let transport = TestTransport::new();
-    let options = ClientOptions::new().with_sample_rate(0.0).with_send_client_reports(false).with_transport(transport.clone());
+    let options =
+        ClientOptions::new().with_sample_rate(0.0).with_send_client_reports(false).with_transport(transport.clone());
     let client = Arc::new(Client::new(options, None));
     let hub = Arc::new(Hub::new_from_top(&Hub::main()));
     hub.bind_client(Some(client.clone()));

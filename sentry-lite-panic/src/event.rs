@@ -99,7 +99,9 @@ fn thread_id_number(thread: &std::thread::Thread) -> u64 {
 /// already show it near the top (e.g. no debug info, or a trimmed stack).
 pub(crate) fn add_location_frame(mut event: Event) -> Event {
     let Some(Context::Other(panic)) = event.contexts.get(CONTEXT_KEY) else { return event };
-    let (Some(file), Some(line)) = (panic.get("file").and_then(|v| v.as_str()), panic.get("line").and_then(|v| v.as_u64())) else {
+    let (Some(file), Some(line)) =
+        (panic.get("file").and_then(|v| v.as_str()), panic.get("line").and_then(|v| v.as_u64()))
+    else {
         return event;
     };
     let line = u32::try_from(line).unwrap_or(u32::MAX);

@@ -26,7 +26,13 @@ fn panic_becomes_a_fatal_event_with_scope_data() {
     assert_eq!((mechanism.ty.as_str(), mechanism.handled), ("panic", Some(false)));
     assert_eq!(events[0].level, Some(Level::Fatal));
     assert_eq!(events[0].tags.get("where").map(String::as_str), Some("hook-test"));
-    assert!(events[0].breadcrumbs.as_ref().unwrap().values.iter().any(|c| c.message.as_deref() == Some("before the panic")));
+    assert!(events[0]
+        .breadcrumbs
+        .as_ref()
+        .unwrap()
+        .values
+        .iter()
+        .any(|c| c.message.as_deref() == Some("before the panic")));
     let thread = &events[0].threads.as_ref().unwrap().values[0];
     assert_eq!((thread.crashed, thread.current), (Some(true), Some(true)));
     let top = exc.stacktrace.as_ref().unwrap().frames.last().unwrap();
@@ -64,7 +70,11 @@ fn panic_in_before_send_does_not_make_the_worker_wait_on_itself() {
     let started = Instant::now();
     sentry::capture_message("trips before_send", Level::Warning);
     assert!(sentry::flush(Duration::from_secs(3)));
-    assert!(started.elapsed() < Duration::from_millis(1500), "the hook flushed from the worker: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "the hook flushed from the worker: {:?}",
+        started.elapsed()
+    );
     // The worker survived and still sends.
     sentry::capture_message("still alive", Level::Info);
     assert!(sentry::flush(Duration::from_secs(3)));
@@ -91,8 +101,13 @@ fn panic_marks_the_active_span_and_its_segment_as_failed() {
         root.finish();
         root.trace_id()
     });
-    let items: Vec<_> = envelopes.iter().flat_map(|e| e.items.iter()).filter_map(|i| i.payload_json().map(|j| (i.ty().clone(), j))).collect();
-    let event = items.iter().find(|(ty, _)| *ty == sentry_lite_core::protocol::ItemType::Event).map(|(_, j)| j).expect("event");
+    let items: Vec<_> = envelopes
+        .iter()
+        .flat_map(|e| e.items.iter())
+        .filter_map(|i| i.payload_json().map(|j| (i.ty().clone(), j)))
+        .collect();
+    let event =
+        items.iter().find(|(ty, _)| *ty == sentry_lite_core::protocol::ItemType::Event).map(|(_, j)| j).expect("event");
     assert_eq!(event["contexts"]["trace"]["trace_id"], trace_id.to_string(), "{event}");
     let spans: Vec<_> = items
         .iter()

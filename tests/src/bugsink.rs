@@ -69,14 +69,9 @@ impl Bugsink {
             url: get(KEYS[0])?.trim_end_matches('/').to_string(),
             token: get(KEYS[1])?,
             dsn: get(KEYS[2])?,
-            project_id: project_id
-                .parse()
-                .map_err(|e| format!("BUGSINK_PROJECT_ID={project_id:?}: {e}"))?,
+            project_id: project_id.parse().map_err(|e| format!("BUGSINK_PROJECT_ID={project_id:?}: {e}"))?,
             log_path: PathBuf::from(get(KEYS[4])?),
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .map_err(|e| e.to_string())?,
+            client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().map_err(|e| e.to_string())?,
         })
     }
 
@@ -99,10 +94,8 @@ impl Bugsink {
 
     /// POSTs a raw envelope with proper auth; returns (status, body).
     pub async fn post_envelope(&self, body: Vec<u8>) -> Result<(u16, String), String> {
-        let auth = format!(
-            "Sentry sentry_version=7, sentry_key={}, sentry_client=sentry-lite-tests/0",
-            self.public_key()
-        );
+        let auth =
+            format!("Sentry sentry_version=7, sentry_key={}, sentry_client=sentry-lite-tests/0", self.public_key());
         let resp = self
             .client
             .post(self.envelope_url())
@@ -117,13 +110,7 @@ impl Bugsink {
     }
 
     async fn get_json(&self, url: &str) -> Result<Value, String> {
-        let resp = self
-            .client
-            .get(url)
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|e| format!("GET {url}: {e}"))?;
+        let resp = self.client.get(url).bearer_auth(&self.token).send().await.map_err(|e| format!("GET {url}: {e}"))?;
         let status = resp.status();
         let text = resp.text().await.map_err(|e| format!("GET {url}: {e}"))?;
         if !status.is_success() {

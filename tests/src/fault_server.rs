@@ -75,10 +75,7 @@ pub struct Request {
 impl Request {
     /// First header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// The body as (lossy) UTF-8.
@@ -432,9 +429,7 @@ fn handle_conn(inner: &Inner, stream: TcpStream) {
             return;
         }
         let Ok(req) = read_request(&mut c, mode.clone()) else { return };
-        let close = req
-            .header("connection")
-            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        let close = req.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
         let event_id = event_id_of(&req.body);
         {
             let mut reqs = inner.requests.lock().unwrap();
@@ -470,17 +465,13 @@ fn handle_conn(inner: &Inner, stream: TcpStream) {
                 return;
             }
             Mode::IncompleteResponse => {
-                let _ = c
-                    .stream
-                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Len");
+                let _ = c.stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Len");
                 let _ = c.stream.flush();
                 c.stall();
                 return;
             }
             Mode::GarbageHeaders => {
-                let _ = c
-                    .stream
-                    .write_all(b"\x00\x13\xffGARBAGE this is not http at all \x7f\r\n\xfe\xfd\r\n\r\n");
+                let _ = c.stream.write_all(b"\x00\x13\xffGARBAGE this is not http at all \x7f\r\n\xfe\xfd\r\n\r\n");
                 let _ = c.stream.flush();
                 let _ = c.stream.shutdown(Shutdown::Both);
                 return;
@@ -516,10 +507,8 @@ fn respond(s: &mut TcpStream, code: u16, headers: &[(String, String)], body: &st
         503 => "Service Unavailable",
         _ => "Status",
     };
-    let mut out = format!(
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-        body.len()
-    );
+    let mut out =
+        format!("HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n", body.len());
     for (k, v) in headers {
         out.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -537,16 +526,9 @@ fn read_request(c: &mut Conn<'_>, mode: Mode) -> Result<Request, Stop> {
     let mut parts = request_line.split_whitespace();
     let method = parts.next().unwrap_or_default().to_string();
     let path = parts.next().unwrap_or_default().to_string();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let get = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
-    };
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
+    let get = |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
     if get("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
         let _ = c.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
     }

@@ -126,10 +126,6 @@ impl Envelope {
 
     /// JSON payloads of all `event` and `transaction` items.
     pub fn events(&self) -> Vec<serde_json::Value> {
-        self.items
-            .iter()
-            .filter(|i| matches!(i.ty(), "event" | "transaction"))
-            .filter_map(|i| i.json().ok())
-            .collect()
+        self.items.iter().filter(|i| matches!(i.ty(), "event" | "transaction")).filter_map(|i| i.json().ok()).collect()
     }
 }

@@ -73,17 +73,14 @@ pub fn normalize(events: &[Value]) -> Vec<RelayResult> {
     let out = child.wait_with_output().expect("wait for relay_normalize.py");
     let _ = writer.join();
     if !out.status.success() {
-        panic!(
-            "relay_normalize.py failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        panic!("relay_normalize.py failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
     }
     let results: Vec<RelayResult> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line from relay_normalize.py: {e}: {l}"));
+            let v: Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line from relay_normalize.py: {e}: {l}"));
             let arr = |k: &str| v.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
             RelayResult {
                 ok: v.get("ok").and_then(Value::as_bool).unwrap_or(false),

@@ -28,7 +28,12 @@ async fn quickstart_events_are_stored_with_chain_frames_tags_and_breadcrumbs() {
 
     for (id, task) in [(a, "a"), (b, "b")] {
         let stored = bugsink.wait_for_event(&id.to_string(), Duration::from_secs(20)).await;
-        let stored = stored.unwrap_or_else(|| panic!("event {id} of task {task} was not stored; validation errors: {:?}", bugsink.validation_errors_since(log_offset)));
+        let stored = stored.unwrap_or_else(|| {
+            panic!(
+                "event {id} of task {task} was not stored; validation errors: {:?}",
+                bugsink.validation_errors_since(log_offset)
+            )
+        });
         let data = &stored["data"];
         let values = data["exception"]["values"].as_array().expect("exception values");
         let texts: Vec<&str> = values.iter().map(|v| v["value"].as_str().unwrap_or("")).collect();
@@ -42,9 +47,17 @@ async fn quickstart_events_are_stored_with_chain_frames_tags_and_breadcrumbs() {
         assert!(!frames.is_empty(), "outermost exception has frames");
         let in_app: Vec<&Value> = frames.iter().filter(|f| f["in_app"] == true).collect();
         assert!(in_app.iter().any(|f| f["function"].as_str().unwrap_or("").contains("quickstart::work")), "{frames:?}");
-        assert!(frames.iter().filter(|f| f["function"].as_str().unwrap_or("").starts_with("tokio::")).all(|f| f["in_app"] == false));
+        assert!(frames
+            .iter()
+            .filter(|f| f["function"].as_str().unwrap_or("").starts_with("tokio::"))
+            .all(|f| f["in_app"] == false));
         assert_eq!(data["tags"]["task"], task, "tags: {}", data["tags"]);
-        let crumbs: Vec<&str> = data["breadcrumbs"]["values"].as_array().unwrap().iter().map(|c| c["message"].as_str().unwrap_or("")).collect();
+        let crumbs: Vec<&str> = data["breadcrumbs"]["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["message"].as_str().unwrap_or(""))
+            .collect();
         assert_eq!(crumbs, [format!("working in {task}")], "only this task's breadcrumb");
         assert_eq!(data["release"], "e2e@1.0.0");
         assert_eq!(data["environment"], "ci");
@@ -52,7 +65,11 @@ async fn quickstart_events_are_stored_with_chain_frames_tags_and_breadcrumbs() {
     let stored = bugsink.wait_for_event(&message.to_string(), Duration::from_secs(20)).await.expect("message stored");
     assert_eq!(stored["data"]["logentry"]["message"], "quickstart finished");
     assert!(stored["data"]["tags"].get("task").is_none(), "main's message carries no task tag");
-    assert!(bugsink.validation_errors_since(log_offset).is_empty(), "{:?}", bugsink.validation_errors_since(log_offset));
+    assert!(
+        bugsink.validation_errors_since(log_offset).is_empty(),
+        "{:?}",
+        bugsink.validation_errors_since(log_offset)
+    );
 
     // Bugsink answers `X-Sentry-Rate-Limits: 86400:transaction;span:organization` on every
     // response: a correct SDK now drops transactions and spans before sending.
@@ -67,6 +84,9 @@ async fn quickstart_events_are_stored_with_chain_frames_tags_and_breadcrumbs() {
     assert_eq!(client.discarded(DiscardReason::RatelimitBackoff, DataCategory::Transaction), 1);
     assert_eq!(client.discarded(DiscardReason::RatelimitBackoff, DataCategory::Span), 1);
     assert_eq!(client.discarded(DiscardReason::RatelimitBackoff, DataCategory::Error), 0);
-    assert!(bugsink.wait_for_event(&error_id.to_string(), Duration::from_secs(20)).await.is_some(), "errors are not rate limited");
+    assert!(
+        bugsink.wait_for_event(&error_id.to_string(), Duration::from_secs(20)).await.is_some(),
+        "errors are not rate limited"
+    );
     drop(guard);
 }

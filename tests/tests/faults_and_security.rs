@@ -33,7 +33,8 @@ fn resets_stalls_and_garbage_are_network_errors_counted_exactly() {
     for mode in [Mode::ResetMidRequest, Mode::IncompleteResponse, Mode::GarbageHeaders] {
         let server = FaultServer::start();
         server.set_mode(mode.clone());
-        let (hub, client) = client(&server.dsn(1), ClientOptions::new().with_request_timeout(Duration::from_millis(500)));
+        let (hub, client) =
+            client(&server.dsn(1), ClientOptions::new().with_request_timeout(Duration::from_millis(500)));
         let start = Instant::now();
         capture(&hub, 5);
         assert!(start.elapsed() < Duration::from_millis(50), "{mode:?}: captures blocked");
@@ -136,7 +137,11 @@ fn tls_certificates_are_validated_by_default_and_extra_roots_are_trusted() {
     let (hub, trusting) = client(&dsn, options);
     capture(&hub, 1);
     assert!(trusting.flush(Duration::from_secs(10)));
-    assert_eq!(trusting.discarded(DiscardReason::NetworkError, DataCategory::Error), 0, "explicitly trusted root accepted");
+    assert_eq!(
+        trusting.discarded(DiscardReason::NetworkError, DataCategory::Error),
+        0,
+        "explicitly trusted root accepted"
+    );
 }
 
 fn open_fds() -> usize {
@@ -267,7 +272,10 @@ fn http_header_safe(v: &str) -> bool {
 #[test]
 fn dns_failures_are_network_errors_counted_exactly() {
     if std::env::var("SENTRY_LITE_DNS_CHILD").is_ok() {
-        let (hub, client) = client("http://public@sentry-lite-dns-failure.invalid/1", ClientOptions::new().with_request_timeout(Duration::from_secs(5)));
+        let (hub, client) = client(
+            "http://public@sentry-lite-dns-failure.invalid/1",
+            ClientOptions::new().with_request_timeout(Duration::from_secs(5)),
+        );
         let start = Instant::now();
         capture(&hub, 3);
         assert!(start.elapsed() < Duration::from_millis(50), "captures blocked");

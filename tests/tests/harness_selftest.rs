@@ -4,16 +4,13 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
 use sentry_lite_tests::bugsink::Bugsink;
 use sentry_lite_tests::fault_server::{FaultServer, Mode};
 use sentry_lite_tests::{parse_envelope, relay};
+use serde_json::{json, Value};
 
 fn client(timeout_ms: u64) -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_millis(timeout_ms))
-        .build()
-        .unwrap()
+    reqwest::Client::builder().timeout(Duration::from_millis(timeout_ms)).build().unwrap()
 }
 
 fn new_event_id() -> String {
@@ -21,10 +18,7 @@ fn new_event_id() -> String {
 }
 
 fn now_secs() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
 }
 
 fn valid_event(event_id: &str) -> Value {

@@ -59,10 +59,8 @@ fn child() {
         sentry::configure_scope(|s| s.set_tag("example", "panic"));
         sentry::add_breadcrumb("about to panic");
         sentry::set_user(Some(sentry::User { id: Some("42".into()), ..Default::default() }));
-        let worker = std::thread::Builder::new()
-            .name("worker".into())
-            .spawn(|| panic!("worker exploded"))
-            .expect("spawn");
+        let worker =
+            std::thread::Builder::new().name("worker".into()).spawn(|| panic!("worker exploded")).expect("spawn");
         let _ = worker.join();
         panic!("main exploded");
     });
@@ -86,12 +84,7 @@ fn run_child(mode: &str, server: &FaultServer) -> ExitStatus {
 
 /// Events received so far (already there when the child exited: no waiting).
 fn received_events(server: &FaultServer) -> Vec<Value> {
-    server
-        .requests()
-        .iter()
-        .filter_map(|r| r.envelope().ok())
-        .flat_map(|e| e.events())
-        .collect()
+    server.requests().iter().filter_map(|r| r.envelope().ok()).flat_map(|e| e.events()).collect()
 }
 
 fn exception(event: &Value) -> &Value {
@@ -126,7 +119,10 @@ fn check_panic_event(event: &Value, message: &str, thread_name: Option<&str>) {
     let top = frames.last().expect("a frame");
     let top_text = top.to_string();
     assert!(!top_text.contains("sentry_lite") && !top_text.contains("panicking"), "top frame: {top}");
-    assert!(top["abs_path"].as_str().or(top["filename"].as_str()).is_some_and(|f| f.ends_with("panic.rs")), "top frame: {top}");
+    assert!(
+        top["abs_path"].as_str().or(top["filename"].as_str()).is_some_and(|f| f.ends_with("panic.rs")),
+        "top frame: {top}"
+    );
     assert_eq!(top["in_app"], true);
 }
 
@@ -183,9 +179,13 @@ fn release_abort_example_delivers_both_events() {
         .status()
         .expect("cargo build");
     assert!(build.success());
-    let target = std::env::var("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|_| root.join("target"));
+    let target =
+        std::env::var("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|_| root.join("target"));
     let server = FaultServer::start();
-    let out = Command::new(target.join("release-abort/panic")).env("SENTRY_DSN", server.dsn(1)).output().expect("run example");
+    let out = Command::new(target.join("release-abort/panic"))
+        .env("SENTRY_DSN", server.dsn(1))
+        .output()
+        .expect("run example");
     assert!(out.status.code().is_none(), "aborted: {}", out.status);
     let events = received_events(&server);
     // `panic = "abort"`: the worker thread's panic is the last thing the process does.

@@ -25,13 +25,23 @@ impl std::error::Error for Wrapped {
 fn error_message_and_rich_scope_events_pass_relay() {
     let options = ClientOptions::new().with_release("relay@1").with_send_default_pii(true);
     let (_, envelopes) = sentry::test::with_captured_envelopes(options, || {
-        sentry::add_breadcrumb(Breadcrumb::new("clicked").with_category("ui").with_level(Level::Info).with_data("x", 1));
+        sentry::add_breadcrumb(
+            Breadcrumb::new("clicked").with_category("ui").with_level(Level::Info).with_data("x", 1),
+        );
         sentry::configure_scope(|s| {
             s.set_tag("k", "v");
             s.set_extra("nested", serde_json::json!({"a": [1, 2, {"b": null}]}));
-            s.set_request(Some(Request { url: Some("http://localhost/x".into()), method: Some("GET".into()), ..Default::default() }));
+            s.set_request(Some(Request {
+                url: Some("http://localhost/x".into()),
+                method: Some("GET".into()),
+                ..Default::default()
+            }));
         });
-        sentry::set_user(Some(User { id: Some("7".into()), ip_address: Some("127.0.0.1".into()), ..Default::default() }));
+        sentry::set_user(Some(User {
+            id: Some("7".into()),
+            ip_address: Some("127.0.0.1".into()),
+            ..Default::default()
+        }));
         sentry::capture_error(&Wrapped(std::io::Error::other("root")));
         sentry::capture_message("plain message", Level::Warning);
         let huge = "x".repeat(10 * 1024 * 1024);
@@ -90,7 +100,10 @@ fn deep_and_cyclic_error_chains_are_bounded_and_valid() {
 #[test]
 fn static_mode_transactions_and_errors_in_spans_pass_relay() {
     use sentry_lite_core::TraceLifecycle;
-    let options = ClientOptions::new().with_traces_sample_rate(1.0).with_trace_lifecycle(TraceLifecycle::Static).with_release("relay@1");
+    let options = ClientOptions::new()
+        .with_traces_sample_rate(1.0)
+        .with_trace_lifecycle(TraceLifecycle::Static)
+        .with_release("relay@1");
     let (_, envelopes) = sentry::test::with_captured_envelopes(options, || {
         let root = sentry::start_root_span("GET /users/{id}", "http.server");
         root.set_source("route");

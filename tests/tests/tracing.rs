@@ -85,7 +85,10 @@ fn info_is_breadcrumb_and_error_is_event_with_chain() {
     assert_eq!(values[1].ty, "ConfigError");
     let mechanism = values[1].mechanism.as_ref().unwrap();
     assert_eq!(mechanism.handled, Some(true));
-    assert!(values[1].stacktrace.as_ref().is_some_and(|s| !s.frames.is_empty()), "stack trace on the outermost exception");
+    assert!(
+        values[1].stacktrace.as_ref().is_some_and(|s| !s.frames.is_empty()),
+        "stack trace on the outermost exception"
+    );
     let crumbs: Vec<_> = event.breadcrumbs.as_ref().expect("breadcrumbs").values.iter().collect();
     assert_eq!(crumbs.len(), 1, "{crumbs:#?}");
     let crumb = crumbs[0];
@@ -118,7 +121,8 @@ fn event_filter_chooses_actions() {
     assert_eq!(events.len(), 1, "{events:#?}");
     assert_eq!(events[0].logentry.as_ref().unwrap().message, "warned");
     assert_eq!(events[0].level, Some(sentry_lite_core::Level::Warning));
-    let crumbs: Vec<_> = events[0].breadcrumbs.as_ref().unwrap().values.iter().map(|c| c.message.clone().unwrap()).collect();
+    let crumbs: Vec<_> =
+        events[0].breadcrumbs.as_ref().unwrap().values.iter().map(|c| c.message.clone().unwrap()).collect();
     assert_eq!(crumbs, ["debug crumb"]);
     assert_eq!(format!("{:?}", EventFilter::Breadcrumb | EventFilter::Log), "Breadcrumb | Log");
 }
@@ -127,7 +131,16 @@ fn event_filter_chooses_actions() {
 fn spans_have_names_ops_attributes_and_records() {
     let (_l, t, _g) = setup(ClientOptions::new().with_traces_sample_rate(1.0));
     run(sentry_lite_tracing::layer(), || {
-        let outer = tracing::info_span!("outer", sentry.op = "task", count = 3i64, big = u64::MAX, flag = true, ratio = 1.5, label = "x", status = tracing::field::Empty);
+        let outer = tracing::info_span!(
+            "outer",
+            sentry.op = "task",
+            count = 3i64,
+            big = u64::MAX,
+            flag = true,
+            ratio = 1.5,
+            label = "x",
+            status = tracing::field::Empty
+        );
         let _e = outer.enter();
         {
             let inner = tracing::info_span!("inner", sentry.name = "GET /users", sentry.op = "http.client", debug = ?vec![1, 2]);
@@ -200,7 +213,10 @@ fn spawned_tasks_get_tracing_parents() {
     assert_eq!(spans.len(), 2 + 2 + 6, "{spans:#?}");
     for root in ["root_a", "root_b"] {
         let root = span_named(&spans, root);
-        let parent = spans.iter().find(|s| s["name"] == "parent_work" && s["parent_span_id"] == root["span_id"]).expect("parent_work under root");
+        let parent = spans
+            .iter()
+            .find(|s| s["name"] == "parent_work" && s["parent_span_id"] == root["span_id"])
+            .expect("parent_work under root");
         assert_eq!(*attr(parent, "sentry.op"), "job");
         let children: Vec<_> = spans.iter().filter(|s| s["parent_span_id"] == parent["span_id"]).collect();
         assert_eq!(children.len(), 3);
@@ -238,7 +254,8 @@ fn error_inside_span_marks_it_and_links_the_event() {
 
 #[test]
 fn logs_are_batched_with_trace_ids() {
-    let (_l, t, _g) = setup(ClientOptions::new().with_traces_sample_rate(1.0).with_enable_logs(true).with_release("app@1"));
+    let (_l, t, _g) =
+        setup(ClientOptions::new().with_traces_sample_rate(1.0).with_enable_logs(true).with_release("app@1"));
     let layer = sentry_lite_tracing::layer().event_filter(|_| EventFilter::Log);
     let flusher = layer.log_flusher();
     run(layer, || {
@@ -259,7 +276,10 @@ fn logs_are_batched_with_trace_ids() {
             let n = payload["items"].as_array().unwrap().len();
             assert!(n <= 100, "{n} logs in one item");
             assert_eq!(item.header("item_count").and_then(Value::as_u64), Some(n as u64));
-            assert_eq!(item.header("content_type").and_then(Value::as_str), Some("application/vnd.sentry.items.log+json"));
+            assert_eq!(
+                item.header("content_type").and_then(Value::as_str),
+                Some("application/vnd.sentry.items.log+json")
+            );
             logs.extend(payload["items"].as_array().unwrap().clone());
         }
     }

@@ -107,7 +107,10 @@ fn a_full_queue_drops_and_counts_while_memory_stays_bounded() {
     let server = FaultServer::start();
     server.set_mode(Mode::Hang);
     let capacity = 16;
-    let (hub, client) = client_for(&server, ClientOptions::new().with_queue_capacity(capacity).with_request_timeout(Duration::from_secs(1)));
+    let (hub, client) = client_for(
+        &server,
+        ClientOptions::new().with_queue_capacity(capacity).with_request_timeout(Duration::from_secs(1)),
+    );
     capture_n(&hub, 1_000);
     let overflow = client.discarded(DiscardReason::QueueOverflow, DataCategory::Error);
     // At most `capacity` queued plus one in the worker's hands.

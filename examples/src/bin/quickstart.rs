@@ -6,7 +6,8 @@ use sentry_lite_core as sentry;
 
 #[tokio::main]
 async fn main() {
-    let options = sentry_lite_examples::options_from_env().with_release(concat!("quickstart@", env!("CARGO_PKG_VERSION")));
+    let options =
+        sentry_lite_examples::options_from_env().with_release(concat!("quickstart@", env!("CARGO_PKG_VERSION")));
     let guard = match sentry::init(options) {
         Ok(guard) => guard,
         Err(e) => {

@@ -24,7 +24,11 @@ async fn handler(name: &'static str, url: &'static str) -> bool {
         let root = current_span().expect("root span is current");
         let parent = fetch(url).await;
         let ok = parent == Some(root.span_id());
-        println!("{name}: child `GET {url}` has parent {parent:?}, root is {:?}: {}", root.span_id(), if ok { "ok" } else { "WRONG" });
+        println!(
+            "{name}: child `GET {url}` has parent {parent:?}, root is {:?}: {}",
+            root.span_id(),
+            if ok { "ok" } else { "WRONG" }
+        );
         ok
     })
     .await
@@ -44,10 +48,16 @@ async fn main() {
         sentry_lite_core::spawn(async move {
             trace("level2", "task", async move {
                 let l2 = current_span().unwrap();
-                let l3 = sentry_lite_core::spawn(async { trace("level3", "task", async { current_span().unwrap().parent_span_id() }).await })
-                    .await
-                    .unwrap();
-                println!("level2 parent {:?} (level1 {l1:?}); level3 parent {l3:?} (level2 {:?})", l2.parent_span_id(), l2.span_id());
+                let l3 = sentry_lite_core::spawn(async {
+                    trace("level3", "task", async { current_span().unwrap().parent_span_id() }).await
+                })
+                .await
+                .unwrap();
+                println!(
+                    "level2 parent {:?} (level1 {l1:?}); level3 parent {l3:?} (level2 {:?})",
+                    l2.parent_span_id(),
+                    l2.span_id()
+                );
                 l2.parent_span_id() == Some(l1) && l3 == Some(l2.span_id())
             })
             .await

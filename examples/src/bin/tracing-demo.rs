@@ -38,7 +38,9 @@ async fn charge(order_id: u64, cents: u64) -> Result<(), ChargeError> {
     tracing::Span::current().record("amount", cents);
     tokio::time::sleep(Duration::from_millis(3)).await;
     if order_id == 3 {
-        return Err(ChargeError { source: std::io::Error::new(std::io::ErrorKind::TimedOut, "payment gateway timed out") });
+        return Err(ChargeError {
+            source: std::io::Error::new(std::io::ErrorKind::TimedOut, "payment gateway timed out"),
+        });
     }
     Ok(())
 }

@@ -205,7 +205,12 @@ impl Item {
         Self::container(ItemType::Log, LOG_CONTENT_TYPE, logs, false)
     }
 
-    fn container<T: Serialize>(ty: ItemType, content_type: &str, items: &[T], versioned: bool) -> serde_json::Result<Self> {
+    fn container<T: Serialize>(
+        ty: ItemType,
+        content_type: &str,
+        items: &[T],
+        versioned: bool,
+    ) -> serde_json::Result<Self> {
         #[derive(Serialize)]
         struct Container<'a, T> {
             #[serde(skip_serializing_if = "Option::is_none")]
@@ -401,7 +406,10 @@ impl Envelope {
                 Some(v) => {
                     let len = v.as_u64().ok_or_else(|| err(pos, "item `length` is not an unsigned integer"))?;
                     let len = usize::try_from(len).map_err(|_| err(pos, "item `length` is too large"))?;
-                    let end = pos.checked_add(len).filter(|e| *e <= bytes.len()).ok_or_else(|| err(pos, "item payload is shorter than `length`"))?;
+                    let end = pos
+                        .checked_add(len)
+                        .filter(|e| *e <= bytes.len())
+                        .ok_or_else(|| err(pos, "item payload is shorter than `length`"))?;
                     let payload = bytes[pos..end].to_vec();
                     match bytes.get(end) {
                         None => pos = end,
@@ -441,7 +449,9 @@ mod tests {
         event.set_message("hello\nworld");
         let mut env = Envelope::from_event(&event).unwrap();
         env.add_item(Item::attachment("a.txt", "text/plain", b"line1\nline2".to_vec()));
-        env.add_item(Item::client_report(&ClientReport { timestamp: event.timestamp, discarded_events: vec![] }).unwrap());
+        env.add_item(
+            Item::client_report(&ClientReport { timestamp: event.timestamp, discarded_events: vec![] }).unwrap(),
+        );
         env.add_item(Item::new(ItemType::Other("future_thing".into()), b"{}".to_vec()));
         let bytes = env.to_vec();
         let parsed = Envelope::from_slice(&bytes).unwrap();
@@ -489,7 +499,13 @@ mod tests {
 
     #[test]
     fn bad_input_is_an_error_not_a_panic() {
-        for raw in [&b""[..], b"nope", b"{}\n{\"length\":1}\nx", b"{}\n{\"type\":\"event\",\"length\":99}\nx", b"{}\n{\"type\":\"e\",\"length\":1}\nxy"] {
+        for raw in [
+            &b""[..],
+            b"nope",
+            b"{}\n{\"length\":1}\nx",
+            b"{}\n{\"type\":\"event\",\"length\":99}\nx",
+            b"{}\n{\"type\":\"e\",\"length\":1}\nxy",
+        ] {
             assert!(Envelope::from_slice(raw).is_err(), "{:?}", String::from_utf8_lossy(raw));
         }
     }

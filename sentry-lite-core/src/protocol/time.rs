@@ -72,7 +72,13 @@ pub fn epoch_seconds(t: SystemTime) -> f64 {
 fn parse_rfc3339(s: &str) -> Option<f64> {
     let b = s.as_bytes();
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let (y, mo, d, h, mi, sec) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
@@ -87,7 +93,11 @@ fn parse_rfc3339(s: &str) -> Option<f64> {
         "" | "Z" | "z" => 0,
         o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) => {
             let v = num_at(o, 1..3)? * 3600 + num_at(o, 4..6)? * 60;
-            if o.starts_with('-') { -v } else { v }
+            if o.starts_with('-') {
+                -v
+            } else {
+                v
+            }
         }
         _ => return None,
     };
@@ -139,7 +149,9 @@ impl<'de> Deserialize<'de> for Timestamp {
         }
         match Raw::deserialize(d)? {
             Raw::Secs(s) => Ok(Self::from_secs_f64(s)),
-            Raw::Text(text) => parse_rfc3339(&text).map(Self::from_secs_f64).ok_or_else(|| serde::de::Error::custom("invalid RFC 3339 timestamp")),
+            Raw::Text(text) => parse_rfc3339(&text)
+                .map(Self::from_secs_f64)
+                .ok_or_else(|| serde::de::Error::custom("invalid RFC 3339 timestamp")),
         }
     }
 }

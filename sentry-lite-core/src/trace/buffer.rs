@@ -131,7 +131,11 @@ pub(crate) struct SpanBuffer {
 
 impl std::fmt::Debug for SpanBuffer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SpanBuffer").field("len", &self.len()).field("in_flight", &self.in_flight()).field("capacity", &self.capacity).finish()
+        f.debug_struct("SpanBuffer")
+            .field("len", &self.len())
+            .field("in_flight", &self.in_flight())
+            .field("capacity", &self.capacity)
+            .finish()
     }
 }
 

@@ -69,7 +69,12 @@ impl PropagationContext {
     }
 
     pub(crate) fn trace_context(&self) -> TraceContext {
-        TraceContext { trace_id: self.trace_id, span_id: self.span_id, parent_span_id: self.parent_span_id, ..TraceContext::default() }
+        TraceContext {
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+            parent_span_id: self.parent_span_id,
+            ..TraceContext::default()
+        }
     }
 
     pub(crate) fn state(&self) -> super::span::TraceState {
@@ -119,7 +124,8 @@ pub fn continue_trace<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>)
             baggage = Some(Baggage::parse(value));
         }
     }
-    let upstream = sentry_trace.or_else(|| traceparent.map(|t| SentryTrace { trace_id: t.trace_id, span_id: t.span_id, sampled: t.sampled }));
+    let upstream = sentry_trace
+        .or_else(|| traceparent.map(|t| SentryTrace { trace_id: t.trace_id, span_id: t.span_id, sampled: t.sampled }));
     let Some(upstream) = upstream else { return PropagationContext::new_random() };
     let baggage = baggage.unwrap_or_default();
     let values = baggage.sentry_values();
@@ -133,14 +139,16 @@ pub fn continue_trace<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>)
     let same_trace = values.get("trace_id").is_none_or(|t| t.parse::<TraceId>().ok() == Some(upstream.trace_id));
     let dsc = (same_trace && !values.is_empty()).then(|| baggage.to_dsc(upstream.trace_id));
     let sample_rate = dsc.as_ref().and_then(|d| d.sample_rate.as_deref()).and_then(parse_sample_rate);
-    let sampled = upstream.sampled.or_else(|| dsc.as_ref().and_then(|d| d.sampled.as_deref()).and_then(|s| s.parse().ok()));
+    let sampled =
+        upstream.sampled.or_else(|| dsc.as_ref().and_then(|d| d.sampled.as_deref()).and_then(|s| s.parse().ok()));
     let incoming_rand = dsc.as_ref().and_then(|d| d.sample_rand.as_deref()).and_then(parse_sample_rand);
     // An incoming rand that contradicts the incoming decision is not used.
     let consistent = |r: f64| match (sampled, sample_rate) {
         (Some(s), Some(rate)) => (r < rate) == s,
         _ => true,
     };
-    let sample_rand = incoming_rand.filter(|r| consistent(*r)).unwrap_or_else(|| derive_sample_rand(sampled, sample_rate));
+    let sample_rand =
+        incoming_rand.filter(|r| consistent(*r)).unwrap_or_else(|| derive_sample_rand(sampled, sample_rate));
     let mut dsc = dsc;
     if let Some(d) = &mut dsc {
         // The one change to a frozen DSC: the trace's sample_rand, when upstream had none.

@@ -81,7 +81,11 @@ pub fn start_root_span(name: impl Into<String>, op: &str) -> Span {
 }
 
 /// [`start_root_span`] with initial attributes, which `traces_sampler` sees.
-pub fn start_root_span_with_attributes(name: impl Into<String>, op: &str, attributes: Vec<(String, AttributeValue)>) -> Span {
+pub fn start_root_span_with_attributes(
+    name: impl Into<String>,
+    op: &str,
+    attributes: Vec<(String, AttributeValue)>,
+) -> Span {
     Span::new_root(name.into(), op, attributes)
 }
 
@@ -104,7 +108,9 @@ pub fn trace_headers() -> Vec<(&'static str, String)> {
     }
     Hub::with_current(|hub| {
         let ctx = hub.read_scope(|s| s.propagation.clone()).unwrap_or_else(|| {
-            hub.configure_isolation_scope(|s| s.propagation.get_or_insert_with(|| Arc::new(PropagationContext::new_random())).clone())
+            hub.configure_isolation_scope(|s| {
+                s.propagation.get_or_insert_with(|| Arc::new(PropagationContext::new_random())).clone()
+            })
         });
         let client = hub.client();
         let dsc = ctx.dsc_for(client.as_ref().map(|c| &**c.inner()));

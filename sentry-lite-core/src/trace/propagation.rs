@@ -281,7 +281,6 @@ fn percent_encode_into(s: &str, out: &mut String) {
     }
 }
 
-
 /// Appends one `key=value` member if it fits the byte and member bounds.
 struct BaggageWriter {
     out: String,

@@ -11,7 +11,9 @@ use serde::{Serialize, Serializer};
 use crate::client::ClientInner;
 use crate::hub::ScopeSnapshot;
 use crate::ids::SpanId;
-use crate::protocol::{Attribute, AttributeValue, DataCategory, DiscardReason, Envelope, Item, SpanStatus, SpanV2, Timestamp};
+use crate::protocol::{
+    Attribute, AttributeValue, DataCategory, DiscardReason, Envelope, Item, SpanStatus, SpanV2, Timestamp,
+};
 use crate::transport::worker::Job;
 
 use super::span::SegmentShared;
@@ -311,7 +313,9 @@ impl SpanRecord {
 pub(crate) fn os_name(client: &ClientInner) -> String {
     use crate::protocol::Context;
     match client.contexts.get("os") {
-        Some(Context::Other(map)) => map.get("name").and_then(|v| v.as_str()).unwrap_or(std::env::consts::OS).to_owned(),
+        Some(Context::Other(map)) => {
+            map.get("name").and_then(|v| v.as_str()).unwrap_or(std::env::consts::OS).to_owned()
+        }
         _ => std::env::consts::OS.to_owned(),
     }
 }
@@ -331,7 +335,12 @@ fn scope_attributes(scope: &ScopeSnapshot, pii: bool, out: &mut BTreeMap<String,
     }
     let user = scope.current.user.as_deref().or(scope.isolation.user.as_deref()).or(scope.global.user.as_deref());
     if let Some(user) = user {
-        for (key, value) in [("user.id", &user.id), ("user.email", &user.email), ("user.name", &user.username), ("user.ip_address", &user.ip_address)] {
+        for (key, value) in [
+            ("user.id", &user.id),
+            ("user.email", &user.email),
+            ("user.name", &user.username),
+            ("user.ip_address", &user.ip_address),
+        ] {
             if let Some(v) = value {
                 out.insert(key.to_owned(), string(v.clone()));
             }
@@ -438,9 +447,15 @@ impl Serialize for Attrs<'_> {
                 }
             }
             if c.pii {
-                let user = scope.current.user.as_deref().or(scope.isolation.user.as_deref()).or(scope.global.user.as_deref());
+                let user =
+                    scope.current.user.as_deref().or(scope.isolation.user.as_deref()).or(scope.global.user.as_deref());
                 if let Some(user) = user {
-                    for (key, value) in [("user.id", &user.id), ("user.email", &user.email), ("user.name", &user.username), ("user.ip_address", &user.ip_address)] {
+                    for (key, value) in [
+                        ("user.id", &user.id),
+                        ("user.email", &user.email),
+                        ("user.name", &user.username),
+                        ("user.ip_address", &user.ip_address),
+                    ] {
                         if let Some(val) = value {
                             scoped.insert(key, val);
                         }
@@ -521,7 +536,9 @@ impl Job for SpanBatchJob {
                 segments.push((id, record.segment.name(), id.to_string()));
             }
         }
-        let segment_of = |id: SpanId| segments.iter().find(|(s, _, _)| *s == id).map_or(("", ""), |(_, n, i)| (n.as_str(), i.as_str()));
+        let segment_of = |id: SpanId| {
+            segments.iter().find(|(s, _, _)| *s == id).map_or(("", ""), |(_, n, i)| (n.as_str(), i.as_str()))
+        };
         let count = self.spans.len() as u64;
         let item = match &client.options.before_send_span {
             None => Ok(fast_item(&self.spans, client, &segments)),
@@ -604,7 +621,9 @@ fn timestamp(out: &mut Vec<u8>, t: SystemTime) {
 /// data, source), and no own attribute overriding a common one or repeated.
 fn fast_eligible(r: &SpanRecord) -> bool {
     !r.is_segment
-        && r.attributes.iter().enumerate().all(|(i, (k, _))| !COMMON_KEYS.contains(&k.as_str()) && !r.attributes[i + 1..].iter().any(|(later, _)| later == k))
+        && r.attributes.iter().enumerate().all(|(i, (k, _))| {
+            !COMMON_KEYS.contains(&k.as_str()) && !r.attributes[i + 1..].iter().any(|(later, _)| later == k)
+        })
 }
 
 /// The span v2 container of a batch, written directly: the attributes shared by
@@ -640,7 +659,10 @@ fn fast_item(spans: &[SpanRecord], client: &ClientInner, segments: &[(SpanId, St
         if i > 0 {
             out.push(b',');
         }
-        let (segment_name, segment_id) = segments.iter().find(|(s, _, _)| *s == r.segment.span_id).map_or(("", ""), |(_, n, i)| (n.as_str(), i.as_str()));
+        let (segment_name, segment_id) = segments
+            .iter()
+            .find(|(s, _, _)| *s == r.segment.span_id)
+            .map_or(("", ""), |(_, n, i)| (n.as_str(), i.as_str()));
         if !fast_eligible(r) {
             let _ = serde_json::to_writer(&mut out, &View { r, common: &common, segment_name, segment_id });
             continue;

@@ -129,5 +129,4 @@ mod tests {
         let options = ClientOptions::new().with_traces_sample_rate(0.0);
         assert!(decide(&options, &ctx(Some(true)), 0.9).record);
     }
-
 }

@@ -94,7 +94,10 @@ pub(crate) struct SegmentShared {
 
 impl fmt::Debug for SegmentShared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Segment").field("trace_id", &self.state.trace_id).field("span_id", &self.span_id).finish_non_exhaustive()
+        f.debug_struct("Segment")
+            .field("trace_id", &self.state.trace_id)
+            .field("span_id", &self.span_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -282,16 +285,25 @@ impl Span {
     /// propagation context if any, else starts a new trace; samples it.
     pub(crate) fn new_root(name: String, op: &str, attributes: Vec<(String, AttributeValue)>) -> Span {
         if !EVER_ENABLED.load(std::sync::atomic::Ordering::Relaxed) {
-            let state = TraceState { trace_id: TraceId::new(), sampled: None, sample_rand: new_sample_rand(), sample_rate: None, continued: None };
+            let state = TraceState {
+                trace_id: TraceId::new(),
+                sampled: None,
+                sample_rand: new_sample_rand(),
+                sample_rate: None,
+                continued: None,
+            };
             return Span::non_recording(state, None, false);
         }
         Hub::with_current(|hub| {
-            let continued = hub.read_scope(|s| s.propagation.clone()).or_else(|| hub.read_isolation_scope(|s| s.propagation.clone()));
+            let continued = hub
+                .read_scope(|s| s.propagation.clone())
+                .or_else(|| hub.read_isolation_scope(|s| s.propagation.clone()));
             let (trace_id, parent_span_id, parent_sampled, parent_rate, sample_rand) = match &continued {
                 Some(p) => (p.trace_id, p.parent_span_id, p.sampled, p.sample_rate, p.sample_rand),
                 None => (TraceId::new(), None, None, None, new_sample_rand()),
             };
-            let mut state = TraceState { trace_id, sampled: parent_sampled, sample_rand, sample_rate: parent_rate, continued };
+            let mut state =
+                TraceState { trace_id, sampled: parent_sampled, sample_rand, sample_rate: parent_rate, continued };
             let op = non_empty(op);
             // Decided under the client's read lock: the client is cloned only for a
             // recording span.
@@ -299,13 +311,21 @@ impl Span {
                 if !client.is_enabled() {
                     return None;
                 }
-                let ctx = SamplingContext { name: &name, op, parent_sampled, parent_sample_rate: parent_rate, attributes: &attributes };
+                let ctx = SamplingContext {
+                    name: &name,
+                    op,
+                    parent_sampled,
+                    parent_sample_rate: parent_rate,
+                    attributes: &attributes,
+                };
                 let decision = decide(client.options(), &ctx, sample_rand);
                 state.sampled = decision.sampled;
                 state.sample_rate = decision.rate;
                 if !decision.record {
                     let options = client.options();
-                    if decision.sampled == Some(false) && (options.traces_sampler.is_some() || options.traces_sample_rate.is_some()) {
+                    if decision.sampled == Some(false)
+                        && (options.traces_sampler.is_some() || options.traces_sample_rate.is_some())
+                    {
                         client.record_drop(DiscardReason::SampleRate, DataCategory::Span, 1);
                     }
                     return None;
@@ -391,7 +411,10 @@ impl Span {
     pub fn is_segment(&self) -> bool {
         match &self.repr {
             Repr::Recording(s) => s.is_segment,
-            Repr::NonRecording(n) => n.parent_span_id.is_none() || n.state.continued.as_ref().is_some_and(|p| p.parent_span_id == n.parent_span_id),
+            Repr::NonRecording(n) => {
+                n.parent_span_id.is_none()
+                    || n.state.continued.as_ref().is_some_and(|p| p.parent_span_id == n.parent_span_id)
+            }
         }
     }
 
@@ -450,7 +473,9 @@ impl Span {
             }
             Repr::NonRecording(parent) => {
                 if parent.ignored {
-                    Hub::with_current(|h| h.with_client(|c| c.record_drop(DiscardReason::Ignored, DataCategory::Span, 1)));
+                    Hub::with_current(|h| {
+                        h.with_client(|c| c.record_drop(DiscardReason::Ignored, DataCategory::Span, 1))
+                    });
                 }
                 Span::non_recording(parent.state.clone(), Some(parent.span_id), parent.ignored)
             }
@@ -559,7 +584,12 @@ impl Span {
 
     /// `contexts.trace` for an event captured while this span is current.
     pub(crate) fn trace_context(&self) -> TraceContext {
-        let mut ctx = TraceContext { trace_id: self.trace_id(), span_id: self.span_id(), parent_span_id: self.parent_span_id(), ..TraceContext::default() };
+        let mut ctx = TraceContext {
+            trace_id: self.trace_id(),
+            span_id: self.span_id(),
+            parent_span_id: self.parent_span_id(),
+            ..TraceContext::default()
+        };
         if let Repr::Recording(inner) = &self.repr {
             let data = inner.data.lock();
             ctx.op = data.op.as_deref().map(str::to_owned);

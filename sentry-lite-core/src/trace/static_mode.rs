@@ -11,7 +11,8 @@ use serde_json::{json, Map, Value};
 
 use crate::client::ClientInner;
 use crate::protocol::{
-    AttributeValue, Context, DataCategory, DiscardReason, Envelope, Event, SpanStatus, Timestamp, TraceContext, TransactionInfo,
+    AttributeValue, Context, DataCategory, DiscardReason, Envelope, Event, SpanStatus, Timestamp, TraceContext,
+    TransactionInfo,
 };
 use crate::transport::worker::Job;
 
@@ -69,7 +70,9 @@ fn attribute_json(v: &AttributeValue) -> Value {
         AttributeValue::StringArray(a) => json!(a),
         AttributeValue::BoolArray(a) => json!(a),
         AttributeValue::I64Array(a) => json!(a),
-        AttributeValue::F64Array(a) => Value::Array(a.iter().map(|x| if x.is_finite() { json!(x) } else { json!(x.to_string()) }).collect()),
+        AttributeValue::F64Array(a) => {
+            Value::Array(a.iter().map(|x| if x.is_finite() { json!(x) } else { json!(x.to_string()) }).collect())
+        }
     }
 }
 
@@ -173,7 +176,11 @@ impl Job for TransactionJob {
             Ok(e) => e,
             Err(_) => {
                 client.reports.record(DiscardReason::InternalSdkError, DataCategory::Transaction, 1);
-                client.reports.record(DiscardReason::InternalSdkError, DataCategory::Span, self.children.len() as u64 + 1);
+                client.reports.record(
+                    DiscardReason::InternalSdkError,
+                    DataCategory::Span,
+                    self.children.len() as u64 + 1,
+                );
                 return None;
             }
         };

@@ -33,8 +33,15 @@ fn a_huge_trace_never_exceeds_the_buffer_bound() {
     // Buffered and in flight to the worker together.
     assert!(client.span_buffer().peak() <= bound);
     assert!(client.flush(Duration::from_secs(20)));
-    let sent: u64 = transport.envelopes().iter().flat_map(|e| e.items.iter()).filter(|i| i.ty() == &ItemType::Span).map(|i| i.quantity()).sum();
-    let dropped = client.discarded(DiscardReason::QueueOverflow, DataCategory::Span) + client.discarded(DiscardReason::BufferOverflow, DataCategory::Span);
+    let sent: u64 = transport
+        .envelopes()
+        .iter()
+        .flat_map(|e| e.items.iter())
+        .filter(|i| i.ty() == &ItemType::Span)
+        .map(|i| i.quantity())
+        .sum();
+    let dropped = client.discarded(DiscardReason::QueueOverflow, DataCategory::Span)
+        + client.discarded(DiscardReason::BufferOverflow, DataCategory::Span);
     assert_eq!(sent + dropped, 100_001);
 }
 
@@ -95,7 +102,11 @@ fn timer_starts_at_first_item() {
 #[test]
 #[ignore = "timing; run in release"]
 fn hot_path_cost() {
-    let options = ClientOptions { max_buffered_spans: 1_000_000, queue_capacity: 100_000, ..ClientOptions::new().with_traces_sample_rate(1.0) };
+    let options = ClientOptions {
+        max_buffered_spans: 1_000_000,
+        queue_capacity: 100_000,
+        ..ClientOptions::new().with_traces_sample_rate(1.0)
+    };
     let (hub, _t, client) = setup(options);
     Hub::run(hub.clone(), || {
         let root = super::start_root_span("root", "task");
@@ -232,7 +243,13 @@ fn spans_finishing_after_their_segment_wait_for_the_timer() {
     assert_eq!(client.span_buffer().len(), 1);
     assert!(client.span_buffer().deadline().is_some());
     assert!(client.flush(Duration::from_secs(5)));
-    let spans: u64 = transport.envelopes().iter().flat_map(|e| e.items.iter()).filter(|i| i.ty() == &ItemType::Span).map(|i| i.quantity()).sum();
+    let spans: u64 = transport
+        .envelopes()
+        .iter()
+        .flat_map(|e| e.items.iter())
+        .filter(|i| i.ty() == &ItemType::Span)
+        .map(|i| i.quantity())
+        .sum();
     assert_eq!(spans, 2);
 }
 
@@ -292,8 +309,15 @@ fn spans_in_flight_count_against_the_bound_with_a_stalled_worker() {
     let gate = Arc::new(parking_lot::Mutex::new(()));
     let spans = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (g, s) = (gate.clone(), spans.clone());
-    let options = ClientOptions { max_buffered_spans: bound, queue_capacity: 10_000, send_client_reports: false, ..ClientOptions::new().with_traces_sample_rate(1.0) };
-    let options = options.with_transport(move |_: &ClientOptions| Box::new(Gated { gate: g.clone(), spans: s.clone() }) as Box<dyn crate::transport::Transport>);
+    let options = ClientOptions {
+        max_buffered_spans: bound,
+        queue_capacity: 10_000,
+        send_client_reports: false,
+        ..ClientOptions::new().with_traces_sample_rate(1.0)
+    };
+    let options = options.with_transport(move |_: &ClientOptions| {
+        Box::new(Gated { gate: g.clone(), spans: s.clone() }) as Box<dyn crate::transport::Transport>
+    });
     let client = Arc::new(Client::new(options, None));
     let hub = Arc::new(Hub::new_from_top(&Hub::main()));
     hub.bind_client(Some(client.clone()));
@@ -351,7 +375,8 @@ fn batch_payload_matches_the_map_form() {
     });
     let records = client.span_buffer().take_records();
     assert_eq!(records.len(), 5);
-    let slow: Vec<serde_json::Value> = records.iter().map(|r| serde_json::to_value(r.to_v2(client.inner(), &r.segment.name())).unwrap()).collect();
+    let slow: Vec<serde_json::Value> =
+        records.iter().map(|r| serde_json::to_value(r.to_v2(client.inner(), &r.segment.name())).unwrap()).collect();
     let job = client.span_buffer().test_job(records);
     let env = crate::transport::worker::Job::run(job, client.inner()).expect("envelope");
     let payload: serde_json::Value = serde_json::from_slice(env.items[0].payload()).unwrap();

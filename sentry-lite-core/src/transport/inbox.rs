@@ -64,7 +64,11 @@ fn describe(envelope: &Envelope) -> Vec<String> {
                         let ex = v.pointer("/exception/values").and_then(|x| x.as_array()).and_then(|a| a.last());
                         match ex {
                             Some(e) => Some(format!("{}: {}", e["type"].as_str()?, e["value"].as_str().unwrap_or(""))),
-                            None => v.pointer("/logentry/message").or_else(|| v.get("transaction")).and_then(|m| m.as_str()).map(str::to_owned),
+                            None => v
+                                .pointer("/logentry/message")
+                                .or_else(|| v.get("transaction"))
+                                .and_then(|m| m.as_str())
+                                .map(str::to_owned),
                         }
                     })
                     .unwrap_or_default(),
@@ -91,7 +95,6 @@ impl Transport for InboxTransport {
         }
     }
 }
-
 
 impl TransportFactory for InboxTransport {
     fn create(&self, _: &ClientOptions, _: Option<&Dsn>) -> Result<Box<dyn Transport>, String> {

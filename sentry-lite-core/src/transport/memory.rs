@@ -62,7 +62,9 @@ impl TestTransport {
     /// Payloads of all items of one type, parsed as JSON.
     pub fn items_of<'a>(&self, ty: &'a ItemType) -> impl Iterator<Item = serde_json::Value> + 'a {
         let envelopes = self.envelopes();
-        envelopes.into_iter().flat_map(move |e| e.items.into_iter().filter(|i| i.ty() == ty).filter_map(|i| i.payload_json()).collect::<Vec<_>>())
+        envelopes.into_iter().flat_map(move |e| {
+            e.items.into_iter().filter(|i| i.ty() == ty).filter_map(|i| i.payload_json()).collect::<Vec<_>>()
+        })
     }
 
     /// Waits until at least `n` envelopes arrived or `timeout` passed; returns the count.

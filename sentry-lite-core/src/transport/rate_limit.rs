@@ -64,7 +64,6 @@ fn parse_seconds(s: &str) -> Option<Duration> {
     Some(Duration::try_from_secs_f64(v).unwrap_or(Duration::ZERO))
 }
 
-
 /// The limits of a header, and whether any group had a valid `retry_after` at all
 /// (a header of pure garbage is treated as absent on a 429).
 fn parse_header(header: &str) -> (Vec<RateLimit>, bool) {

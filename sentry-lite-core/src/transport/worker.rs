@@ -86,11 +86,15 @@ impl Worker {
         let worker_held = held.clone();
         let thread = std::thread::Builder::new().name("sentry-lite-worker".into()).spawn(move || {
             let transport = inner.create_transport();
-            let spool = inner.options.spool_dir.as_deref().and_then(|dir| match Spool::open(dir, inner.options.spool_max_bytes, inner.options.spool_max_files) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    inner.debug(&format!("offline spool unavailable ({e}); undeliverable envelopes will be dropped and counted"));
-                    None
+            let spool = inner.options.spool_dir.as_deref().and_then(|dir| {
+                match Spool::open(dir, inner.options.spool_max_bytes, inner.options.spool_max_files) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        inner.debug(&format!(
+                            "offline spool unavailable ({e}); undeliverable envelopes will be dropped and counted"
+                        ));
+                        None
+                    }
                 }
             });
             let batch_limit = transport.as_ref().map_or(1, |t| t.max_batch().clamp(1, MAX_BATCH));
@@ -373,7 +377,8 @@ impl WorkerState {
             return None;
         }
         let mut attached: Option<crate::protocol::ClientReport> = None;
-        if self.client.options.send_client_reports && !envelope.items.iter().any(|i| i.ty() == &ItemType::ClientReport) {
+        if self.client.options.send_client_reports && !envelope.items.iter().any(|i| i.ty() == &ItemType::ClientReport)
+        {
             if let Some(report) = reports.take() {
                 if let Ok(item) = Item::client_report(&report) {
                     envelope.add_item(item);
@@ -573,7 +578,8 @@ fn record_item(reports: &super::ClientReports, reason: DiscardReason, item: &Ite
     reports.record(reason, category, item.quantity());
     if item.ty() == &ItemType::Transaction {
         // A dropped transaction also drops its spans: children plus the root.
-        let children = item.payload_json().and_then(|v| v.get("spans").and_then(|s| s.as_array()).map(Vec::len)).unwrap_or(0);
+        let children =
+            item.payload_json().and_then(|v| v.get("spans").and_then(|s| s.as_array()).map(Vec::len)).unwrap_or(0);
         reports.record(reason, DataCategory::Span, children as u64 + 1);
     }
 }
@@ -583,7 +589,11 @@ pub(crate) struct EnvelopeJob(pub(crate) Envelope);
 
 impl Job for EnvelopeJob {
     fn category(&self) -> (DataCategory, u64) {
-        self.0.items.iter().find_map(|i| i.ty().category().map(|c| (c, i.quantity()))).unwrap_or((DataCategory::Error, 0))
+        self.0
+            .items
+            .iter()
+            .find_map(|i| i.ty().category().map(|c| (c, i.quantity())))
+            .unwrap_or((DataCategory::Error, 0))
     }
 
     fn run(self: Box<Self>, _client: &ClientInner) -> Option<Envelope> {
