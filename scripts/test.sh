@@ -33,6 +33,12 @@ banner "cargo test --workspace --doc"
 cargo test --workspace --doc --no-fail-fast || status=$?
 
 # ---- later stages go here (e.g. fuzz runs, Relay/Bugsink conformance sweeps) ----
+# The `panic` example built for real with `panic = "abort"` (profile release-abort):
+# its event must reach the receiver before the process aborts. A release build, so
+# it runs as its own stage.
+banner "panic = \"abort\": the real release-abort build of the panic example"
+cargo test -p sentry-lite-tests --test panic -- --ignored || status=$?
+
 # Each stage: `banner "..."`, then `<command> || status=$?` (keeps going, fails at the end).
 # ---- end of later stages ----
 
