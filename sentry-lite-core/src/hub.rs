@@ -32,6 +32,11 @@ thread_local! {
 static MAIN_HUB: Lazy<Arc<Hub>> = Lazy::new(|| Arc::new(Hub::empty()));
 static GLOBAL_SCOPE: Lazy<RwLock<Scope>> = Lazy::new(|| RwLock::new(Scope::default()));
 
+/// How long the SDK's own scope reads wait for a lock. Normal writers hold it for
+/// nanoseconds; only a panic inside a user's `configure_scope` callback on the same
+/// thread holds it longer, and the panic hook must not deadlock on that.
+const READ_PATIENCE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Set once a client is bound anywhere; lets every API call return at once while
 /// the SDK was never initialized.
 pub(crate) static EVER_ENABLED: AtomicBool = AtomicBool::new(false);
@@ -170,48 +175,41 @@ impl Hub {
 
     /// A copy of the current scope.
     pub fn current_scope(&self) -> Scope {
-        self.stack.lock().last().cloned().unwrap_or_default()
+        self.stack.try_lock_for(READ_PATIENCE).and_then(|s| s.last().cloned()).unwrap_or_default()
     }
 
     /// Changes the current scope.
     ///
-    /// The user's closure runs without any SDK lock held, so a panic inside it can be
-    /// reported by the panic hook instead of deadlocking on the scope.
+    /// If `f` panics while holding the scope, the panic hook's capture does not
+    /// deadlock: the SDK's own reads wait at most [`READ_PATIENCE`] and then proceed
+    /// without the scope.
     pub fn configure_scope<R>(&self, f: impl FnOnce(&mut Scope) -> R) -> R {
-        struct PutBack<'a> {
-            hub: &'a Hub,
-            scope: Scope,
+        let mut stack = self.stack.lock();
+        if stack.is_empty() {
+            stack.push(Scope::default());
         }
-        impl Drop for PutBack<'_> {
-            fn drop(&mut self) {
-                let mut stack = self.hub.stack.lock();
-                let scope = std::mem::take(&mut self.scope);
-                match stack.last_mut() {
-                    Some(top) => *top = scope,
-                    None => stack.push(scope),
-                }
-            }
-        }
-        // Taking the scope out (not cloning it) keeps its maps uniquely owned, so
-        // writes inside `f` do not copy them.
-        let scope = self.stack.lock().last_mut().map(std::mem::take).unwrap_or_default();
-        let mut guard = PutBack { hub: self, scope };
-        f(&mut guard.scope)
+        let top = stack.len() - 1;
+        f(&mut stack[top])
     }
 
     /// Reads the current scope under its lock, for SDK-internal lookups (the active
     /// span, the propagation context) that run no user code.
     pub(crate) fn read_scope<R>(&self, f: impl FnOnce(&Scope) -> R) -> R {
-        let stack = self.stack.lock();
-        match stack.last() {
-            Some(scope) => f(scope),
+        match self.stack.try_lock_for(READ_PATIENCE) {
+            Some(stack) => match stack.last() {
+                Some(scope) => f(scope),
+                None => f(&Scope::default()),
+            },
             None => f(&Scope::default()),
         }
     }
 
     /// Reads the isolation scope under its lock; SDK-internal, like [`Hub::read_scope`].
     pub(crate) fn read_isolation_scope<R>(&self, f: impl FnOnce(&Scope) -> R) -> R {
-        f(&self.isolation.lock())
+        match self.isolation.try_lock_for(READ_PATIENCE) {
+            Some(scope) => f(&scope),
+            None => f(&Scope::default()),
+        }
     }
 
     /// Scope snapshots for a segment span: as [`Hub::snapshot`], minus breadcrumbs,
@@ -266,7 +264,9 @@ impl Hub {
         if let Some(span) = crate::trace::entered_span() {
             current.span = Some(span);
         }
-        ScopeSnapshot { global: GLOBAL_SCOPE.read().clone(), isolation: self.isolation.lock().clone(), current }
+        let isolation = self.isolation.try_lock_for(READ_PATIENCE).map(|s| s.clone()).unwrap_or_default();
+        let global = GLOBAL_SCOPE.try_read_for(READ_PATIENCE).map(|s| s.clone()).unwrap_or_default();
+        ScopeSnapshot { global, isolation, current }
     }
 
     /// The id of the last event captured through this hub.

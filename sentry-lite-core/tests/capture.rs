@@ -242,3 +242,26 @@ fn scope_data_reaches_the_event() {
     assert_eq!(user.id.as_deref(), Some("u1"));
     assert_eq!(user.ip_address, None, "no IP without send_default_pii");
 }
+
+#[test]
+fn a_panic_inside_configure_scope_can_still_be_captured() {
+    let (hub, transport, client) = test_hub(ClientOptions::new().with_attach_stacktrace(false));
+    let hook_hub = hub.clone();
+    let previous = std::panic::take_hook();
+    // What a panic hook does: capture from the panicking thread, while the scope
+    // lock is held by the `configure_scope` that panicked.
+    std::panic::set_hook(Box::new(move |_| {
+        Hub::run(hook_hub.clone(), || sentry::capture_message("panicked in configure_scope", Level::Fatal));
+    }));
+    let start = std::time::Instant::now();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Hub::run(hub.clone(), || sentry::configure_scope::<()>(|_| panic!("inside the scope callback")))
+    }));
+    std::panic::set_hook(previous);
+    assert!(result.is_err());
+    assert!(start.elapsed() < std::time::Duration::from_secs(2), "the hook did not deadlock");
+    flush(&client);
+    assert_eq!(transport.events()[0].logentry.as_ref().unwrap().message, "panicked in configure_scope");
+    // The scope is usable afterwards.
+    Hub::run(hub, || sentry::configure_scope(|s| s.set_tag("after", "ok")));
+}
