@@ -9,31 +9,35 @@ use http::header::{HeaderMap, COOKIE, HOST};
 use sentry_lite_core::is_sensitive_header;
 use sentry_lite_core::protocol::Request;
 
-/// The parts of a request the layer records.
+/// The parts of a request the layer records. Path and route borrow from the
+/// request: they are only copied where they are stored.
 #[derive(Debug)]
-pub(crate) struct Incoming {
+pub(crate) struct Incoming<'a> {
     pub(crate) request: Request,
-    pub(crate) path: String,
-    pub(crate) route: Option<String>,
+    pub(crate) path: &'a str,
+    pub(crate) route: Option<&'a str>,
     pub(crate) client_ip: Option<String>,
 }
 
-impl Incoming {
+impl<'a> Incoming<'a> {
     /// Reads `req`. Sensitive headers, cookies and the client address are only kept
     /// with `send_default_pii`. Bodies are never read.
-    pub(crate) fn read<B>(req: &http::Request<B>, send_default_pii: bool) -> Self {
+    pub(crate) fn read<B>(req: &'a http::Request<B>, send_default_pii: bool) -> Self {
         let uri = req.extensions().get::<OriginalUri>().map_or(req.uri(), |o| &o.0);
-        let path = uri.path().to_owned();
+        let path = uri.path();
         let headers = req.headers();
-        let host = uri.authority().map(|a| a.as_str().to_owned()).or_else(|| header_str(headers, HOST.as_str()));
-        let scheme = uri
-            .scheme_str()
-            .map(str::to_owned)
-            .or_else(|| header_str(headers, "x-forwarded-proto"))
-            .unwrap_or_else(|| "http".to_owned());
+        let host = uri.authority().map(|a| a.as_str()).or_else(|| header_str(headers, HOST.as_str()));
         let url = match host {
-            Some(host) => format!("{scheme}://{host}{path}"),
-            None => path.clone(),
+            Some(host) => {
+                let scheme = uri.scheme_str().or_else(|| header_str(headers, "x-forwarded-proto")).unwrap_or("http");
+                let mut url = String::with_capacity(scheme.len() + 3 + host.len() + path.len());
+                url.push_str(scheme);
+                url.push_str("://");
+                url.push_str(host);
+                url.push_str(path);
+                url
+            }
+            None => path.to_owned(),
         };
 
         let mut request = Request {
@@ -64,7 +68,7 @@ impl Incoming {
         if let Some(ip) = &client_ip {
             request.env.insert("REMOTE_ADDR".to_owned(), ip.clone());
         }
-        let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
+        let route = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
         Self { request, path, route, client_ip }
     }
 }
@@ -81,15 +85,16 @@ pub(crate) fn trace_headers(headers: &HeaderMap) -> Vec<(&'static str, String)> 
 fn client_ip<B>(req: &http::Request<B>) -> Option<String> {
     let headers = req.headers();
     let forwarded = header_str(headers, "x-forwarded-for")
-        .and_then(|v| v.split(',').next().map(|s| s.trim().to_owned()))
-        .filter(|s| !s.is_empty());
+        .and_then(|v| v.split(',').next().map(str::trim))
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned);
     forwarded
         .or_else(|| header_str(headers, "x-real-ip").map(|s| s.trim().to_owned()))
         .or_else(|| req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()))
 }
 
-fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 fn join_values(headers: &HeaderMap, name: &str, sep: &str) -> Option<String> {
@@ -141,7 +146,8 @@ mod tests {
 
     #[test]
     fn without_pii_drops_sensitive_data() {
-        let inc = Incoming::read(&req(), false);
+        let req = req();
+        let inc = Incoming::read(&req, false);
         assert_eq!(inc.request.url.as_deref(), Some("http://example.com/users/7"));
         assert_eq!(inc.request.query_string.as_deref(), Some("x=1"));
         assert_eq!(inc.request.headers.get("User-Agent").map(String::as_str), Some("test"));
@@ -154,7 +160,8 @@ mod tests {
 
     #[test]
     fn with_pii_keeps_it() {
-        let inc = Incoming::read(&req(), true);
+        let req = req();
+        let inc = Incoming::read(&req, true);
         assert_eq!(inc.request.headers.get("Authorization").map(String::as_str), Some("Bearer abc"));
         assert_eq!(inc.request.cookies.as_deref(), Some("a=1"));
         assert_eq!(inc.client_ip.as_deref(), Some("203.0.113.9"));

@@ -68,10 +68,11 @@ fn start_request<B>(hub: &Arc<Hub>, req: &http::Request<B>) -> Option<RequestSta
     let send_default_pii = hub.with_client(|c| c.is_enabled().then(|| c.options().send_default_pii))??;
     let incoming = Incoming::read(req, send_default_pii);
     let method = req.method().clone();
-    let (name, source) = match &incoming.route {
-        Some(route) => (format!("{method} {route}"), "route"),
-        None => (format!("{method} {}", incoming.path), "url"),
+    let (target, source) = match incoming.route {
+        Some(route) => (route, "route"),
+        None => (incoming.path, "url"),
     };
+    let name = span_name(method.as_str(), target);
 
     let headers = trace_headers(req.headers());
     let propagation = sentry_lite_core::continue_trace(headers.iter().map(|(k, v)| (*k, v.as_str())));
@@ -94,9 +95,9 @@ fn start_request<B>(hub: &Arc<Hub>, req: &http::Request<B>) -> Option<RequestSta
     span.set_origin("auto.http.axum");
     span.set_source(source);
     span.set_attribute("http.request.method", method.as_str());
-    span.set_attribute("url.path", incoming.path.as_str());
-    if let Some(route) = &incoming.route {
-        span.set_attribute("http.route", route.as_str());
+    span.set_attribute("url.path", incoming.path);
+    if let Some(route) = incoming.route {
+        span.set_attribute("http.route", route);
     }
     if let Some(ip) = &incoming.client_ip {
         span.set_attribute("client.address", ip.as_str());
@@ -104,4 +105,13 @@ fn start_request<B>(hub: &Arc<Hub>, req: &http::Request<B>) -> Option<RequestSta
     hub.configure_scope(|scope| scope.set_span(Some(span.clone())));
     let route_known = incoming.route.is_some();
     Some(RequestState::new(SpanGuard::new(hub.clone(), span), method, route_known))
+}
+
+/// `{METHOD} {target}`, the segment span's and the transaction's name.
+pub(crate) fn span_name(method: &str, target: &str) -> String {
+    let mut name = String::with_capacity(method.len() + 1 + target.len());
+    name.push_str(method);
+    name.push(' ');
+    name.push_str(target);
+    name
 }

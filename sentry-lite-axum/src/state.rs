@@ -102,7 +102,7 @@ impl RequestState {
     }
 
     fn name_after_route(&mut self, route: &str) {
-        let name = format!("{} {}", self.method, route);
+        let name = crate::service::span_name(self.method.as_str(), route);
         if let Some(guard) = &self.guard {
             if let Some(span) = guard.span() {
                 span.set_name(name.clone());
