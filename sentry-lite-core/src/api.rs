@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::client::Client;
 use crate::hub::{Hub, EVER_ENABLED};
 use crate::ids::EventId;
-use crate::protocol::{Breadcrumb, Event, Level};
+use crate::protocol::{Breadcrumb, Event, Level, Timestamp};
 use crate::scope::Scope;
 use crate::stacktrace::RawBacktrace;
 use crate::{ClientOptions, Dsn, DsnParseError};
@@ -215,6 +215,55 @@ pub fn add_breadcrumb(breadcrumb: impl Into<Breadcrumb>) {
                 }
             }
             let max = options.max_breadcrumbs;
+            hub.configure_isolation_scope(|scope| scope.push_breadcrumb(crumb, max));
+        });
+    });
+}
+
+/// Like [`add_breadcrumb`], but `fill` writes the breadcrumb in place. Once the
+/// breadcrumb ring is full, the breadcrumb handed to `fill` is the evicted oldest
+/// one, so its strings and map can be cleared and refilled without allocating.
+///
+/// The breadcrumb comes stamped now but otherwise holds stale values (or defaults):
+/// `fill` must set every other field (`ty`, `category`, `level`, `message`, `data`).
+/// `fill` runs outside any scope lock, only when a client is bound.
+///
+/// # Examples
+/// ```
+/// sentry_lite_core::add_breadcrumb_with(|b| {
+///     b.ty = None;
+///     b.level = None;
+///     b.data.clear();
+///     b.category.get_or_insert_with(String::new).clear();
+///     let m = b.message.get_or_insert_with(String::new);
+///     m.clear();
+///     m.push_str("cache miss");
+/// });
+/// ```
+pub fn add_breadcrumb_with(fill: impl FnOnce(&mut Breadcrumb)) {
+    if !enabled() {
+        return;
+    }
+    Hub::with_current(|hub| {
+        hub.with_client(|client| {
+            let options = client.options();
+            let max = options.max_breadcrumbs;
+            if let Some(f) = &options.before_breadcrumb {
+                let mut crumb = Breadcrumb::default();
+                fill(&mut crumb);
+                if let Some(crumb) = f(crumb) {
+                    hub.configure_isolation_scope(|scope| scope.push_breadcrumb(crumb, max));
+                }
+                return;
+            }
+            if max == 0 {
+                return;
+            }
+            let mut crumb =
+                hub.configure_isolation_scope(|scope| scope.take_evicted_breadcrumb(max)).unwrap_or_default();
+            crumb.timestamp = Timestamp::now();
+            // Outside the lock: `fill` may run user `Debug` impls.
+            fill(&mut crumb);
             hub.configure_isolation_scope(|scope| scope.push_breadcrumb(crumb, max));
         });
     });

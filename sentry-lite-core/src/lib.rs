@@ -52,9 +52,9 @@ pub mod trace;
 pub mod transport;
 
 pub use api::{
-    add_breadcrumb, capture_envelope, capture_error, capture_error_dyn, capture_event, capture_event_with_backtrace,
-    capture_message, configure_scope, flush, init, is_enabled, last_event_id, set_user, with_scope, InitError,
-    InitGuard,
+    add_breadcrumb, add_breadcrumb_with, capture_envelope, capture_error, capture_error_dyn, capture_event,
+    capture_event_with_backtrace, capture_message, configure_scope, flush, init, is_enabled, last_event_id, set_user,
+    with_scope, InitError, InitGuard,
 };
 pub use client::{Client, FlushHook, SDK_NAME, SDK_VERSION};
 pub use dsn::{Dsn, DsnParseError};

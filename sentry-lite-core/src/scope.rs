@@ -153,6 +153,17 @@ impl Scope {
         crumbs.push_back(breadcrumb);
     }
 
+    /// Takes the breadcrumb that the next push would evict (the oldest, once `max`
+    /// are held), so its allocations can be reused for the new one. `None` when the
+    /// ring is not full or its storage is shared with another scope (no copy made).
+    pub(crate) fn take_evicted_breadcrumb(&mut self, max: usize) -> Option<Breadcrumb> {
+        let crumbs = Arc::get_mut(&mut self.breadcrumbs)?;
+        if max == 0 || crumbs.len() < max {
+            return None;
+        }
+        crumbs.pop_front()
+    }
+
     /// Removes all breadcrumbs.
     pub fn clear_breadcrumbs(&mut self) {
         self.breadcrumbs = Arc::default();

@@ -1,6 +1,7 @@
 //! Field visitors: `tracing` values to breadcrumb data, event extras, log and span
 //! attributes.
 
+use std::collections::BTreeMap;
 use std::error::Error;
 use std::fmt::{self, Write as _};
 
@@ -102,15 +103,117 @@ impl Visit for EventFields {
     }
 }
 
-/// Writes an event's fields straight into a breadcrumb: the `message` field is its
-/// message, the others its data (the breadcrumb-only path, no intermediate copies).
+/// At most this many distinct field names are tracked while refilling a recycled
+/// breadcrumb's data in place; events with more fields rebuild the map.
+const MAX_TRACKED: usize = 16;
+
+/// Writes an event's fields straight into a (possibly recycled) breadcrumb: the
+/// `message` field into its message buffer, the others into its data map, reusing
+/// the keys, string values and nodes already there (no intermediate copies).
 pub(crate) struct CrumbFields<'a> {
-    pub(crate) crumb: &'a mut Breadcrumb,
+    data: &'a mut BTreeMap<String, Value>,
+    message: String,
+    has_message: bool,
+    seen: [&'static str; MAX_TRACKED],
+    seen_len: usize,
+    overflow: bool,
 }
 
-impl CrumbFields<'_> {
+impl<'a> CrumbFields<'a> {
+    /// Records `event`'s fields into `crumb`'s message and data, replacing what was there.
+    pub(crate) fn fill(crumb: &'a mut Breadcrumb, event: &tracing_core::Event<'_>) {
+        let message = crumb.message.take().unwrap_or_default();
+        let mut visitor = CrumbFields {
+            data: &mut crumb.data,
+            message,
+            has_message: false,
+            seen: [""; MAX_TRACKED],
+            seen_len: 0,
+            overflow: false,
+        };
+        event.record(&mut visitor);
+        let CrumbFields { data, message, has_message, seen, seen_len, overflow } = visitor;
+        if overflow {
+            // Too many fields to tell stale keys apart: start over from an empty map.
+            data.clear();
+            let mut again = CrumbFields {
+                data,
+                message: String::new(),
+                has_message: false,
+                seen: [""; MAX_TRACKED],
+                seen_len: 0,
+                overflow: true,
+            };
+            event.record(&mut again);
+        } else if data.len() > seen_len {
+            // Keys left over from the recycled breadcrumb.
+            let seen = &seen[..seen_len];
+            data.retain(|k, _| seen.contains(&k.as_str()));
+        }
+        crumb.message = has_message.then_some(message);
+    }
+
+    /// The slot for `field`, its old value kept when the key is already there.
+    fn slot(&mut self, field: &Field) -> &mut Value {
+        let name = field.name();
+        if !self.overflow {
+            if self.seen[..self.seen_len].contains(&name) {
+                // A repeated name: the last value wins, as with `insert`.
+            } else if self.seen_len < MAX_TRACKED {
+                self.seen[self.seen_len] = name;
+                self.seen_len += 1;
+            } else {
+                self.overflow = true;
+            }
+        }
+        if !self.data.contains_key(name) {
+            self.data.insert(name.to_owned(), Value::Null);
+        }
+        // Just checked or inserted.
+        self.data.get_mut(name).expect("key present")
+    }
+
     fn put(&mut self, field: &Field, value: Value) {
-        self.crumb.data.insert(field.name().to_owned(), value);
+        *self.slot(field) = value;
+    }
+
+    fn put_str(&mut self, field: &Field, value: &str) {
+        match self.slot(field) {
+            Value::String(s) => {
+                s.clear();
+                s.push_str(value);
+            }
+            slot => *slot = Value::String(value.to_owned()),
+        }
+    }
+
+    fn put_display(&mut self, field: &Field, value: &dyn fmt::Display) {
+        match self.slot(field) {
+            Value::String(s) => {
+                s.clear();
+                let _ = write!(s, "{value}");
+            }
+            slot => *slot = Value::String(value.to_string()),
+        }
+    }
+
+    fn put_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        match self.slot(field) {
+            Value::String(s) => {
+                s.clear();
+                let _ = write!(s, "{value:?}");
+            }
+            slot => *slot = Value::String(debug_string(value)),
+        }
+    }
+
+    fn set_message(&mut self, write: impl FnOnce(&mut String)) {
+        self.message.clear();
+        if self.message.capacity() == 0 {
+            self.message.reserve(64);
+        }
+        write(&mut self.message);
+        self.has_message = true;
     }
 }
 
@@ -129,19 +232,21 @@ impl Visit for CrumbFields<'_> {
     }
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "message" {
-            self.crumb.message = Some(value.to_owned());
+            self.set_message(|m| m.push_str(value));
         } else {
-            self.put(field, Value::String(value.to_owned()));
+            self.put_str(field, value);
         }
     }
     fn record_error(&mut self, field: &Field, value: &(dyn Error + 'static)) {
-        self.put(field, Value::String(value.to_string()));
+        self.put_display(field, &value);
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if field.name() == "message" {
-            self.crumb.message = Some(debug_string(value));
+            self.set_message(|m| {
+                let _ = write!(m, "{value:?}");
+            });
         } else {
-            self.put(field, Value::String(debug_string(value)));
+            self.put_debug(field, value);
         }
     }
 }

@@ -305,9 +305,9 @@ where
             }
         }
         if actions == EventFilter::Breadcrumb {
-            // The common case: fields go straight into the breadcrumb, built only once
-            // `add_breadcrumb` has found a client.
-            sentry_lite_core::add_breadcrumb(LazyCrumb { event });
+            // The common case: fields go straight into the breadcrumb (the evicted
+            // oldest one, recycled, once the ring is full), only once a client is found.
+            sentry_lite_core::add_breadcrumb_with(|crumb| fill_crumb(crumb, event));
             return;
         }
         if actions.is_empty() || !sdk_active() {
@@ -339,17 +339,29 @@ where
     }
 }
 
-/// A breadcrumb for `event`, built by `add_breadcrumb` only when a client takes it.
-struct LazyCrumb<'a, 'e> {
-    event: &'a tracing_core::Event<'e>,
+/// Writes `event` into `crumb` (a fresh or recycled breadcrumb, stamped now),
+/// reusing its allocations: type, category and level, then message and data.
+fn fill_crumb(crumb: &mut Breadcrumb, event: &tracing_core::Event<'_>) {
+    let metadata = event.metadata();
+    let level = *metadata.level();
+    if level == tracing_core::Level::ERROR {
+        set_str(&mut crumb.ty, "error");
+    } else {
+        crumb.ty = None;
+    }
+    set_str(&mut crumb.category, metadata.target());
+    crumb.level = Some(breadcrumb_level(&level));
+    CrumbFields::fill(crumb, event);
 }
 
-impl From<LazyCrumb<'_, '_>> for Breadcrumb {
-    fn from(lazy: LazyCrumb<'_, '_>) -> Breadcrumb {
-        let metadata = lazy.event.metadata();
-        let mut crumb = crumb_shell(metadata);
-        lazy.event.record(&mut CrumbFields { crumb: &mut crumb });
-        crumb
+/// Sets `slot` to `value`, keeping the old string's allocation when there is one.
+fn set_str(slot: &mut Option<String>, value: &str) {
+    match slot {
+        Some(s) => {
+            s.clear();
+            s.push_str(value);
+        }
+        None => *slot = Some(value.to_owned()),
     }
 }
 
