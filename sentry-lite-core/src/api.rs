@@ -1,5 +1,6 @@
 //! The free-function API most users call.
 
+use std::cell::Cell;
 use std::error::Error;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -215,14 +216,16 @@ pub fn add_breadcrumb(breadcrumb: impl Into<Breadcrumb>) {
                 }
             }
             let max = options.max_breadcrumbs;
-            hub.configure_isolation_scope(|scope| scope.push_breadcrumb(crumb, max));
+            let evicted = hub.configure_isolation_scope(|scope| scope.push_breadcrumb(crumb, max));
+            drop(evicted); // outside the lock
         });
     });
 }
 
 /// Like [`add_breadcrumb`], but `fill` writes the breadcrumb in place. Once the
-/// breadcrumb ring is full, the breadcrumb handed to `fill` is the evicted oldest
-/// one, so its strings and map can be cleared and refilled without allocating.
+/// breadcrumb ring is full, the breadcrumb handed to `fill` is one this thread
+/// evicted before (kept aside per thread), so its strings and map can be cleared
+/// and refilled without allocating.
 ///
 /// The breadcrumb comes stamped now but otherwise holds stale values (or defaults):
 /// `fill` must set every other field (`ty`, `category`, `level`, `message`, `data`).
@@ -259,14 +262,22 @@ pub fn add_breadcrumb_with(fill: impl FnOnce(&mut Breadcrumb)) {
             if max == 0 {
                 return;
             }
-            let mut crumb =
-                hub.configure_isolation_scope(|scope| scope.take_evicted_breadcrumb(max)).unwrap_or_default();
+            // The breadcrumb evicted by this thread's previous push, recycled: one lock.
+            let mut crumb = SPARE_CRUMB.with(Cell::take).unwrap_or_default();
             crumb.timestamp = Timestamp::now();
             // Outside the lock: `fill` may run user `Debug` impls.
             fill(&mut crumb);
-            hub.configure_isolation_scope(|scope| scope.push_breadcrumb(crumb, max));
+            if let Some(evicted) = hub.configure_isolation_scope(|scope| scope.push_breadcrumb(crumb, max)) {
+                SPARE_CRUMB.with(|spare| spare.set(Some(evicted)));
+            }
         });
     });
+}
+
+thread_local! {
+    /// The breadcrumb last evicted by [`add_breadcrumb_with`] on this thread, kept
+    /// for its allocations to fill the next one.
+    static SPARE_CRUMB: Cell<Option<Breadcrumb>> = const { Cell::new(None) };
 }
 
 impl From<&str> for Breadcrumb {

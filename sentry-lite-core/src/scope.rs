@@ -141,27 +141,20 @@ impl Scope {
         Arc::make_mut(&mut self.processors).push(Arc::new(processor));
     }
 
-    /// Records a breadcrumb on this scope, keeping at most `max` (oldest dropped first).
-    pub(crate) fn push_breadcrumb(&mut self, breadcrumb: Breadcrumb, max: usize) {
+    /// Records a breadcrumb on this scope, keeping at most `max` (oldest dropped
+    /// first). Returns the last evicted breadcrumb, for its allocations to be reused
+    /// (and, at least, dropped outside any lock).
+    pub(crate) fn push_breadcrumb(&mut self, breadcrumb: Breadcrumb, max: usize) -> Option<Breadcrumb> {
         if max == 0 {
-            return;
-        }
-        let crumbs = Arc::make_mut(&mut self.breadcrumbs);
-        while crumbs.len() >= max {
-            crumbs.pop_front();
-        }
-        crumbs.push_back(breadcrumb);
-    }
-
-    /// Takes the breadcrumb that the next push would evict (the oldest, once `max`
-    /// are held), so its allocations can be reused for the new one. `None` when the
-    /// ring is not full or its storage is shared with another scope (no copy made).
-    pub(crate) fn take_evicted_breadcrumb(&mut self, max: usize) -> Option<Breadcrumb> {
-        let crumbs = Arc::get_mut(&mut self.breadcrumbs)?;
-        if max == 0 || crumbs.len() < max {
             return None;
         }
-        crumbs.pop_front()
+        let crumbs = Arc::make_mut(&mut self.breadcrumbs);
+        let mut evicted = None;
+        while crumbs.len() >= max {
+            evicted = crumbs.pop_front();
+        }
+        crumbs.push_back(breadcrumb);
+        evicted
     }
 
     /// Removes all breadcrumbs.

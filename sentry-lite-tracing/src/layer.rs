@@ -450,45 +450,51 @@ mod tests {
     use serde_json::json;
     use tracing_subscriber::prelude::*;
 
-    /// With a tiny ring every breadcrumb reuses an evicted one: no value of the
-    /// recycled breadcrumb (message, type, stale data keys) may leak into the new one.
+    /// With a tiny ring breadcrumbs reuse evicted ones: no value of the recycled
+    /// breadcrumb (message, level, stale data keys) may leak into the new one.
     #[test]
     fn recycled_breadcrumbs_hold_only_their_own_values() {
+        macro_rules! many {
+            ($target:literal) => {
+                tracing::info!(
+                    target: $target,
+                    f0 = 0, f1 = 1, f2 = 2, f3 = 3, f4 = 4, f5 = 5, f6 = 6, f7 = 7, f8 = 8,
+                    f9 = 9, f10 = 10, f11 = 11, f12 = 12, f13 = 13, f14 = 14, f15 = 15, f16 = 16, f17 = 17,
+                    "many {}", 18
+                )
+            };
+        }
         let transport = TestTransport::new();
         let _guard =
-            sentry_lite_core::init(ClientOptions::new().with_max_breadcrumbs(2).with_transport(transport.clone()))
+            sentry_lite_core::init(ClientOptions::new().with_max_breadcrumbs(3).with_transport(transport.clone()))
                 .expect("init");
         let subscriber = tracing_subscriber::registry().with(super::layer());
         tracing::subscriber::with_default(subscriber, || {
             tracing::info!(target: "a", k1 = 1, s = "a long string value", "first");
             tracing::warn!(target: "b", "second");
-            // Recycles "first": `s` refilled, `k1` dropped, no message.
-            tracing::info!(target: "c", s = "y", k2 = true);
-            // Recycles "second": more fields than tracked in place.
-            tracing::info!(
-                target: "d",
-                f0 = 0, f1 = 1, f2 = 2, f3 = 3, f4 = 4, f5 = 5, f6 = 6, f7 = 7, f8 = 8,
-                f9 = 9, f10 = 10, f11 = 11, f12 = 12, f13 = 13, f14 = 14, f15 = 15, f16 = 16, f17 = 17,
-                "many {}", 18
-            );
-            // Recycles the third: a repeated run of the same keys.
+            tracing::info!(target: "c", k2 = true);
+            many!("d"); // evicts "first"
+                        // Reuses "first": `s` refilled, `k1` dropped, no message.
             tracing::info!(target: "c", s = "z", k2 = false);
+            // Reuses "second" (a warning): more fields than tracked in place.
+            many!("e");
         });
         sentry_lite_core::capture_message("end", Level::Info);
         assert!(sentry_lite_core::flush(Duration::from_secs(5)));
         let events = transport.events();
         let crumbs: Vec<_> = events[0].breadcrumbs.as_ref().expect("breadcrumbs").values.iter().cloned().collect();
-        assert_eq!(crumbs.len(), 2, "{crumbs:#?}");
-        let many = &crumbs[0];
-        assert_eq!(many.category.as_deref(), Some("d"));
-        assert_eq!(many.message.as_deref(), Some("many 18"));
-        assert_eq!(many.ty, None);
-        assert_eq!(many.level, Some(Level::Info));
-        assert_eq!(many.data.len(), 18, "{:?}", many.data);
-        assert_eq!(many.data["f17"], 17);
-        let last = &crumbs[1];
-        assert_eq!(last.category.as_deref(), Some("c"));
-        assert_eq!(last.message, None);
-        assert_eq!(serde_json::to_value(&last.data).unwrap(), json!({"s": "z", "k2": false}));
+        assert_eq!(crumbs.len(), 3, "{crumbs:#?}");
+        for (many, target) in [(&crumbs[0], "d"), (&crumbs[2], "e")] {
+            assert_eq!(many.category.as_deref(), Some(target));
+            assert_eq!(many.message.as_deref(), Some("many 18"));
+            assert_eq!(many.ty, None);
+            assert_eq!(many.level, Some(Level::Info));
+            assert_eq!(many.data.len(), 18, "{:?}", many.data);
+            assert_eq!(many.data["f17"], 17);
+        }
+        let reused = &crumbs[1];
+        assert_eq!(reused.category.as_deref(), Some("c"));
+        assert_eq!(reused.message, None);
+        assert_eq!(serde_json::to_value(&reused.data).unwrap(), json!({"s": "z", "k2": false}));
     }
 }
