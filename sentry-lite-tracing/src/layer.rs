@@ -496,5 +496,38 @@ mod tests {
         assert_eq!(reused.category.as_deref(), Some("c"));
         assert_eq!(reused.message, None);
         assert_eq!(serde_json::to_value(&reused.data).unwrap(), json!({"s": "z", "k2": false}));
+        drop(_guard);
+
+        // With `before_breadcrumb`, the hook sees (and may drop or change) each one
+        // (on a fresh thread: a new thread hub bound to the new client).
+        std::thread::spawn(|| {
+            let transport = TestTransport::new();
+            let _guard = sentry_lite_core::init(
+                ClientOptions::new()
+                    .with_max_breadcrumbs(1)
+                    .with_before_breadcrumb(|mut b| {
+                        (b.message.as_deref() != Some("drop me")).then(|| {
+                            b.data.insert("seen".into(), json!(true));
+                            b
+                        })
+                    })
+                    .with_transport(transport.clone()),
+            )
+            .expect("init");
+            let subscriber = tracing_subscriber::registry().with(super::layer());
+            tracing::subscriber::with_default(subscriber, || {
+                tracing::info!(n = 1, "kept");
+                tracing::info!(n = 2, "drop me");
+            });
+            sentry_lite_core::capture_message("end", Level::Info);
+            assert!(sentry_lite_core::flush(Duration::from_secs(5)));
+            let events = transport.events();
+            let crumbs = &events[0].breadcrumbs.as_ref().expect("breadcrumbs").values;
+            assert_eq!(crumbs.len(), 1, "{crumbs:#?}");
+            assert_eq!(crumbs[0].message.as_deref(), Some("kept"));
+            assert_eq!(serde_json::to_value(&crumbs[0].data).unwrap(), json!({"n": 1, "seen": true}));
+        })
+        .join()
+        .unwrap();
     }
 }
