@@ -288,7 +288,10 @@ fn new_thread_hub() -> Arc<Hub> {
     if std::thread::current().name() == Some("main") {
         MAIN_HUB.clone()
     } else {
-        Arc::new(Hub::new_from_top(&MAIN_HUB))
+        // No client of its own: the thread keeps following the main hub's client, so a
+        // later `init` (or a re-`init` after the guard dropped) reaches it too.
+        let isolation = MAIN_HUB.isolation.lock().clone();
+        Arc::new(Hub::from_parts(None, isolation, MAIN_HUB.current_scope()))
     }
 }
 

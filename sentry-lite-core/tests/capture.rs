@@ -265,3 +265,19 @@ fn a_panic_inside_configure_scope_can_still_be_captured() {
     // The scope is usable afterwards.
     Hub::run(hub, || sentry::configure_scope(|s| s.set_tag("after", "ok")));
 }
+
+#[test]
+fn a_thread_follows_re_init_of_the_main_client() {
+    std::thread::spawn(|| {
+        for round in 0..2 {
+            let transport = sentry::TestTransport::new();
+            let guard = sentry::init(ClientOptions::new().with_transport(transport.clone())).unwrap();
+            sentry::capture_message(&format!("round {round}"), Level::Info);
+            assert!(sentry::flush(std::time::Duration::from_secs(5)));
+            assert_eq!(transport.events().len(), 1, "round {round}");
+            drop(guard);
+        }
+    })
+    .join()
+    .unwrap();
+}
