@@ -365,14 +365,7 @@ impl WorkerState {
     fn prepare(&mut self, mut envelope: Envelope) -> Option<Envelope> {
         let now = Instant::now();
         let reports = &self.client.reports;
-        let limits = &self.rate_limits;
-        envelope.items.retain(|item| match item.ty().category() {
-            Some(cat) if limits.is_limited(cat, now) => {
-                record_item(reports, DiscardReason::RatelimitBackoff, item);
-                false
-            }
-            _ => true,
-        });
+        drop_rate_limited(&mut envelope, &self.rate_limits, reports, now);
         if envelope.items.is_empty() {
             return None;
         }
@@ -530,15 +523,7 @@ impl WorkerState {
                 spool.remove(&path);
                 continue;
             };
-            let limits = &self.rate_limits;
-            let reports = &self.client.reports;
-            envelope.items.retain(|item| match item.ty().category() {
-                Some(cat) if limits.is_limited(cat, now) => {
-                    record_item(reports, DiscardReason::RatelimitBackoff, item);
-                    false
-                }
-                _ => true,
-            });
+            drop_rate_limited(&mut envelope, &self.rate_limits, &self.client.reports, now);
             if envelope.items.is_empty() {
                 spool.remove(&path);
                 continue;
@@ -571,6 +556,17 @@ impl WorkerState {
             }
         }
     }
+}
+
+/// Removes the items of rate-limited categories, counting each as `ratelimit_backoff`.
+fn drop_rate_limited(envelope: &mut Envelope, limits: &RateLimits, reports: &super::ClientReports, now: Instant) {
+    envelope.items.retain(|item| match item.ty().category() {
+        Some(cat) if limits.is_limited(cat, now) => {
+            record_item(reports, DiscardReason::RatelimitBackoff, item);
+            false
+        }
+        _ => true,
+    });
 }
 
 fn record_item(reports: &super::ClientReports, reason: DiscardReason, item: &Item) {
