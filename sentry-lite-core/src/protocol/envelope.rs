@@ -117,6 +117,19 @@ pub enum DataCategory {
 }
 
 impl DataCategory {
+    /// Every category, in a fixed order.
+    pub const ALL: [DataCategory; 9] = [
+        DataCategory::Error,
+        DataCategory::Transaction,
+        DataCategory::Span,
+        DataCategory::LogItem,
+        DataCategory::LogByte,
+        DataCategory::Attachment,
+        DataCategory::Session,
+        DataCategory::Monitor,
+        DataCategory::Feedback,
+    ];
+
     /// The wire name.
     pub fn as_str(&self) -> &'static str {
         match self {

@@ -333,14 +333,8 @@ fn scope_attributes(scope: &ScopeSnapshot, pii: bool, out: &mut BTreeMap<String,
     if !pii {
         return;
     }
-    let user = scope.current.user.as_deref().or(scope.isolation.user.as_deref()).or(scope.global.user.as_deref());
-    if let Some(user) = user {
-        for (key, value) in [
-            ("user.id", &user.id),
-            ("user.email", &user.email),
-            ("user.name", &user.username),
-            ("user.ip_address", &user.ip_address),
-        ] {
+    if let Some(user) = segment_user(scope) {
+        for (key, value) in user_attributes(user) {
             if let Some(v) = value {
                 out.insert(key.to_owned(), string(v.clone()));
             }
@@ -447,15 +441,8 @@ impl Serialize for Attrs<'_> {
                 }
             }
             if c.pii {
-                let user =
-                    scope.current.user.as_deref().or(scope.isolation.user.as_deref()).or(scope.global.user.as_deref());
-                if let Some(user) = user {
-                    for (key, value) in [
-                        ("user.id", &user.id),
-                        ("user.email", &user.email),
-                        ("user.name", &user.username),
-                        ("user.ip_address", &user.ip_address),
-                    ] {
+                if let Some(user) = segment_user(scope) {
+                    for (key, value) in user_attributes(user) {
                         if let Some(val) = value {
                             scoped.insert(key, val);
                         }
@@ -729,4 +716,19 @@ pub(crate) fn view_json(r: &SpanRecord, client: &ClientInner) -> serde_json::Val
     let name = r.segment.name();
     let id = r.segment.span_id.to_string();
     serde_json::to_value(View { r, common: &common, segment_name: &name, segment_id: &id }).unwrap_or_default()
+}
+
+/// The user of a segment's scopes, innermost first.
+fn segment_user(scope: &crate::hub::ScopeSnapshot) -> Option<&crate::protocol::User> {
+    scope.current.user.as_deref().or(scope.isolation.user.as_deref()).or(scope.global.user.as_deref())
+}
+
+/// The `user.*` span attributes of a user (sent only with `send_default_pii`).
+fn user_attributes(user: &crate::protocol::User) -> [(&'static str, &Option<String>); 4] {
+    [
+        ("user.id", &user.id),
+        ("user.email", &user.email),
+        ("user.name", &user.username),
+        ("user.ip_address", &user.ip_address),
+    ]
 }

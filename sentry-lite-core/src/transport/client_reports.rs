@@ -21,17 +21,7 @@ const REASONS: [DiscardReason; 11] = [
     DiscardReason::Invalid,
 ];
 
-const CATEGORIES: [DataCategory; 9] = [
-    DataCategory::Error,
-    DataCategory::Transaction,
-    DataCategory::Span,
-    DataCategory::LogItem,
-    DataCategory::LogByte,
-    DataCategory::Attachment,
-    DataCategory::Session,
-    DataCategory::Monitor,
-    DataCategory::Feedback,
-];
+const CATEGORIES: [DataCategory; 9] = DataCategory::ALL;
 
 const SLOTS: usize = REASONS.len() * CATEGORIES.len();
 

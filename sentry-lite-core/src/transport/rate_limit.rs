@@ -269,17 +269,7 @@ mod tests {
     use super::*;
     use crate::ids::random_u64;
 
-    const ALL: [DataCategory; 9] = [
-        DataCategory::Error,
-        DataCategory::Transaction,
-        DataCategory::Span,
-        DataCategory::LogItem,
-        DataCategory::LogByte,
-        DataCategory::Attachment,
-        DataCategory::Session,
-        DataCategory::Monitor,
-        DataCategory::Feedback,
-    ];
+    const ALL: [DataCategory; 9] = DataCategory::ALL;
 
     fn secs(s: u64) -> Duration {
         Duration::from_secs(s)
