@@ -21,12 +21,12 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::client::Client;
 use crate::ids::TraceId;
 use crate::protocol::{DataCategory, DiscardReason};
 use crate::transport::worker::{Buffer, Job};
 
-use super::record::{estimate_size, SpanBatchJob, SpanRecord};
+use super::record::{estimate_size, Refs, SpanBatchJob, SpanRecord, ThreadInfo};
+use super::span::SegmentShared;
 
 /// Most spans in one span v2 item (Relay's limit).
 pub(crate) const MAX_SPANS_PER_ENVELOPE: usize = 1000;
@@ -55,6 +55,7 @@ impl Hasher for IdHasher {
 
 struct Bucket {
     spans: Vec<SpanRecord>,
+    refs: Refs,
     bytes: usize,
     /// Order of creation, the key in [`State::order`].
     seq: u64,
@@ -161,17 +162,18 @@ impl SpanBuffer {
     }
 
     /// A batch job for `spans`, counted in flight until it is dropped.
-    fn job(&self, spans: Vec<SpanRecord>) -> Box<SpanBatchJob> {
+    fn job(&self, spans: Vec<SpanRecord>, refs: Refs) -> Box<SpanBatchJob> {
         let n = spans.len();
         self.in_flight.count.fetch_add(n, Ordering::Relaxed);
-        Box::new(SpanBatchJob { spans, _in_flight: InFlightGuard { counter: self.in_flight.clone(), n } })
+        Box::new(SpanBatchJob { spans, refs, _in_flight: InFlightGuard { counter: self.in_flight.clone(), n } })
     }
 
     /// Buffers a finished span. A trace's bucket goes to the worker at once when
     /// its segment finishes or the bucket is full. Over the bound (buffered + in
     /// flight), the oldest bucket is dropped, and the span too if that is not enough.
-    pub(crate) fn push(&self, record: SpanRecord, client: &Client) {
-        let trace_id = record.segment.state.trace_id;
+    pub(crate) fn push(&self, mut record: SpanRecord, segment: &Arc<SegmentShared>, thread: &Arc<ThreadInfo>) {
+        let client = &*segment.client;
+        let trace_id = segment.state.trace_id;
         let is_segment = record.is_segment;
         let size = estimate_size(&record);
         let mut guard = self.state.lock();
@@ -187,7 +189,7 @@ impl SpanBuffer {
             if guard.total + self.in_flight() >= self.capacity {
                 // The worker is behind: nothing buffered is left to make room.
                 drop(guard);
-                let n = evicted.map_or(0, |e| e.len()) as u64 + 1;
+                let n = evicted.map_or(0, |(e, _)| e.len()) as u64 + 1;
                 drop(record);
                 client.record_drop(DiscardReason::BufferOverflow, DataCategory::Span, n);
                 return;
@@ -200,9 +202,10 @@ impl SpanBuffer {
                 let seq = state.seq;
                 state.seq += 1;
                 state.order.insert(seq, trace_id);
-                e.insert(Bucket { spans: self.in_flight.vec(), bytes: 0, seq })
+                e.insert(Bucket { spans: self.in_flight.vec(), refs: Refs::default(), bytes: 0, seq })
             }
         };
+        bucket.refs.add(&mut record, segment, thread);
         bucket.spans.push(record);
         bucket.bytes += size;
         let full = bucket.spans.len() >= MAX_SPANS_PER_ENVELOPE || bucket.bytes >= MAX_BUCKET_BYTES;
@@ -212,14 +215,14 @@ impl SpanBuffer {
         #[cfg(test)]
         let is_segment = is_segment && !state.hold;
         let ready = if is_segment || full { state.take(&trace_id) } else { None };
-        let ready = ready.map(|spans| self.job(spans));
+        let ready = ready.map(|(spans, refs)| self.job(spans, refs));
         if state.total > 0 && state.deadline.is_none() {
             state.deadline = Some(Instant::now() + FLUSH_INTERVAL);
         }
         state.peak = state.peak.max(state.total + self.in_flight());
         drop(guard);
         if let Some(evicted) = evicted {
-            client.record_drop(DiscardReason::BufferOverflow, DataCategory::Span, evicted.len() as u64);
+            client.record_drop(DiscardReason::BufferOverflow, DataCategory::Span, evicted.0.len() as u64);
         }
         if let Some(job) = ready {
             client.submit(job);
@@ -230,8 +233,8 @@ impl SpanBuffer {
 #[cfg(test)]
 impl SpanBuffer {
     /// A batch job as the buffer makes them.
-    pub(crate) fn test_job(&self, spans: Vec<SpanRecord>) -> Box<SpanBatchJob> {
-        self.job(spans)
+    pub(crate) fn test_job(&self, spans: Vec<SpanRecord>, refs: Refs) -> Box<SpanBatchJob> {
+        self.job(spans, refs)
     }
 
     /// Keeps every span buffered until `take_records` (or a flush).
@@ -240,28 +243,33 @@ impl SpanBuffer {
     }
 
     /// Everything buffered, for tests that look at records.
-    pub(crate) fn take_records(&self) -> Vec<SpanRecord> {
+    pub(crate) fn take_records(&self) -> (Vec<SpanRecord>, Refs) {
         let mut state = self.state.lock();
         state.total = 0;
         state.deadline = None;
         state.order.clear();
-        std::mem::take(&mut state.buckets).into_values().flat_map(|b| b.spans).collect()
+        let mut all = (Vec::new(), Refs::default());
+        for mut bucket in std::mem::take(&mut state.buckets).into_values() {
+            all.1.merge(bucket.refs, &mut bucket.spans);
+            all.0.append(&mut bucket.spans);
+        }
+        all
     }
 }
 
 impl State {
-    fn take(&mut self, trace_id: &TraceId) -> Option<Vec<SpanRecord>> {
+    fn take(&mut self, trace_id: &TraceId) -> Option<(Vec<SpanRecord>, Refs)> {
         let bucket = self.buckets.remove(trace_id)?;
         self.order.remove(&bucket.seq);
         self.total -= bucket.spans.len();
         if self.total == 0 {
             self.deadline = None;
         }
-        Some(bucket.spans)
+        Some((bucket.spans, bucket.refs))
     }
 
     /// Removes the oldest bucket (to be dropped outside the lock): O(log n).
-    fn drop_oldest(&mut self) -> Option<Vec<SpanRecord>> {
+    fn drop_oldest(&mut self) -> Option<(Vec<SpanRecord>, Refs)> {
         let (_, oldest) = self.order.pop_first()?;
         self.take(&oldest)
     }
@@ -291,11 +299,11 @@ impl Buffer for SpanBuffer {
             let mut spans = bucket.spans;
             while spans.len() > MAX_SPANS_PER_ENVELOPE {
                 let rest = spans.split_off(MAX_SPANS_PER_ENVELOPE);
-                jobs.push(self.job(spans));
+                jobs.push(self.job(spans, bucket.refs.clone()));
                 spans = rest;
             }
             if !spans.is_empty() {
-                jobs.push(self.job(spans));
+                jobs.push(self.job(spans, bucket.refs));
             }
         }
         jobs

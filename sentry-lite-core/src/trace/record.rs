@@ -75,6 +75,16 @@ impl SpanName {
     }
 }
 
+impl SpanName {
+    /// Length in bytes (without the UTF-8 check of `deref`).
+    pub(crate) fn byte_len(&self) -> usize {
+        match &self.0 {
+            NameRepr::Inline(len, _) => usize::from(*len),
+            NameRepr::Owned(s) => s.len(),
+        }
+    }
+}
+
 impl std::ops::Deref for SpanName {
     type Target = str;
     fn deref(&self) -> &str {
@@ -225,17 +235,83 @@ pub(crate) struct SpanRecord {
     pub(crate) origin: Option<SharedStr>,
     pub(crate) status: SpanStatus,
     pub(crate) attributes: Vec<(String, AttributeValue)>,
-    pub(crate) segment: Arc<SegmentShared>,
-    pub(crate) thread: Arc<ThreadInfo>,
+    /// Index of the segment in the batch's [`Refs`].
+    pub(crate) segment: u32,
+    /// Index of the thread the span started on in the batch's [`Refs`].
+    pub(crate) thread: u32,
     /// Scopes at the segment's end (segments only).
     pub(crate) scope: Option<Box<ScopeSnapshot>>,
+}
+
+/// The segments and threads the records of one batch point into, by index.
+///
+/// A batch holds one reference per segment and per thread instead of one per
+/// span: a reference count bumped by the producer for every span and dropped by
+/// the worker would bounce its cache line between the two cores on every span.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Refs {
+    segments: Vec<Arc<SegmentShared>>,
+    threads: Vec<Arc<ThreadInfo>>,
+}
+
+/// How far back [`Refs::add`] looks for a known entry: spans of a batch mostly
+/// share one segment and a few threads; a miss only costs a duplicate entry.
+const REFS_LOOKBACK: usize = 8;
+
+fn intern<T>(table: &mut Vec<Arc<T>>, item: &Arc<T>) -> u32 {
+    let recent = table.len().saturating_sub(REFS_LOOKBACK);
+    match table[recent..].iter().rposition(|t| Arc::ptr_eq(t, item)) {
+        Some(i) => (recent + i) as u32,
+        None => {
+            table.push(item.clone());
+            (table.len() - 1) as u32
+        }
+    }
+}
+
+impl Refs {
+    /// Points `record` at its segment and thread, adding them if new.
+    pub(crate) fn add(&mut self, record: &mut SpanRecord, segment: &Arc<SegmentShared>, thread: &Arc<ThreadInfo>) {
+        record.segment = intern(&mut self.segments, segment);
+        record.thread = intern(&mut self.threads, thread);
+    }
+
+    /// Points `record` at its thread only (its segment index stays 0).
+    pub(crate) fn add_thread(&mut self, record: &mut SpanRecord, thread: &Arc<ThreadInfo>) {
+        record.thread = intern(&mut self.threads, thread);
+    }
+
+    pub(crate) fn segment(&self, r: &SpanRecord) -> &SegmentShared {
+        &self.segments[r.segment as usize]
+    }
+
+    pub(crate) fn thread(&self, r: &SpanRecord) -> &ThreadInfo {
+        &self.threads[r.thread as usize]
+    }
+
+    /// Takes over `other`'s entries, re-pointing its `records` (tests).
+    #[cfg(test)]
+    pub(crate) fn merge(&mut self, other: Refs, records: &mut [SpanRecord]) {
+        let (segments, threads) = (self.segments.len() as u32, self.threads.len() as u32);
+        for r in records {
+            r.segment += segments;
+            r.thread += threads;
+        }
+        self.segments.extend(other.segments);
+        self.threads.extend(other.threads);
+    }
+
+    /// The segments, in order of first appearance.
+    pub(crate) fn segments(&self) -> &[Arc<SegmentShared>] {
+        &self.segments
+    }
 }
 
 /// Rough serialized size, for the 5 MB bucket bound.
 pub(crate) fn estimate_size(r: &SpanRecord) -> usize {
     let attrs: usize = r.attributes.iter().map(|(k, v)| k.len() + value_size(v) + 32).sum();
     // Ids, timestamps, status and the common attributes.
-    900 + r.name.len() + attrs
+    900 + r.name.byte_len() + attrs
 }
 
 fn value_size(v: &AttributeValue) -> usize {
@@ -259,8 +335,10 @@ impl SpanRecord {
     }
 
     /// The span v2 form: own attributes over the common ones, scope data on segments.
-    pub(crate) fn to_v2(&self, client: &ClientInner, segment_name: &str) -> SpanV2 {
+    pub(crate) fn to_v2(&self, client: &ClientInner, refs: &Refs, segment_name: &str) -> SpanV2 {
         let options = &client.options;
+        let segment = refs.segment(self);
+        let thread = refs.thread(self);
         let mut attributes: BTreeMap<String, Attribute> = BTreeMap::new();
         let mut put = |k: &str, v: Attribute| {
             attributes.insert(k.to_owned(), v);
@@ -272,14 +350,14 @@ impl SpanRecord {
         put("sentry.sdk.name", string(client.sdk.name.clone()));
         put("sentry.sdk.version", string(client.sdk.version.clone()));
         put("sentry.segment.name", string(segment_name));
-        put("sentry.segment.id", string(self.segment.span_id.to_string()));
+        put("sentry.segment.id", string(segment.span_id.to_string()));
         if let Some(op) = &self.op {
             put("sentry.op", string(&**op));
         }
         put("sentry.origin", string(self.origin()));
         put("sentry.trace_lifecycle", string("stream"));
-        put("thread.id", string(self.thread.id.clone()));
-        if let Some(name) = &self.thread.name {
+        put("thread.id", string(thread.id.clone()));
+        if let Some(name) = &thread.name {
             put("thread.name", string(name.clone()));
         }
         if let Some(server) = &client.server_name {
@@ -287,7 +365,7 @@ impl SpanRecord {
         }
         put("os.name", string(os_name(client)));
         if self.is_segment {
-            put("sentry.span.source", string(self.segment.source()));
+            put("sentry.span.source", string(segment.source()));
             put("sentry.platform", string("native"));
             if let Some(scope) = &self.scope {
                 scope_attributes(scope, options.send_default_pii, &mut attributes);
@@ -297,7 +375,7 @@ impl SpanRecord {
             attributes.insert(k.clone(), Attribute::from(v));
         }
         SpanV2 {
-            trace_id: self.segment.state.trace_id,
+            trace_id: segment.state.trace_id,
             span_id: self.span_id,
             parent_span_id: self.parent_span_id,
             name: if self.is_segment { segment_name.to_owned() } else { self.name.to_string() },
@@ -371,6 +449,7 @@ impl<'a> Common<'a> {
 /// path when there is no `before_send_span`. Same output as [`SpanRecord::to_v2`].
 struct View<'a> {
     r: &'a SpanRecord,
+    refs: &'a Refs,
     common: &'a Common<'a>,
     segment_name: &'a str,
     segment_id: &'a str,
@@ -418,8 +497,9 @@ impl Serialize for Attrs<'_> {
         }
         common.push(("sentry.origin", r.origin()));
         common.push(("sentry.trace_lifecycle", "stream"));
-        common.push(("thread.id", &r.thread.id));
-        if let Some(name) = &r.thread.name {
+        let thread = v.refs.thread(r);
+        common.push(("thread.id", &thread.id));
+        if let Some(name) = &thread.name {
             common.push(("thread.name", name));
         }
         if let Some(server) = c.server {
@@ -428,7 +508,7 @@ impl Serialize for Attrs<'_> {
         common.push(("os.name", &c.os));
         let source;
         if r.is_segment {
-            source = r.segment.source();
+            source = v.refs.segment(r).source();
             common.push(("sentry.span.source", &source));
             common.push(("sentry.platform", "native"));
         }
@@ -474,7 +554,7 @@ impl Serialize for View<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let r = self.r;
         let mut st = s.serialize_struct("SpanV2", 9)?;
-        st.serialize_field("trace_id", &r.segment.state.trace_id)?;
+        st.serialize_field("trace_id", &self.refs.segment(r).state.trace_id)?;
         st.serialize_field("span_id", &r.span_id)?;
         if let Some(p) = &r.parent_span_id {
             st.serialize_field("parent_span_id", p)?;
@@ -493,6 +573,7 @@ impl Serialize for View<'_> {
 /// the worker.
 pub(crate) struct SpanBatchJob {
     pub(crate) spans: Vec<SpanRecord>,
+    pub(crate) refs: Refs,
     /// Released after the records (field order), when the job is dropped.
     pub(crate) _in_flight: super::buffer::InFlightGuard,
 }
@@ -511,16 +592,16 @@ impl Job for SpanBatchJob {
     }
 
     fn run(self: Box<Self>, client: &ClientInner) -> Option<Envelope> {
-        let first = self.spans.first()?;
-        let segment = first.segment.clone();
+        let refs = &self.refs;
+        let segment = refs.segment(self.spans.first()?);
         let mut dsc = segment.frozen_dsc(client);
         dsc.trace_id = segment.state.trace_id;
         // Segment names (and ids) as of now, once per segment in the batch.
         let mut segments: Vec<(SpanId, String, String)> = Vec::new();
-        for record in &self.spans {
-            let id = record.segment.span_id;
+        for seg in refs.segments() {
+            let id = seg.span_id;
             if !segments.iter().any(|(s, _, _)| *s == id) {
-                segments.push((id, record.segment.name(), id.to_string()));
+                segments.push((id, seg.name(), id.to_string()));
             }
         }
         let segment_of = |id: SpanId| {
@@ -528,13 +609,14 @@ impl Job for SpanBatchJob {
         };
         let count = self.spans.len() as u64;
         let item = match &client.options.before_send_span {
-            None => Ok(fast_item(&self.spans, client, &segments)),
+            None => Ok(fast_item(&self.spans, refs, client, &segments)),
             Some(before) => {
                 let items: Vec<SpanV2> = self
                     .spans
                     .iter()
                     .map(|record| {
-                        let mut span = record.to_v2(client, segment_of(record.segment.span_id).0);
+                        let seg_id = refs.segment(record).span_id;
+                        let mut span = record.to_v2(client, refs, segment_of(seg_id).0);
                         let (trace_id, span_id) = (span.trace_id, span.span_id);
                         before(&mut span);
                         // It may change a span, not move it to another trace.
@@ -616,7 +698,7 @@ fn fast_eligible(r: &SpanRecord) -> bool {
 /// The span v2 container of a batch, written directly: the attributes shared by
 /// the batch, a segment or a thread are escaped once, not once per span. Same
 /// JSON as serializing [`View`]s (which segments and unusual spans still use).
-fn fast_item(spans: &[SpanRecord], client: &ClientInner, segments: &[(SpanId, String, String)]) -> Item {
+fn fast_item(spans: &[SpanRecord], refs: &Refs, client: &ClientInner, segments: &[(SpanId, String, String)]) -> Item {
     let common = Common::new(client);
     let mut shared = Vec::with_capacity(512);
     if let Some(release) = common.release {
@@ -639,23 +721,25 @@ fn fast_item(spans: &[SpanRecord], client: &ClientInner, segments: &[(SpanId, St
             (*id, part)
         })
         .collect();
-    let mut threads: Vec<(*const ThreadInfo, Vec<u8>)> = Vec::new();
+    // Rendered thread attributes, by index in `refs`.
+    let mut threads: Vec<Option<Vec<u8>>> = Vec::new();
     let mut out = Vec::with_capacity(64 + spans.len() * (shared.len() + 640));
     out.extend_from_slice(b"{\"version\":2,\"items\":[");
     for (i, r) in spans.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
+        let segment = refs.segment(r);
         let (segment_name, segment_id) = segments
             .iter()
-            .find(|(s, _, _)| *s == r.segment.span_id)
+            .find(|(s, _, _)| *s == segment.span_id)
             .map_or(("", ""), |(_, n, i)| (n.as_str(), i.as_str()));
         if !fast_eligible(r) {
-            let _ = serde_json::to_writer(&mut out, &View { r, common: &common, segment_name, segment_id });
+            let _ = serde_json::to_writer(&mut out, &View { r, refs, common: &common, segment_name, segment_id });
             continue;
         }
         out.extend_from_slice(b"{\"trace_id\":");
-        hex_id(&mut out, r.segment.state.trace_id.as_int(), 32);
+        hex_id(&mut out, segment.state.trace_id.as_int(), 32);
         out.extend_from_slice(b",\"span_id\":");
         hex_id(&mut out, u128::from(r.span_id.as_int()), 16);
         if let Some(p) = r.parent_span_id {
@@ -671,26 +755,27 @@ fn fast_item(spans: &[SpanRecord], client: &ClientInner, segments: &[(SpanId, St
         timestamp(&mut out, r.end.max(r.start));
         out.extend_from_slice(b",\"attributes\":{");
         out.extend_from_slice(&shared);
-        if let Some((_, part)) = seg_parts.iter().find(|(id, _)| *id == r.segment.span_id) {
+        if let Some((_, part)) = seg_parts.iter().find(|(id, _)| *id == segment.span_id) {
             out.extend_from_slice(part);
         }
         if let Some(op) = &r.op {
             str_attr(&mut out, "sentry.op", op);
         }
         str_attr(&mut out, "sentry.origin", r.origin());
-        let thread = Arc::as_ptr(&r.thread);
-        match threads.iter().find(|(t, _)| *t == thread) {
-            Some((_, part)) => out.extend_from_slice(part),
-            None => {
-                let mut part = Vec::with_capacity(64);
-                str_attr(&mut part, "thread.id", &r.thread.id);
-                if let Some(name) = &r.thread.name {
-                    str_attr(&mut part, "thread.name", name);
-                }
-                out.extend_from_slice(&part);
-                threads.push((thread, part));
-            }
+        let t = r.thread as usize;
+        if threads.len() <= t {
+            threads.resize(t + 1, None);
         }
+        let part = threads[t].get_or_insert_with(|| {
+            let thread = refs.thread(r);
+            let mut part = Vec::with_capacity(64);
+            str_attr(&mut part, "thread.id", &thread.id);
+            if let Some(name) = &thread.name {
+                str_attr(&mut part, "thread.name", name);
+            }
+            part
+        });
+        out.extend_from_slice(part);
         for (k, v) in &r.attributes {
             json_str(&mut out, k);
             out.push(b':');
@@ -711,11 +796,11 @@ fn fast_item(spans: &[SpanRecord], client: &ClientInner, segments: &[(SpanId, St
 }
 
 #[cfg(test)]
-pub(crate) fn view_json(r: &SpanRecord, client: &ClientInner) -> serde_json::Value {
+pub(crate) fn view_json(r: &SpanRecord, refs: &Refs, client: &ClientInner) -> serde_json::Value {
     let common = Common::new(client);
-    let name = r.segment.name();
-    let id = r.segment.span_id.to_string();
-    serde_json::to_value(View { r, common: &common, segment_name: &name, segment_id: &id }).unwrap_or_default()
+    let name = refs.segment(r).name();
+    let id = refs.segment(r).span_id.to_string();
+    serde_json::to_value(View { r, refs, common: &common, segment_name: &name, segment_id: &id }).unwrap_or_default()
 }
 
 /// The user of a segment's scopes, innermost first.

@@ -192,10 +192,11 @@ impl SpanInner {
             origin,
             status,
             attributes,
-            segment: segment.clone(),
-            thread: thread.unwrap_or_else(ThreadInfo::current),
+            segment: 0,
+            thread: 0,
             scope: None,
         };
+        let thread = thread.unwrap_or_else(ThreadInfo::current);
         if self.is_segment {
             let status = {
                 let mut meta = segment.meta.lock();
@@ -208,8 +209,8 @@ impl SpanInner {
             record.scope = segment.hub().map(|h| Box::new(h.span_snapshot()));
         }
         match segment.lifecycle() {
-            TraceLifecycle::Static => super::static_mode::collect(record),
-            _ => segment.client.span_buffer().push(record, &segment.client),
+            TraceLifecycle::Static => super::static_mode::collect(record, segment, &thread),
+            _ => segment.client.span_buffer().push(record, segment, &thread),
         }
     }
 }
@@ -267,8 +268,9 @@ impl fmt::Debug for Span {
     }
 }
 
-fn ignored(client: &Client, name: &str, op: Option<&str>) -> bool {
+fn ignored<N: std::ops::Deref<Target = str>>(client: &Client, name: &N, op: Option<&str>) -> bool {
     let patterns = &client.options().ignore_spans;
+    // The name's `deref` is only paid when there are patterns.
     !patterns.is_empty() && patterns.iter().any(|p| p.matches(name, op))
 }
 

@@ -16,7 +16,10 @@ use crate::protocol::{
 };
 use crate::transport::worker::Job;
 
-use super::record::{os_name, SpanRecord};
+use std::sync::Arc;
+
+use super::record::{os_name, Refs, SpanRecord, ThreadInfo};
+use super::span::SegmentShared;
 
 /// Most children in one transaction (Sentry's limit).
 pub(crate) const MAX_CHILDREN: usize = 1000;
@@ -25,13 +28,13 @@ pub(crate) const MAX_CHILDREN: usize = 1000;
 #[derive(Debug, Default)]
 pub(crate) struct Children {
     spans: Vec<SpanRecord>,
+    refs: Refs,
     dropped: u64,
     closed: bool,
 }
 
 /// Keeps a finished child, or turns a finished segment into a transaction job.
-pub(crate) fn collect(record: SpanRecord) {
-    let segment = record.segment.clone();
+pub(crate) fn collect(mut record: SpanRecord, segment: &Arc<SegmentShared>, thread: &Arc<ThreadInfo>) {
     if !record.is_segment {
         let mut children = segment.children.lock();
         if children.closed || children.spans.len() >= MAX_CHILDREN {
@@ -42,22 +45,27 @@ pub(crate) fn collect(record: SpanRecord) {
             let reason = if late { DiscardReason::Invalid } else { DiscardReason::BufferOverflow };
             segment.client.record_drop(reason, DataCategory::Span, 1);
         } else {
+            // Not the segment itself: it holds these refs (a cycle). It becomes
+            // index 0, the children's segment index, when it finishes.
+            children.refs.add_thread(&mut record, thread);
             children.spans.push(record);
         }
         return;
     }
-    let (children, _dropped) = {
+    let (children, mut refs) = {
         let mut c = segment.children.lock();
         c.closed = true;
-        (std::mem::take(&mut c.spans), c.dropped)
+        (std::mem::take(&mut c.spans), std::mem::take(&mut c.refs))
     };
-    segment.client.submit(Box::new(TransactionJob { segment: record, children }));
+    refs.add(&mut record, segment, thread);
+    segment.client.submit(Box::new(TransactionJob { segment: record, children, refs }));
 }
 
 /// A segment and its children, assembled into a transaction on the worker.
 pub(crate) struct TransactionJob {
     segment: SpanRecord,
     children: Vec<SpanRecord>,
+    refs: Refs,
 }
 
 fn attribute_json(v: &AttributeValue) -> Value {
@@ -76,10 +84,11 @@ fn attribute_json(v: &AttributeValue) -> Value {
     }
 }
 
-fn data_of(r: &SpanRecord) -> BTreeMap<String, Value> {
+fn data_of(r: &SpanRecord, refs: &Refs) -> BTreeMap<String, Value> {
     let mut data: BTreeMap<String, Value> = r.attributes.iter().map(|(k, v)| (k.clone(), attribute_json(v))).collect();
-    data.insert("thread.id".into(), json!(r.thread.id));
-    if let Some(name) = &r.thread.name {
+    let thread = refs.thread(r);
+    data.insert("thread.id".into(), json!(thread.id));
+    if let Some(name) = &thread.name {
         data.insert("thread.name".into(), json!(name));
     }
     data
@@ -90,7 +99,7 @@ fn status_str(s: SpanStatus) -> Value {
 }
 
 /// A child in the transaction `spans` array (the pre-v2 span format).
-fn old_span(r: &SpanRecord, trace_id: &str) -> Value {
+fn old_span(r: &SpanRecord, refs: &Refs, trace_id: &str) -> Value {
     let mut span = Map::new();
     span.insert("trace_id".into(), json!(trace_id));
     span.insert("span_id".into(), json!(r.span_id.to_string()));
@@ -105,7 +114,7 @@ fn old_span(r: &SpanRecord, trace_id: &str) -> Value {
     span.insert("origin".into(), json!(r.origin()));
     span.insert("start_timestamp".into(), json!(Timestamp::from_system_time(r.start).as_secs_f64()));
     span.insert("timestamp".into(), json!(Timestamp::from_system_time(r.end.max(r.start)).as_secs_f64()));
-    let data = data_of(r);
+    let data = data_of(r, refs);
     if !data.is_empty() {
         span.insert("data".into(), json!(data));
     }
@@ -115,7 +124,7 @@ fn old_span(r: &SpanRecord, trace_id: &str) -> Value {
 impl TransactionJob {
     fn build_event(&self, client: &ClientInner) -> Event {
         let seg = &self.segment;
-        let segment = &seg.segment;
+        let segment = self.refs.segment(seg);
         let trace_id = segment.state.trace_id;
         let trace_id_str = trace_id.to_string();
         let options = &client.options;
@@ -125,7 +134,7 @@ impl TransactionJob {
         event.timestamp = Timestamp::from_system_time(seg.end.max(seg.start));
         event.transaction = Some(segment.name());
         event.transaction_info = Some(TransactionInfo { source: segment.source() });
-        let mut data = data_of(seg);
+        let mut data = data_of(seg, &self.refs);
         data.insert("sentry.sdk.name".into(), json!(client.sdk.name));
         data.insert("os.name".into(), json!(os_name(client)));
         let trace = TraceContext {
@@ -141,7 +150,7 @@ impl TransactionJob {
         for (k, v) in &client.contexts {
             event.contexts.entry(k.clone()).or_insert_with(|| v.clone());
         }
-        event.spans = self.children.iter().map(|c| old_span(c, &trace_id_str)).collect();
+        event.spans = self.children.iter().map(|c| old_span(c, &self.refs, &trace_id_str)).collect();
         event.release = options.release.as_deref().map(str::to_owned);
         event.dist = options.dist.as_deref().map(str::to_owned);
         event.environment = Some(options.effective_environment().to_owned());
@@ -184,8 +193,9 @@ impl Job for TransactionJob {
                 return None;
             }
         };
-        let mut dsc = self.segment.segment.frozen_dsc(client);
-        dsc.trace_id = self.segment.segment.state.trace_id;
+        let segment = self.refs.segment(&self.segment);
+        let mut dsc = segment.frozen_dsc(client);
+        dsc.trace_id = segment.state.trace_id;
         envelope.headers.trace = Some(dsc);
         envelope.headers.sdk = Some(client.sdk.clone());
         Some(envelope)

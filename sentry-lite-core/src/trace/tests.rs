@@ -142,11 +142,11 @@ fn hot_path_cost() {
             root.start_child("child", "db.query").finish();
         }
     });
-    let mut records = client.span_buffer().take_records();
+    let (mut records, refs) = client.span_buffer().take_records();
     let mut jobs = Vec::new();
     while !records.is_empty() {
         let rest = records.split_off(records.len().min(1000));
-        jobs.push(client.span_buffer().test_job(std::mem::replace(&mut records, rest)));
+        jobs.push(client.span_buffer().test_job(std::mem::replace(&mut records, rest), refs.clone()));
     }
     let n = jobs.len() as u32 * 1000;
     let t = std::time::Instant::now();
@@ -192,11 +192,11 @@ fn fast_serialization_matches_the_map_form() {
         child.finish();
         root.finish();
     });
-    let records = client.span_buffer().take_records();
+    let (records, refs) = client.span_buffer().take_records();
     assert_eq!(records.len(), 2);
     for r in &records {
-        let fast = super::record::view_json(r, client.inner());
-        let slow = serde_json::to_value(r.to_v2(client.inner(), &r.segment.name())).unwrap();
+        let fast = super::record::view_json(r, &refs, client.inner());
+        let slow = serde_json::to_value(r.to_v2(client.inner(), &refs, &refs.segment(r).name())).unwrap();
         assert_eq!(fast, slow);
         if r.is_segment {
             assert_eq!(fast["attributes"]["tier"]["value"], "gold");
@@ -282,8 +282,8 @@ fn drop_oldest_evicts_by_creation_order() {
         roots[7].start_child("one more", "work").finish();
         assert_eq!(client.span_buffer().len(), 36);
         assert_eq!(client.discarded(DiscardReason::BufferOverflow, DataCategory::Span), 10);
-        let records = client.span_buffer().take_records();
-        let names: std::collections::BTreeSet<String> = records.iter().map(|r| r.segment.name()).collect();
+        let (records, refs) = client.span_buffer().take_records();
+        let names: std::collections::BTreeSet<String> = records.iter().map(|r| refs.segment(r).name()).collect();
         assert!(!names.contains("r0") && !names.contains("r1") && names.contains("r2"), "{names:?}");
     });
 }
@@ -373,14 +373,46 @@ fn batch_payload_matches_the_map_form() {
         std::thread::spawn(move || r2.start_child("other thread", "task").finish()).join().unwrap();
         root.finish();
     });
-    let records = client.span_buffer().take_records();
+    let (records, refs) = client.span_buffer().take_records();
     assert_eq!(records.len(), 5);
-    let slow: Vec<serde_json::Value> =
-        records.iter().map(|r| serde_json::to_value(r.to_v2(client.inner(), &r.segment.name())).unwrap()).collect();
-    let job = client.span_buffer().test_job(records);
+    let slow: Vec<serde_json::Value> = records
+        .iter()
+        .map(|r| serde_json::to_value(r.to_v2(client.inner(), &refs, &refs.segment(r).name())).unwrap())
+        .collect();
+    let job = client.span_buffer().test_job(records, refs);
     let env = crate::transport::worker::Job::run(job, client.inner()).expect("envelope");
     let payload: serde_json::Value = serde_json::from_slice(env.items[0].payload()).unwrap();
     assert_eq!(payload["version"], 2);
     assert_eq!(payload["items"].as_array().unwrap(), &slow);
     assert_eq!(env.items[0].quantity(), 5);
+}
+
+#[test]
+fn a_batch_holds_one_reference_per_segment_and_thread_not_per_span() {
+    let (hub, _t, client) = setup(ClientOptions::new().with_traces_sample_rate(1.0));
+    client.span_buffer().hold();
+    Hub::run(hub, || {
+        let root = super::start_root_span("root", "task");
+        for _ in 0..500 {
+            root.start_child("here", "task").finish();
+        }
+        let r2 = root.clone();
+        std::thread::spawn(move || {
+            for _ in 0..500 {
+                r2.start_child("there", "task").finish();
+            }
+        })
+        .join()
+        .unwrap();
+        root.finish();
+    });
+    let (records, refs) = client.span_buffer().take_records();
+    assert_eq!(records.len(), 1001);
+    assert_eq!(refs.segments().len(), 1);
+    let threads: std::collections::BTreeSet<&str> = records.iter().map(|r| refs.thread(r).id.as_str()).collect();
+    assert_eq!(threads.len(), 2);
+    for r in &records {
+        let here = refs.thread(r).id == records.last().map(|s| refs.thread(s).id.clone()).unwrap_or_default();
+        assert_eq!(here, &*r.name != "there", "{:?} on the wrong thread", &*r.name);
+    }
 }
