@@ -1,10 +1,13 @@
 //! The span buffer: the processor that decides *when* finished spans leave.
 //!
 //! Finished spans are grouped by trace id. A trace's bucket goes to the worker as
-//! one job (one envelope) as soon as its segment (local root) finishes, or when it
-//! reaches [`MAX_SPANS_PER_ENVELOPE`] spans or about [`MAX_BUCKET_BYTES`]; spans
-//! finishing after their segment start a new bucket. Everything goes when the 5 s
-//! timer (started by the first buffered span) fires, on flush and on close.
+//! one job (one envelope) when it reaches [`MAX_SPANS_PER_ENVELOPE`] spans or about
+//! [`MAX_BUCKET_BYTES`]. When its segment (local root) finishes, the bucket is
+//! complete: complete buckets leave together once they hold [`SHIP_COMPLETE_AT`]
+//! spans, so a service finishing many small traces wakes the worker once per group,
+//! not once per request. Spans finishing after their segment start a new bucket.
+//! Everything goes when the 5 s timer (started by the first buffered span) fires,
+//! on flush and on close.
 //!
 //! At most `max_buffered_spans` spans are held, counting both the buffered ones and
 //! those handed to the worker but not yet serialized ([`InFlight`]), so memory stays
@@ -21,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use crate::client::Client;
 use crate::ids::TraceId;
 use crate::protocol::{DataCategory, DiscardReason};
 use crate::transport::worker::{Buffer, Job};
@@ -32,6 +36,8 @@ use super::span::SegmentShared;
 pub(crate) const MAX_SPANS_PER_ENVELOPE: usize = 1000;
 /// Estimated serialized size at which a bucket is sent (Relay accepts up to 10 MB).
 pub(crate) const MAX_BUCKET_BYTES: usize = 5 * 1024 * 1024;
+/// Spans in complete traces (segment finished) that are sent together.
+pub(crate) const SHIP_COMPLETE_AT: usize = 100;
 /// How long the first buffered span waits at most.
 pub(crate) const FLUSH_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -66,6 +72,9 @@ struct State {
     buckets: HashMap<TraceId, Bucket, BuildHasherDefault<IdHasher>>,
     /// Every bucket by creation order (seq → trace), so the oldest is found in O(log n).
     order: BTreeMap<u64, TraceId>,
+    /// Complete traces waiting to leave together (counted in `total`).
+    complete: Vec<(Vec<SpanRecord>, Refs)>,
+    complete_spans: usize,
     total: usize,
     seq: u64,
     deadline: Option<Instant>,
@@ -184,7 +193,10 @@ impl SpanBuffer {
             return;
         }
         let mut evicted = None;
+        let mut ready = Vec::new();
         if guard.total + self.in_flight() >= self.capacity {
+            // Complete traces go to the worker rather than being dropped.
+            ready = guard.take_complete();
             evicted = guard.drop_oldest();
             if guard.total + self.in_flight() >= self.capacity {
                 // The worker is behind: nothing buffered is left to make room.
@@ -192,6 +204,7 @@ impl SpanBuffer {
                 let n = evicted.map_or(0, |(e, _)| e.len()) as u64 + 1;
                 drop(record);
                 client.record_drop(DiscardReason::BufferOverflow, DataCategory::Span, n);
+                self.submit(ready, client);
                 return;
             }
         }
@@ -214,8 +227,19 @@ impl SpanBuffer {
         let full = full && !state.hold;
         #[cfg(test)]
         let is_segment = is_segment && !state.hold;
-        let ready = if is_segment || full { state.take(&trace_id) } else { None };
-        let ready = ready.map(|(spans, refs)| self.job(spans, refs));
+        if full {
+            ready.extend(state.take(&trace_id));
+        } else if is_segment {
+            if let Some(trace) = state.take(&trace_id) {
+                // Still buffered, until enough complete traces are waiting.
+                state.total += trace.0.len();
+                state.complete_spans += trace.0.len();
+                state.complete.push(trace);
+            }
+            if state.complete_spans >= SHIP_COMPLETE_AT {
+                ready.extend(state.take_complete());
+            }
+        }
         if state.total > 0 && state.deadline.is_none() {
             state.deadline = Some(Instant::now() + FLUSH_INTERVAL);
         }
@@ -224,8 +248,12 @@ impl SpanBuffer {
         if let Some(evicted) = evicted {
             client.record_drop(DiscardReason::BufferOverflow, DataCategory::Span, evicted.0.len() as u64);
         }
-        if let Some(job) = ready {
-            client.submit(job);
+        self.submit(ready, client);
+    }
+
+    fn submit(&self, traces: Vec<(Vec<SpanRecord>, Refs)>, client: &Client) {
+        for (spans, refs) in traces {
+            client.submit(self.job(spans, refs));
         }
     }
 }
@@ -249,9 +277,12 @@ impl SpanBuffer {
         state.deadline = None;
         state.order.clear();
         let mut all = (Vec::new(), Refs::default());
-        for mut bucket in std::mem::take(&mut state.buckets).into_values() {
-            all.1.merge(bucket.refs, &mut bucket.spans);
-            all.0.append(&mut bucket.spans);
+        let complete = std::mem::take(&mut state.complete);
+        state.complete_spans = 0;
+        let buckets = std::mem::take(&mut state.buckets).into_values().map(|b| (b.spans, b.refs));
+        for (mut spans, refs) in complete.into_iter().chain(buckets) {
+            all.1.merge(refs, &mut spans);
+            all.0.append(&mut spans);
         }
         all
     }
@@ -268,6 +299,16 @@ impl State {
         Some((bucket.spans, bucket.refs))
     }
 
+    /// The complete traces, to be sent.
+    fn take_complete(&mut self) -> Vec<(Vec<SpanRecord>, Refs)> {
+        self.total -= self.complete_spans;
+        self.complete_spans = 0;
+        if self.total == 0 {
+            self.deadline = None;
+        }
+        std::mem::take(&mut self.complete)
+    }
+
     /// Removes the oldest bucket (to be dropped outside the lock): O(log n).
     fn drop_oldest(&mut self) -> Option<(Vec<SpanRecord>, Refs)> {
         let (_, oldest) = self.order.pop_first()?;
@@ -281,20 +322,24 @@ impl Buffer for SpanBuffer {
     }
 
     fn drain(&self, force: bool) -> Vec<Box<dyn Job>> {
-        let buckets = {
+        let (complete, buckets) = {
             let mut state = self.state.lock();
             let due = force || state.deadline.is_some_and(|d| d <= Instant::now());
             if !due || state.total == 0 {
                 return Vec::new();
             }
+            let complete = state.take_complete();
             state.total = 0;
             state.deadline = None;
             state.order.clear();
-            std::mem::take(&mut state.buckets)
+            (complete, std::mem::take(&mut state.buckets))
         };
         let mut buckets: Vec<Bucket> = buckets.into_values().collect();
         buckets.sort_by_key(|b| b.seq);
-        let mut jobs: Vec<Box<dyn Job>> = Vec::with_capacity(buckets.len());
+        let mut jobs: Vec<Box<dyn Job>> = Vec::with_capacity(complete.len() + buckets.len());
+        for (spans, refs) in complete {
+            jobs.push(self.job(spans, refs));
+        }
         for bucket in buckets {
             let mut spans = bucket.spans;
             while spans.len() > MAX_SPANS_PER_ENVELOPE {

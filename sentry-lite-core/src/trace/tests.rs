@@ -210,24 +210,46 @@ fn fast_serialization_matches_the_map_form() {
 }
 
 #[test]
-fn segment_end_sends_its_trace_at_once() {
+fn complete_traces_leave_together_one_envelope_each() {
     let (hub, transport, client) = setup(ClientOptions::new().with_traces_sample_rate(1.0));
-    let root = Hub::run(hub, || super::start_root_span("seg", "task"));
-    for _ in 0..5 {
-        root.start_child("c", "work").finish();
-    }
+    let trace = |name: &str| {
+        let root = Hub::run(hub.clone(), || super::start_root_span(name, "task"));
+        for _ in 0..4 {
+            root.start_child("c", "work").finish();
+        }
+        root.finish();
+    };
+    trace("first");
+    // Complete, but waiting for company (or the 5 s timer), not sent alone.
     assert_eq!(client.span_buffer().len(), 5);
-    root.finish();
-    // Handed to the worker with the segment, not waiting for the 5 s timer.
+    assert!(client.span_buffer().deadline().is_some());
+    assert!(transport.envelopes().is_empty());
+    let traces = super::buffer::SHIP_COMPLETE_AT / 5;
+    for i in 1..traces {
+        trace(&format!("t{i}"));
+    }
+    // The group reached SHIP_COMPLETE_AT spans: handed to the worker at once.
     assert_eq!(client.span_buffer().len(), 0);
     assert!(client.span_buffer().deadline().is_none());
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while transport.envelopes().is_empty() && std::time::Instant::now() < deadline {
+    while transport.envelopes().len() < traces && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(1));
     }
     let envs = transport.envelopes();
-    assert_eq!(envs.len(), 1);
-    assert_eq!(envs[0].items[0].quantity(), 6);
+    assert_eq!(envs.len(), traces, "one envelope per trace");
+    let ids: std::collections::BTreeSet<_> = envs.iter().map(|e| e.headers.trace.as_ref().unwrap().trace_id).collect();
+    assert_eq!(ids.len(), traces);
+    assert!(envs.iter().all(|e| e.items[0].quantity() == 5));
+}
+
+#[test]
+fn a_lone_complete_trace_leaves_on_flush() {
+    let (hub, transport, client) = setup(ClientOptions::new().with_traces_sample_rate(1.0));
+    Hub::run(hub, || super::start_root_span("alone", "task").finish());
+    assert_eq!(client.span_buffer().len(), 1);
+    assert!(client.flush(Duration::from_secs(5)));
+    assert_eq!(transport.envelopes().len(), 1);
+    assert_eq!(client.span_buffer().len(), 0);
 }
 
 #[test]
@@ -240,7 +262,8 @@ fn spans_finishing_after_their_segment_wait_for_the_timer() {
     });
     root.finish();
     child.finish();
-    assert_eq!(client.span_buffer().len(), 1);
+    // The complete segment and the late child's new bucket.
+    assert_eq!(client.span_buffer().len(), 2);
     assert!(client.span_buffer().deadline().is_some());
     assert!(client.flush(Duration::from_secs(5)));
     let spans: u64 = transport
