@@ -196,39 +196,45 @@ where
         }
         let name = naming.name.as_deref().unwrap_or(metadata.name());
         let op = naming.op.as_deref().unwrap_or(DEFAULT_SPAN_OP);
-        let parent = if attrs.is_root() { None } else { sentry_span_in(span_ref.parent()) };
-        let parent = match parent {
-            Some(parent) => Some(parent),
-            None if !sdk_active() => return,
-            None if attrs.is_root() => None,
-            // No tracing parent with a Sentry span: the SDK's current span (a
-            // future's, an `enter_span`'s) is the parent, like `start_span`.
-            None => sentry_lite_core::current_span(),
+        // Fields go in as initial attributes: one list, no lock per field.
+        let attributes = || {
+            let mut list = AttributeList { attributes: Vec::with_capacity(fields.len()) };
+            if !fields.is_empty() {
+                attrs.record(&mut list);
+            }
+            list.attributes
         };
-        let span = match parent {
-            // The parent carries the client: no hub lookup.
-            Some(parent) => {
-                let span = parent.start_child(name, op);
-                if span.is_recording() {
-                    span.set_origin(SPAN_ORIGIN);
-                    if !fields.is_empty() {
-                        attrs.record(&mut SpanAttributes { span: &span });
+        let child_of = |parent: &Span| {
+            // An unsampled parent has non-recording children: skip the fields.
+            let attributes = if parent.is_sampled() { attributes() } else { Vec::new() };
+            parent.start_child_with(name, op, Some(SPAN_ORIGIN), attributes)
+        };
+        // The nearest tracing ancestor holding a Sentry span is the parent; the
+        // child starts under its extensions' read lock (no handle clone).
+        let mut started = None;
+        if !attrs.is_root() {
+            if let Some(parent) = span_ref.parent() {
+                for s in parent.scope() {
+                    if let Some(state) = s.extensions().get::<SentrySpan>() {
+                        started = Some(child_of(&state.span));
+                        break;
                     }
                 }
-                span
             }
+        }
+        let span = match started {
+            Some(span) => span,
             None => {
-                // A new segment: fields go in as initial attributes, one allocation
-                // for the list and no lock per field.
-                let mut list = AttributeList { attributes: Vec::with_capacity(fields.len()) };
-                if !fields.is_empty() {
-                    attrs.record(&mut list);
+                if !sdk_active() {
+                    return;
                 }
-                let span = sentry_lite_core::start_root_span_with_attributes(name, op, list.attributes);
-                if span.is_recording() {
-                    span.set_origin(SPAN_ORIGIN);
+                match sentry_lite_core::current_span() {
+                    // No tracing parent with a Sentry span: the SDK's current span (a
+                    // future's, an `enter_span`'s) is the parent, like `start_span`.
+                    Some(parent) if !attrs.is_root() => child_of(&parent),
+                    // A new segment: the sampler sees the attributes.
+                    _ => sentry_lite_core::start_root_span_with(name, op, SPAN_ORIGIN, attributes()),
                 }
-                span
             }
         };
         span_ref.extensions_mut().insert(SentrySpan { span });

@@ -62,7 +62,7 @@ use crate::protocol::AttributeValue;
 pub fn start_span(name: impl IntoSpanName, op: &str) -> Span {
     match current_span() {
         Some(parent) => parent.start_child(name, op),
-        None => Span::new_root(name.into_span_name().to_string(), op, Vec::new()),
+        None => Span::new_root(name.into_span_name().to_string(), op, None, Vec::new()),
     }
 }
 
@@ -77,7 +77,7 @@ pub fn start_span(name: impl IntoSpanName, op: &str) -> Span {
 /// root.finish();
 /// ```
 pub fn start_root_span(name: impl Into<String>, op: &str) -> Span {
-    Span::new_root(name.into(), op, Vec::new())
+    Span::new_root(name.into(), op, None, Vec::new())
 }
 
 /// [`start_root_span`] with initial attributes, which `traces_sampler` sees.
@@ -86,7 +86,18 @@ pub fn start_root_span_with_attributes(
     op: &str,
     attributes: Vec<(String, AttributeValue)>,
 ) -> Span {
-    Span::new_root(name.into(), op, attributes)
+    Span::new_root(name.into(), op, None, attributes)
+}
+
+/// A root span with its origin and attributes set at once: for integrations.
+#[doc(hidden)]
+pub fn start_root_span_with(
+    name: impl Into<String>,
+    op: &str,
+    origin: &'static str,
+    attributes: Vec<(String, AttributeValue)>,
+) -> Span {
+    Span::new_root(name.into(), op, Some(origin), attributes)
 }
 
 /// Propagation headers (`sentry-trace`, `baggage`, `traceparent`) for an outgoing

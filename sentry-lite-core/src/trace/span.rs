@@ -285,7 +285,12 @@ impl Span {
 
     /// A new local root (segment) in the current hub: continues the scope's
     /// propagation context if any, else starts a new trace; samples it.
-    pub(crate) fn new_root(name: String, op: &str, attributes: Vec<(String, AttributeValue)>) -> Span {
+    pub(crate) fn new_root(
+        name: String,
+        op: &str,
+        origin: Option<&'static str>,
+        attributes: Vec<(String, AttributeValue)>,
+    ) -> Span {
         if !EVER_ENABLED.load(std::sync::atomic::Ordering::Relaxed) {
             let state = TraceState {
                 trace_id: TraceId::new(),
@@ -353,7 +358,7 @@ impl Span {
             let data = SpanData {
                 name: SpanName::default(),
                 op: op.and_then(SharedStr::new),
-                origin: None,
+                origin: origin.map(SharedStr::Static),
                 status: SpanStatus::Ok,
                 attributes,
                 thread: Some(ThreadInfo::current()),
@@ -444,6 +449,36 @@ impl Span {
     /// assert_eq!(child.trace_id(), root.trace_id());
     /// ```
     pub fn start_child(&self, name: impl IntoSpanName, op: &str) -> Span {
+        self.start_child_with(name, op, None, Vec::new())
+    }
+
+    /// [`Span::start_child`] with initial attributes (no lock per attribute).
+    ///
+    /// # Examples
+    /// ```
+    /// let root = sentry_lite_core::start_root_span("job", "queue.process");
+    /// let attributes = vec![("db.system".into(), "sqlite".into())];
+    /// let child = root.start_child_with_attributes("SELECT 1", "db.query", attributes);
+    /// assert_eq!(child.parent_span_id(), Some(root.span_id()));
+    /// ```
+    pub fn start_child_with_attributes(
+        &self,
+        name: impl IntoSpanName,
+        op: &str,
+        attributes: Vec<(String, AttributeValue)>,
+    ) -> Span {
+        self.start_child_with(name, op, None, attributes)
+    }
+
+    /// A child with its origin and attributes set at once: for integrations.
+    #[doc(hidden)]
+    pub fn start_child_with(
+        &self,
+        name: impl IntoSpanName,
+        op: &str,
+        origin: Option<&'static str>,
+        attributes: Vec<(String, AttributeValue)>,
+    ) -> Span {
         match &self.repr {
             Repr::Recording(parent) => {
                 let segment = &parent.segment;
@@ -456,9 +491,9 @@ impl Span {
                 let data = SpanData {
                     name,
                     op: op.and_then(SharedStr::new),
-                    origin: None,
+                    origin: origin.map(SharedStr::Static),
                     status: SpanStatus::Ok,
-                    attributes: Vec::new(),
+                    attributes,
                     thread: Some(ThreadInfo::current()),
                     finished: false,
                 };

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::hub::Hub;
-use crate::protocol::{DataCategory, DiscardReason, ItemType};
+use crate::protocol::{AttributeValue, DataCategory, DiscardReason, ItemType};
 use crate::transport::worker::Buffer;
 use crate::{Client, ClientOptions, TestTransport};
 
@@ -438,4 +438,24 @@ fn a_batch_holds_one_reference_per_segment_and_thread_not_per_span() {
         let here = refs.thread(r).id == records.last().map(|s| refs.thread(s).id.clone()).unwrap_or_default();
         assert_eq!(here, &*r.name != "there", "{:?} on the wrong thread", &*r.name);
     }
+}
+
+#[test]
+fn children_can_start_with_attributes_and_origin() {
+    let (hub, _t, client) = setup(ClientOptions::new().with_traces_sample_rate(1.0));
+    client.span_buffer().hold();
+    Hub::run(hub, || {
+        let root = super::start_root_span_with("root", "task", "auto.test", vec![("a".into(), 1.into())]);
+        root.start_child_with_attributes("plain", "db", vec![("rows".into(), 3.into())]).finish();
+        root.start_child_with("integration", "db", Some("auto.db"), vec![("x".into(), true.into())]).finish();
+        root.finish();
+    });
+    let (records, _) = client.span_buffer().take_records();
+    let by_name = |n: &str| records.iter().find(|r| &*r.name == n || (r.is_segment && n == "root")).unwrap();
+    assert_eq!(by_name("plain").attributes, vec![("rows".to_owned(), AttributeValue::I64(3))]);
+    assert_eq!(by_name("plain").origin(), "manual");
+    assert_eq!(by_name("integration").origin(), "auto.db");
+    assert_eq!(by_name("integration").attributes, vec![("x".to_owned(), AttributeValue::Bool(true))]);
+    assert_eq!(by_name("root").origin(), "auto.test");
+    assert_eq!(by_name("root").attributes, vec![("a".to_owned(), AttributeValue::I64(1))]);
 }
