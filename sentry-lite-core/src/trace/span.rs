@@ -217,7 +217,10 @@ impl SpanInner {
 
 impl Drop for SpanInner {
     fn drop(&mut self) {
-        self.finish();
+        // The last handle: no lock needed to see whether it already finished.
+        if !self.data.get_mut().finished {
+            self.finish();
+        }
     }
 }
 
