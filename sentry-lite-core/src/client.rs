@@ -31,6 +31,8 @@ pub(crate) struct ClientInner {
     pub(crate) sdk: SdkInfo,
     pub(crate) contexts: Contexts,
     pub(crate) server_name: Option<String>,
+    /// The span v2 attributes every span carries, rendered on first use.
+    pub(crate) span_attributes: std::sync::OnceLock<Vec<u8>>,
 }
 
 impl ClientInner {
@@ -117,6 +119,7 @@ impl Client {
             sdk,
             contexts: default_contexts(),
             server_name,
+            span_attributes: std::sync::OnceLock::new(),
         });
         let spans = Arc::new(SpanBuffer::new(inner.options.max_buffered_spans));
         let buffers: Vec<Arc<dyn Buffer>> = vec![spans.clone()];

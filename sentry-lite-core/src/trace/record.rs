@@ -402,21 +402,8 @@ pub(crate) fn os_name(client: &ClientInner) -> String {
 /// span's attributes, which are applied after), `user.id`, `user.email`,
 /// `user.name` and `user.ip_address` only with `send_default_pii`.
 fn scope_attributes(scope: &ScopeSnapshot, pii: bool, out: &mut BTreeMap<String, Attribute>) {
-    // Outermost first, so inner scopes win.
-    for s in [&scope.global, &scope.isolation, &scope.current] {
-        for (k, v) in s.tags.iter() {
-            out.insert(k.clone(), string(v.clone()));
-        }
-    }
-    if !pii {
-        return;
-    }
-    if let Some(user) = segment_user(scope) {
-        for (key, value) in user_attributes(user) {
-            if let Some(v) = value {
-                out.insert(key.to_owned(), string(v.clone()));
-            }
-        }
+    for (k, v) in scoped_attributes(scope, pii) {
+        out.insert(k.to_owned(), string(v));
     }
 }
 
@@ -512,24 +499,10 @@ impl Serialize for Attrs<'_> {
             common.push(("sentry.span.source", &source));
             common.push(("sentry.platform", "native"));
         }
-        let scope = if r.is_segment { r.scope.as_deref() } else { None };
-        let mut scoped: BTreeMap<&str, &str> = BTreeMap::new();
-        if let Some(scope) = scope {
-            for s in [&scope.global, &scope.isolation, &scope.current] {
-                for (k, val) in s.tags.iter() {
-                    scoped.insert(k, val);
-                }
-            }
-            if c.pii {
-                if let Some(user) = segment_user(scope) {
-                    for (key, value) in user_attributes(user) {
-                        if let Some(val) = value {
-                            scoped.insert(key, val);
-                        }
-                    }
-                }
-            }
-        }
+        let scoped = match (r.scope.as_deref(), r.is_segment) {
+            (Some(scope), true) => scoped_attributes(scope, c.pii),
+            _ => BTreeMap::new(),
+        };
         for (k, val) in &common {
             if !own(k) && !scoped.contains_key(k) {
                 map.serialize_entry(k, &StrAttr(val))?;
@@ -686,20 +659,32 @@ fn timestamp(out: &mut Vec<u8>, t: SystemTime) {
     let _ = serde_json::to_writer(&mut *out, &Timestamp::from_system_time(t));
 }
 
-/// Whether a span can be written from the pre-rendered pieces: not a segment (scope
-/// data, source), and no own attribute overriding a common one or repeated.
-fn fast_eligible(r: &SpanRecord) -> bool {
-    !r.is_segment
-        && r.attributes.iter().enumerate().all(|(i, (k, _))| {
-            !COMMON_KEYS.contains(&k.as_str()) && !r.attributes[i + 1..].iter().any(|(later, _)| later == k)
-        })
+/// Attributes only segments get, besides the scope's.
+const SEGMENT_KEYS: [&str; 2] = ["sentry.span.source", "sentry.platform"];
+
+/// A segment's scope data as attributes, inner scopes winning: tags, then `user.*`
+/// with `send_default_pii`.
+fn scoped_attributes(scope: &ScopeSnapshot, pii: bool) -> BTreeMap<&str, &str> {
+    let mut scoped = BTreeMap::new();
+    for s in [&scope.global, &scope.isolation, &scope.current] {
+        for (k, v) in s.tags.iter() {
+            scoped.insert(k.as_str(), v.as_str());
+        }
+    }
+    if pii {
+        if let Some(user) = segment_user(scope) {
+            for (key, value) in user_attributes(user) {
+                if let Some(v) = value {
+                    scoped.insert(key, v.as_str());
+                }
+            }
+        }
+    }
+    scoped
 }
 
-/// The span v2 container of a batch, written directly: the attributes shared by
-/// the batch, a segment or a thread are escaped once, not once per span. Same
-/// JSON as serializing [`View`]s (which segments and unusual spans still use).
-fn fast_item(spans: &[SpanRecord], refs: &Refs, client: &ClientInner, segments: &[(SpanId, String, String)]) -> Item {
-    let common = Common::new(client);
+/// The attributes every span of a client carries, rendered once per client.
+fn shared_attributes(common: &Common<'_>) -> Vec<u8> {
     let mut shared = Vec::with_capacity(512);
     if let Some(release) = common.release {
         str_attr(&mut shared, "sentry.release", release);
@@ -712,6 +697,27 @@ fn fast_item(spans: &[SpanRecord], refs: &Refs, client: &ClientInner, segments: 
         str_attr(&mut shared, "server.address", server);
     }
     str_attr(&mut shared, "os.name", &common.os);
+    shared
+}
+
+/// Whether a span can be written from the pre-rendered pieces: no key written
+/// twice (an own attribute or scope tag overriding a common attribute, or a
+/// repeated own attribute): those take the general path, where the last wins.
+fn fast_eligible(r: &SpanRecord, scoped: &BTreeMap<&str, &str>) -> bool {
+    let reserved = |k: &str| COMMON_KEYS.contains(&k) || (r.is_segment && SEGMENT_KEYS.contains(&k));
+    scoped.keys().all(|k| !reserved(k))
+        && r.attributes.iter().enumerate().all(|(i, (k, _))| {
+            !reserved(k) && !scoped.contains_key(k.as_str()) && !r.attributes[i + 1..].iter().any(|(l, _)| l == k)
+        })
+}
+
+/// The span v2 container of a batch, written directly: the attributes shared by
+/// the batch, a segment or a thread are escaped once, not once per span. Same
+/// JSON as serializing [`View`]s (which segments and unusual spans still use).
+fn fast_item(spans: &[SpanRecord], refs: &Refs, client: &ClientInner, segments: &[(SpanId, String, String)]) -> Item {
+    let shared = client.span_attributes.get_or_init(|| shared_attributes(&Common::new(client)));
+    // Only spans taking the general path need it.
+    let mut common = None;
     let seg_parts: Vec<(SpanId, Vec<u8>)> = segments
         .iter()
         .map(|(id, name, id_str)| {
@@ -734,8 +740,13 @@ fn fast_item(spans: &[SpanRecord], refs: &Refs, client: &ClientInner, segments: 
             .iter()
             .find(|(s, _, _)| *s == segment.span_id)
             .map_or(("", ""), |(_, n, i)| (n.as_str(), i.as_str()));
-        if !fast_eligible(r) {
-            let _ = serde_json::to_writer(&mut out, &View { r, refs, common: &common, segment_name, segment_id });
+        let scoped = match (&r.scope, r.is_segment) {
+            (Some(scope), true) => scoped_attributes(scope, client.options.send_default_pii),
+            _ => BTreeMap::new(),
+        };
+        if !fast_eligible(r, &scoped) {
+            let common = common.get_or_insert_with(|| Common::new(client));
+            let _ = serde_json::to_writer(&mut out, &View { r, refs, common, segment_name, segment_id });
             continue;
         }
         out.extend_from_slice(b"{\"trace_id\":");
@@ -747,14 +758,15 @@ fn fast_item(spans: &[SpanRecord], refs: &Refs, client: &ClientInner, segments: 
             hex_id(&mut out, u128::from(p.as_int()), 16);
         }
         out.extend_from_slice(b",\"name\":");
-        json_str(&mut out, &r.name);
+        json_str(&mut out, if r.is_segment { segment_name } else { &r.name });
         out.extend_from_slice(if r.status.is_ok() { b",\"status\":\"ok\"" } else { b",\"status\":\"error\"" });
-        out.extend_from_slice(b",\"is_segment\":false,\"start_timestamp\":");
+        out.extend_from_slice(if r.is_segment { b",\"is_segment\":true" } else { b",\"is_segment\":false" });
+        out.extend_from_slice(b",\"start_timestamp\":");
         timestamp(&mut out, r.start);
         out.extend_from_slice(b",\"end_timestamp\":");
         timestamp(&mut out, r.end.max(r.start));
         out.extend_from_slice(b",\"attributes\":{");
-        out.extend_from_slice(&shared);
+        out.extend_from_slice(shared);
         if let Some((_, part)) = seg_parts.iter().find(|(id, _)| *id == segment.span_id) {
             out.extend_from_slice(part);
         }
@@ -776,6 +788,13 @@ fn fast_item(spans: &[SpanRecord], refs: &Refs, client: &ClientInner, segments: 
             part
         });
         out.extend_from_slice(part);
+        if r.is_segment {
+            str_attr(&mut out, "sentry.span.source", &segment.source());
+            str_attr(&mut out, "sentry.platform", "native");
+            for (k, v) in &scoped {
+                str_attr(&mut out, k, v);
+            }
+        }
         for (k, v) in &r.attributes {
             json_str(&mut out, k);
             out.push(b':');

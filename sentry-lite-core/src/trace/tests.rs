@@ -191,22 +191,37 @@ fn fast_serialization_matches_the_map_form() {
         child.set_status(crate::protocol::SpanStatus::InternalError);
         child.finish();
         root.finish();
+        // A plain segment (scope tags and user, no clashing keys) and one whose
+        // scope tag is named like a common attribute.
+        super::start_root_span("plain", "http.server").finish();
+        hub.configure_scope(|s| s.set_tag("os.name", "custom-os"));
+        super::start_root_span("clash", "http.server").finish();
     });
     let (records, refs) = client.span_buffer().take_records();
-    assert_eq!(records.len(), 2);
+    assert_eq!(records.len(), 4);
+    let mut slow = Vec::new();
     for r in &records {
         let fast = super::record::view_json(r, &refs, client.inner());
-        let slow = serde_json::to_value(r.to_v2(client.inner(), &refs, &refs.segment(r).name())).unwrap();
-        assert_eq!(fast, slow);
-        if r.is_segment {
-            assert_eq!(fast["attributes"]["tier"]["value"], "gold");
-            assert_eq!(fast["attributes"]["user.id"]["value"], "7");
-            assert_eq!(fast["attributes"]["n"]["value"], 2);
-            assert_eq!(fast["attributes"]["sentry.origin"]["value"], "auto.custom");
-        } else {
-            assert_eq!(fast["status"], "error");
+        let map_form = serde_json::to_value(r.to_v2(client.inner(), &refs, &refs.segment(r).name())).unwrap();
+        assert_eq!(fast, map_form);
+        match (r.is_segment, fast["name"].as_str()) {
+            (true, Some("seg")) => {
+                assert_eq!(fast["attributes"]["tier"]["value"], "gold");
+                assert_eq!(fast["attributes"]["user.id"]["value"], "7");
+                assert_eq!(fast["attributes"]["n"]["value"], 2);
+                assert_eq!(fast["attributes"]["sentry.origin"]["value"], "auto.custom");
+            }
+            (true, Some("clash")) => assert_eq!(fast["attributes"]["os.name"]["value"], "custom-os"),
+            (true, _) => assert_eq!(fast["attributes"]["user.id"]["value"], "7"),
+            (false, _) => assert_eq!(fast["status"], "error"),
         }
+        slow.push(map_form);
     }
+    // The batch writer, which renders plain spans and segments itself, agrees.
+    let job = client.span_buffer().test_job(records, refs);
+    let env = crate::transport::worker::Job::run(job, client.inner()).expect("envelope");
+    let payload: serde_json::Value = serde_json::from_slice(env.items[0].payload()).unwrap();
+    assert_eq!(payload["items"].as_array().unwrap(), &slow);
 }
 
 #[test]
