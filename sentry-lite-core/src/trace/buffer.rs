@@ -177,9 +177,10 @@ impl SpanBuffer {
         Box::new(SpanBatchJob { spans, refs, _in_flight: InFlightGuard { counter: self.in_flight.clone(), n } })
     }
 
-    /// Buffers a finished span. A trace's bucket goes to the worker at once when
-    /// its segment finishes or the bucket is full. Over the bound (buffered + in
-    /// flight), the oldest bucket is dropped, and the span too if that is not enough.
+    /// Buffers a finished span. A full bucket goes to the worker at once; a trace
+    /// whose segment finished waits with the other complete ones (see module
+    /// docs). Over the bound (buffered + in flight), complete traces are sent, the
+    /// oldest open bucket is dropped, and the span too if that is not enough.
     pub(crate) fn push(&self, mut record: SpanRecord, segment: &Arc<SegmentShared>, thread: &Arc<ThreadInfo>) {
         let client = &*segment.client;
         let trace_id = segment.state.trace_id;
