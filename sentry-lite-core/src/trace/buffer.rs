@@ -210,36 +210,46 @@ impl SpanBuffer {
             }
         }
         let state = &mut *guard;
-        let bucket = match state.buckets.entry(trace_id) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => {
-                let seq = state.seq;
-                state.seq += 1;
-                state.order.insert(seq, trace_id);
-                e.insert(Bucket { spans: self.in_flight.vec(), refs: Refs::default(), bytes: 0, seq })
-            }
-        };
-        bucket.refs.add(&mut record, segment, thread);
-        bucket.spans.push(record);
-        bucket.bytes += size;
-        let full = bucket.spans.len() >= MAX_SPANS_PER_ENVELOPE || bucket.bytes >= MAX_BUCKET_BYTES;
-        state.total += 1;
-        #[cfg(test)]
-        let full = full && !state.hold;
         #[cfg(test)]
         let is_segment = is_segment && !state.hold;
-        if full {
-            ready.extend(state.take(&trace_id));
-        } else if is_segment {
-            if let Some(trace) = state.take(&trace_id) {
-                // Still buffered, until enough complete traces are waiting.
-                state.total += trace.0.len();
-                state.complete_spans += trace.0.len();
-                state.complete.push(trace);
+        if is_segment && !state.buckets.contains_key(&trace_id) {
+            // A segment whose trace has nothing else buffered (one-span traces,
+            // or children already sent): complete at once, no bucket.
+            let mut refs = Refs::default();
+            refs.add(&mut record, segment, thread);
+            state.complete.push((vec![record], refs));
+            state.complete_spans += 1;
+            state.total += 1;
+        } else {
+            let bucket = match state.buckets.entry(trace_id) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => {
+                    let seq = state.seq;
+                    state.seq += 1;
+                    state.order.insert(seq, trace_id);
+                    e.insert(Bucket { spans: self.in_flight.vec(), refs: Refs::default(), bytes: 0, seq })
+                }
+            };
+            bucket.refs.add(&mut record, segment, thread);
+            bucket.spans.push(record);
+            bucket.bytes += size;
+            let full = bucket.spans.len() >= MAX_SPANS_PER_ENVELOPE || bucket.bytes >= MAX_BUCKET_BYTES;
+            state.total += 1;
+            #[cfg(test)]
+            let full = full && !state.hold;
+            if full {
+                ready.extend(state.take(&trace_id));
+            } else if is_segment {
+                if let Some(trace) = state.take(&trace_id) {
+                    // Still buffered, until enough complete traces are waiting.
+                    state.total += trace.0.len();
+                    state.complete_spans += trace.0.len();
+                    state.complete.push(trace);
+                }
             }
-            if state.complete_spans >= SHIP_COMPLETE_AT {
-                ready.extend(state.take_complete());
-            }
+        }
+        if state.complete_spans >= SHIP_COMPLETE_AT {
+            ready.extend(state.take_complete());
         }
         if state.total > 0 && state.deadline.is_none() {
             state.deadline = Some(Instant::now() + FLUSH_INTERVAL);

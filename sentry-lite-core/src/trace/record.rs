@@ -250,21 +250,76 @@ pub(crate) struct SpanRecord {
 /// the worker would bounce its cache line between the two cores on every span.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Refs {
-    segments: Vec<Arc<SegmentShared>>,
-    threads: Vec<Arc<ThreadInfo>>,
+    segments: Table<SegmentShared>,
+    threads: Table<ThreadInfo>,
 }
 
-/// How far back [`Refs::add`] looks for a known entry: spans of a batch mostly
+/// An append-only list of shared references whose first entry is inline: most
+/// batches reference one segment and one thread, and then cost no allocation.
+#[derive(Debug)]
+struct Table<T> {
+    first: Option<Arc<T>>,
+    rest: Vec<Arc<T>>,
+}
+
+impl<T> Default for Table<T> {
+    fn default() -> Self {
+        Table { first: None, rest: Vec::new() }
+    }
+}
+
+impl<T> Clone for Table<T> {
+    fn clone(&self) -> Self {
+        Table { first: self.first.clone(), rest: self.rest.clone() }
+    }
+}
+
+/// How far back [`Table::intern`] looks for a known entry: spans of a batch mostly
 /// share one segment and a few threads; a miss only costs a duplicate entry.
 const REFS_LOOKBACK: usize = 8;
 
-fn intern<T>(table: &mut Vec<Arc<T>>, item: &Arc<T>) -> u32 {
-    let recent = table.len().saturating_sub(REFS_LOOKBACK);
-    match table[recent..].iter().rposition(|t| Arc::ptr_eq(t, item)) {
-        Some(i) => (recent + i) as u32,
-        None => {
-            table.push(item.clone());
-            (table.len() - 1) as u32
+impl<T> Table<T> {
+    fn intern(&mut self, item: &Arc<T>) -> u32 {
+        let Some(first) = &self.first else {
+            self.first = Some(item.clone());
+            return 0;
+        };
+        let recent = self.rest.len().saturating_sub(REFS_LOOKBACK);
+        if let Some(i) = self.rest[recent..].iter().rposition(|t| Arc::ptr_eq(t, item)) {
+            return (recent + i + 1) as u32;
+        }
+        if Arc::ptr_eq(first, item) {
+            return 0;
+        }
+        self.rest.push(item.clone());
+        self.rest.len() as u32
+    }
+
+    fn get(&self, i: u32) -> &T {
+        let entry = match i {
+            0 => self.first.as_ref(),
+            i => self.rest.get(i as usize - 1),
+        };
+        // Indices come from `intern` on this table.
+        entry.expect("a record's index is in its batch's table")
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Arc<T>> {
+        self.first.iter().chain(&self.rest)
+    }
+
+    #[cfg(test)]
+    fn extend(&mut self, other: Table<T>) {
+        for t in other.first.into_iter().chain(other.rest) {
+            match self.first {
+                None => self.first = Some(t),
+                Some(_) => self.rest.push(t),
+            }
         }
     }
 }
@@ -272,21 +327,21 @@ fn intern<T>(table: &mut Vec<Arc<T>>, item: &Arc<T>) -> u32 {
 impl Refs {
     /// Points `record` at its segment and thread, adding them if new.
     pub(crate) fn add(&mut self, record: &mut SpanRecord, segment: &Arc<SegmentShared>, thread: &Arc<ThreadInfo>) {
-        record.segment = intern(&mut self.segments, segment);
-        record.thread = intern(&mut self.threads, thread);
+        record.segment = self.segments.intern(segment);
+        record.thread = self.threads.intern(thread);
     }
 
     /// Points `record` at its thread only (its segment index stays 0).
     pub(crate) fn add_thread(&mut self, record: &mut SpanRecord, thread: &Arc<ThreadInfo>) {
-        record.thread = intern(&mut self.threads, thread);
+        record.thread = self.threads.intern(thread);
     }
 
     pub(crate) fn segment(&self, r: &SpanRecord) -> &SegmentShared {
-        &self.segments[r.segment as usize]
+        self.segments.get(r.segment)
     }
 
     pub(crate) fn thread(&self, r: &SpanRecord) -> &ThreadInfo {
-        &self.threads[r.thread as usize]
+        self.threads.get(r.thread)
     }
 
     /// Takes over `other`'s entries, re-pointing its `records` (tests).
@@ -302,8 +357,8 @@ impl Refs {
     }
 
     /// The segments, in order of first appearance.
-    pub(crate) fn segments(&self) -> &[Arc<SegmentShared>] {
-        &self.segments
+    pub(crate) fn segments(&self) -> impl Iterator<Item = &Arc<SegmentShared>> {
+        self.segments.iter()
     }
 }
 
