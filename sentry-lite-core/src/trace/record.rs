@@ -665,7 +665,13 @@ impl Job for SpanBatchJob {
         };
         let mut envelope = Envelope::new();
         envelope.headers.trace = Some(dsc);
-        envelope.headers.sdk = Some(client.sdk.clone());
+        // Name and version only: one envelope per trace, and the integrations
+        // and packages lists would be copied and written for each.
+        envelope.headers.sdk = Some(crate::protocol::SdkInfo {
+            name: client.sdk.name.clone(),
+            version: client.sdk.version.clone(),
+            ..Default::default()
+        });
         envelope.add_item(item);
         Some(envelope)
     }
