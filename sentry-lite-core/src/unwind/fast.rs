@@ -30,12 +30,21 @@ pub(super) fn set_disabled(disabled: bool) {
     DISABLED.with(|d| d.set(disabled));
 }
 
+/// Rule caches per thread (8 KiB each).
+const CACHES: usize = 4;
+/// framehop's slots per cache: the cache picks `address % SLOTS`, we pick the cache
+/// from the bits above.
+const SLOTS: u64 = 509;
+
 struct ThreadState {
     /// This thread's stack, `None` when it could not be found.
     stack: Option<Range<u64>>,
     modules: Option<Arc<ModuleSet>>,
-    /// Unwind rules by address: 509 slots, 8 KiB, per thread.
-    cache: Cache,
+    /// Unwind rules by address. framehop's cache is direct-mapped (509 slots,
+    /// 8 KiB): two return addresses of one stack that share a slot evict each other
+    /// on every capture, and each miss re-reads the DWARF (~2,700 instructions).
+    /// Spreading addresses over a few caches makes such pairs rare.
+    caches: Box<[Cache; CACHES]>,
 }
 
 /// Appends return addresses (innermost first, starting at this function's caller)
@@ -75,7 +84,7 @@ pub(super) fn trace(out: &mut Vec<usize>, max: usize) -> bool {
 
 impl ThreadState {
     fn new() -> Self {
-        Self { stack: stack_range(), modules: None, cache: Cache::new() }
+        Self { stack: stack_range(), modules: None, caches: Box::new(std::array::from_fn(|_| Cache::new())) }
     }
 
     fn walk(&mut self, pc: u64, sp: u64, bp: u64, out: &mut Vec<usize>, max: usize) -> bool {
@@ -85,25 +94,31 @@ impl ThreadState {
         if !self.refresh_modules() {
             return false;
         }
-        let (Some(modules), cache) = (self.modules.as_deref(), &mut self.cache) else { return false };
+        let (Some(modules), caches) = (self.modules.as_deref(), &mut self.caches) else { return false };
         // Only the live part of this thread's stack, from this frame up, 8-aligned.
         let top = stack.end;
         let mut read = |addr: u64| read_stack_word(addr, sp..top);
-        let mut frames = modules.unwinder.iter_frames(pc, UnwindRegsNative::new(pc, sp, bp), cache, &mut read);
+        let mut regs = UnwindRegsNative::new(pc, sp, bp);
+        let mut address = FrameAddress::from_instruction_pointer(pc); // `trace` itself
+        let mut code = modules.code_range(pc);
         let start = out.len();
         loop {
-            match frames.next() {
-                Ok(Some(FrameAddress::InstructionPointer(_))) => {} // `trace` itself
-                Ok(Some(FrameAddress::ReturnAddress(ra))) => {
-                    let ra = ra.get();
+            let slot_group = (address.address_for_lookup() / SLOTS) as usize % CACHES;
+            match modules.unwinder.unwind_frame(address, &mut regs, &mut caches[slot_group], &mut read) {
+                Ok(Some(ra)) => {
+                    let Some(next) = FrameAddress::from_return_address(ra) else { return false };
                     // Unknown code (JIT, a corrupt frame): libgcc decides there.
-                    if !modules.is_code(ra - 1) {
-                        return false;
+                    if !code.contains(&(ra - 1)) {
+                        code = modules.code_range(ra - 1);
+                        if code.is_empty() {
+                            return false;
+                        }
                     }
                     if out.len() - start >= max {
                         return true;
                     }
                     out.push(ra as usize);
+                    address = next;
                 }
                 Ok(None) => return true,
                 Err(_) => return false,
@@ -134,7 +149,7 @@ impl ThreadState {
         };
         self.modules = Some(modules);
         // Rules of unloaded modules must not be reused at their old addresses.
-        self.cache = Cache::new();
+        self.caches.iter_mut().for_each(|c| *c = Cache::new());
         true
     }
 }

@@ -64,10 +64,13 @@ pub(super) struct ModuleSet {
 }
 
 impl ModuleSet {
-    /// Whether `addr` lies in an executable segment of a known module.
-    pub(super) fn is_code(&self, addr: u64) -> bool {
+    /// The executable segment holding `addr`; empty when none does.
+    pub(super) fn code_range(&self, addr: u64) -> Range<u64> {
         let i = self.code.partition_point(|r| r.start <= addr);
-        i > 0 && addr < self.code[i - 1].end
+        match i.checked_sub(1).map(|i| &self.code[i]) {
+            Some(r) if addr < r.end => r.clone(),
+            _ => 0..0,
+        }
     }
 
     /// Reads the loaded modules. `None` when the loader tells nothing usable.
@@ -250,10 +253,13 @@ mod tests {
     #[test]
     fn finds_this_binary_and_libc() {
         let set = ModuleSet::load().expect("modules");
-        assert!(set.is_code(finds_this_binary_and_libc as *const () as usize as u64));
-        assert!(set.is_code(libc::getpid as *const () as usize as u64));
-        assert!(!set.is_code(0));
-        assert!(!set.is_code(&set as *const _ as u64), "a stack address is not code");
+        let here = finds_this_binary_and_libc as *const () as usize as u64;
+        assert!(set.code_range(here).contains(&here));
+        let getpid = libc::getpid as *const () as usize as u64;
+        assert!(set.code_range(getpid).contains(&getpid));
+        assert!(!set.code_range(here).contains(&getpid), "another module");
+        assert!(set.code_range(0).is_empty());
+        assert!(set.code_range(&set as *const _ as u64).is_empty(), "a stack address is not code");
         assert_eq!(current_generation(), Some(set.generation));
     }
 }
