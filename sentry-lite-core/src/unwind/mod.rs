@@ -3,7 +3,7 @@
 //!
 //! On x86_64 Linux a fast path walks the stack with framehop over the loaded
 //! modules' in-memory `.eh_frame` tables, caching one unwind rule per address, so a
-//! repeated capture costs a few nanoseconds per frame instead of libgcc's ~150 ns.
+//! repeated capture costs ~190 instructions per frame instead of libgcc's ~1,600.
 //! Anything it cannot vouch for (another platform, a stack outside the thread's
 //! bounds, code outside every known module, an unreadable slot, re-entrancy) falls
 //! back to `backtrace::trace`, which gives the same addresses more slowly.
