@@ -12,28 +12,30 @@ pub(crate) const MAX_CHAIN: usize = 64;
 /// `outer_type` names the outermost error's type when the caller knows it
 /// (`std::any::type_name`); other types are read from `Debug` output.
 pub fn exceptions_from_error(error: &(dyn Error + 'static), outer_type: Option<&str>) -> Vec<Exception> {
-    let mut chain: Vec<Exception> = Vec::new();
-    // Wide pointers: a struct and its first field share an address but not a vtable.
-    let mut seen: Vec<*const dyn Error> = Vec::new();
+    // The caller's thread pays for this: no allocation beyond the exceptions' own
+    // strings. Wide pointers: a struct and its first field share an address but not
+    // a vtable.
+    let mut seen: [Option<*const dyn Error>; MAX_CHAIN] = [None; MAX_CHAIN];
+    let mut chain: Vec<Exception> = Vec::with_capacity(4);
     let mut current: Option<&(dyn Error + 'static)> = Some(error);
     while let Some(err) = current {
         let ptr = err as *const dyn Error;
         #[allow(ambiguous_wide_pointer_comparisons)]
-        let cyclic = seen.iter().any(|p| std::ptr::eq(*p, ptr));
+        let cyclic = seen[..chain.len()].iter().flatten().any(|p| std::ptr::eq(*p, ptr));
         if chain.len() >= MAX_CHAIN || cyclic {
             break;
         }
-        seen.push(ptr);
-        let ty = if chain.is_empty() { outer_type.map(short_type_name) } else { None };
-        chain.push(Exception {
-            ty: ty.map(str::to_owned).unwrap_or_else(|| type_name_of(err)),
-            value: Some(err.to_string()),
-            ..Exception::default()
-        });
+        seen[chain.len()] = Some(ptr);
+        let ty = match outer_type {
+            Some(outer) if chain.is_empty() => short_type_name(outer).to_owned(),
+            _ => type_name_of(err),
+        };
+        chain.push(Exception { ty, value: Some(err.to_string()), ..Exception::default() });
         current = err.source();
     }
-    let len = chain.len();
     for (i, exc) in chain.iter_mut().enumerate() {
+        // The outermost error (i == 0, last once reversed) is the headline, so its
+        // mechanism names the capture; the causes are chained to it.
         exc.mechanism = Some(Mechanism {
             ty: if i == 0 { "generic".into() } else { "chained".into() },
             handled: Some(true),
@@ -44,39 +46,48 @@ pub fn exceptions_from_error(error: &(dyn Error + 'static), outer_type: Option<&
         });
     }
     chain.reverse();
-    if len > 0 {
-        // Sentry reads the last value as the headline; its mechanism names the capture.
-        let last = &mut chain[len - 1];
-        if let Some(m) = &mut last.mechanism {
-            m.ty = "generic".into();
-        }
-    }
     chain
 }
+
+/// Longest type name kept from `Debug` output.
+const MAX_TYPE_NAME: usize = 128;
 
 /// A readable type name for an error whose concrete type is unknown: `Debug`
 /// output up to the first delimiter is usually the type or variant name.
 fn type_name_of(err: &dyn Error) -> String {
-    // Debug output can be huge or recurse without end (deep or cyclic chains): stop
-    // formatting once the name part is known.
-    struct Bounded(String);
-    impl std::fmt::Write for Bounded {
+    // Keeps the leading name characters of the Debug output on the stack and stops
+    // the formatting at the first other character: the fields after it (possibly
+    // huge, or recursing without end in deep or cyclic chains) are never formatted.
+    struct NamePrefix {
+        buf: [u8; MAX_TYPE_NAME],
+        len: usize,
+    }
+    impl std::fmt::Write for NamePrefix {
         fn write_str(&mut self, s: &str) -> std::fmt::Result {
-            if self.0.len() + s.len() > 160 {
-                let room = 160usize.saturating_sub(self.0.len());
-                let cut = (0..=room.min(s.len())).rev().find(|i| s.is_char_boundary(*i)).unwrap_or(0);
-                self.0.push_str(&s[..cut]);
-                return Err(std::fmt::Error);
+            let room = MAX_TYPE_NAME - self.len;
+            let mut take = 0;
+            let mut done = false;
+            for (i, c) in s.char_indices() {
+                let end = i + c.len_utf8();
+                if !(c.is_alphanumeric() || c == '_' || c == ':') || end > room {
+                    done = true;
+                    break;
+                }
+                take = end;
             }
-            self.0.push_str(s);
-            Ok(())
+            self.buf[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
+            self.len += take;
+            if done {
+                Err(std::fmt::Error)
+            } else {
+                Ok(())
+            }
         }
     }
-    let mut out = Bounded(String::new());
+    let mut out = NamePrefix { buf: [0; MAX_TYPE_NAME], len: 0 };
     let _ = std::fmt::write(&mut out, format_args!("{err:?}"));
-    let debug = out.0;
-    let end = debug.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':')).unwrap_or(debug.len());
-    let name = &debug[..end.min(128)];
+    // Whole characters only were copied, so this is valid UTF-8.
+    let name = std::str::from_utf8(&out.buf[..out.len]).unwrap_or("");
     if name.is_empty() || name.chars().next().is_some_and(|c| c.is_ascii_digit()) {
         "Error".to_owned()
     } else {
@@ -151,5 +162,33 @@ mod tests {
     fn cyclic_chains_stop() {
         let values = exceptions_from_error(&CYCLIC, None);
         assert_eq!(values.len(), 1);
+    }
+
+    struct Named(&'static str);
+    impl fmt::Debug for Named {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)?;
+            f.write_str("(")?;
+            unreachable!("formatting stops at the first delimiter")
+        }
+    }
+    impl fmt::Display for Named {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("named")
+        }
+    }
+    impl Error for Named {}
+
+    #[test]
+    fn type_names_from_debug_output() {
+        assert_eq!(type_name_of(&Named("Timeout")), "Timeout");
+        assert_eq!(type_name_of(&Named("déjà_vu::Fehler")), "déjà_vu::Fehler");
+        assert_eq!(type_name_of(&Named("")), "Error");
+        assert_eq!(type_name_of(&Named("404")), "Error");
+        // Cut at 128 bytes, on a character boundary.
+        let long: &'static str = "é".repeat(100).leak();
+        assert_eq!(type_name_of(&Named(long)), "é".repeat(64));
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+        assert_eq!(type_name_of(&io), "Custom");
     }
 }

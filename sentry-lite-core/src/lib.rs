@@ -45,11 +45,14 @@ mod pipeline;
 pub mod protocol;
 mod scope;
 mod stacktrace;
+// The one module allowed `unsafe` (see its docs): in-process stack unwinding.
 #[cfg(feature = "test")]
 #[path = "test_support.rs"]
 pub mod test;
 pub mod trace;
 pub mod transport;
+#[allow(unsafe_code)]
+mod unwind;
 
 pub use api::{
     add_breadcrumb, add_breadcrumb_with, capture_envelope, capture_error, capture_error_dyn, capture_event,

@@ -88,10 +88,7 @@ impl RawBacktrace {
     #[inline(never)]
     pub fn capture() -> Self {
         let mut ips = Vec::with_capacity(48);
-        backtrace::trace(|frame| {
-            ips.push(frame.ip() as usize);
-            ips.len() < MAX_CAPTURED
-        });
+        crate::unwind::trace(&mut ips, MAX_CAPTURED);
         Self { ips }
     }
 
