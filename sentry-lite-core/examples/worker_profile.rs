@@ -1,5 +1,5 @@
 //! Worker-side cost of error events without the network, for `perf` / callgrind:
-//! `cargo run --release -p sentry-lite-core --example error_profile -- 20000`.
+//! `cargo run --release -p sentry-lite-core --example worker_profile -- 20000`.
 //! Captures N error events (3-level chain, stack trace attached) into a client
 //! with a no-op transport and prints the worker thread's CPU time per event.
 
