@@ -264,6 +264,34 @@ const NON_PER_OP_CASES: &[&str] = &[
     "span/sustained_200k_per_s",
 ];
 
+/// The lines of one loopback run.
+fn print_loopback(t: &ours::Throughput) {
+    println!(
+        "     captured={} received={} ({:.1}%) dropped: queue={} network={}; requests={} (gzip {}), {:.0} wire B/event",
+        t.sent,
+        t.received,
+        100.0 * t.received as f64 / t.sent.max(1) as f64,
+        t.dropped_queue,
+        t.dropped_network,
+        t.requests,
+        t.gzipped,
+        t.wire_bytes as f64 / t.received.max(1) as f64
+    );
+    println!(
+        "     capture rate {:.0}/s over {:.2}s; delivered {:.0} events/s over {:.2}s (incl. final flush)",
+        t.sent as f64 / t.produce.as_secs_f64(),
+        t.produce.as_secs_f64(),
+        t.delivered_per_s(),
+        t.elapsed.as_secs_f64()
+    );
+    println!(
+        "     CPU per delivered event: worker {:.1} µs, receiver {:.1} µs, producer {:.1} µs",
+        t.per_event_us(t.worker_cpu),
+        t.per_event_us(t.receiver_cpu),
+        t.per_event_us(t.producer_cpu)
+    );
+}
+
 fn selected(name: &str, cli: &Cli) -> bool {
     cli.only.as_deref().is_none_or(|o| name.contains(o))
 }
@@ -432,29 +460,26 @@ fn wire_cases(cli: &Cli, s: &Settings, quick: bool, ratios: &mut Vec<String>) {
         );
         match ours::loopback_throughput(s.load_duration) {
             Some(t) => {
-                let secs = t.elapsed.as_secs_f64();
-                println!(
-                    "   ours: captured={} received={} ({:.1}%) dropped: queue={} network={}; requests={} (gzip {}), {:.0} wire B/event",
-                    t.sent,
-                    t.received,
-                    100.0 * t.received as f64 / t.sent.max(1) as f64,
-                    t.dropped_queue,
-                    t.dropped_network,
-                    t.requests,
-                    t.gzipped,
-                    t.wire_bytes as f64 / t.received.max(1) as f64
-                );
-                println!(
-                    "   capture rate {:.0}/s over {:.2}s; delivered {:.0} events/s over {:.2}s (incl. final flush)",
-                    t.sent as f64 / t.produce.as_secs_f64(),
-                    t.produce.as_secs_f64(),
-                    t.received as f64 / secs,
-                    secs
-                );
-                println!("THROUGHPUT {case} {:.0} events/s", t.received as f64 / secs);
+                println!("   unpaced (the producer captures as fast as it can, keeping one core busy):");
+                print_loopback(&t);
+                println!("THROUGHPUT {case} {:.0} events/s", t.delivered_per_s());
             }
             None => println!("   ours: n/a"),
         }
+        // The figure: the highest offered rate delivered in full.
+        let rates = [2_500u64, 5_000, 7_500, 10_000, 12_500, 15_000, 17_500, 20_000, 25_000, 30_000, 40_000, 50_000];
+        println!(
+            "   paced (offered rate in 10 ms slots, {:?} per rate, increasing until one is not delivered in full):",
+            s.load_duration
+        );
+        let runs = ours::loopback_paced(s.load_duration, &rates);
+        for (rate, t) in &runs {
+            println!("   offered {rate}/s:");
+            print_loopback(t);
+        }
+        let best = runs.iter().filter(|(_, t)| t.complete()).map(|(r, _)| *r).max().unwrap_or(0);
+        println!("   highest offered rate delivered in full: {best} events/s");
+        println!("THROUGHPUT {case}_paced_max {best} events/s");
     }
     let case = "span/sustained_200k_per_s";
     if selected(case, cli) {

@@ -1,17 +1,45 @@
 //! The worker's half of an event capture: everything that can wait.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
 
 use crate::client::{ClientInner, PendingEvent};
+use crate::protocol::raw_frames::RawFrame;
 use crate::protocol::{Context, DataCategory, DiscardReason, DynamicSamplingContext, Envelope, Event, Stacktrace};
 use crate::scope::Scope;
+use crate::stacktrace::{InAppRules, RawBacktrace, SymbolCache};
 use crate::trace::PropagationContext;
 
 thread_local! {
     /// Symbolicated frames by instruction pointer. Events are finished on the
     /// client's worker thread, so this is that worker's cache (bounded, see
     /// [`SymbolCache`](crate::stacktrace::SymbolCache)); it goes away with the thread.
-    static SYMBOLS: RefCell<crate::stacktrace::SymbolCache> = RefCell::default();
+    static SYMBOLS: RefCell<SymbolCache> = RefCell::default();
+    /// The same frames serialized, with `in_app` as decided by the client's rules.
+    static FRAME_JSON: RefCell<FrameJson> = RefCell::default();
+}
+
+/// Serialized frames by `(instruction pointer, inline index)`; see
+/// [`raw_frames`](crate::protocol::raw_frames). Bounded like the symbol cache.
+#[derive(Default)]
+struct FrameJson {
+    /// The client whose in-app rules the cached frames follow (its address).
+    owner: usize,
+    frames: HashMap<(usize, usize), RawFrame>,
+}
+
+/// Serialized frames a [`FrameJson`] holds before it starts over.
+const FRAME_JSON_CAPACITY: usize = 20_000;
+
+/// Where the stack trace of a capture went.
+enum TraceSlot {
+    /// Not attached (the event had its own).
+    None,
+    /// As owned frames.
+    Frames,
+    /// As a placeholder for these serialized frames, on the last exception or thread.
+    Raw(Vec<RawFrame>, bool),
 }
 
 /// Applies scopes and defaults, symbolicates, runs processors and `before_send`,
@@ -52,17 +80,37 @@ pub(crate) fn finish_event(pending: PendingEvent, client: &ClientInner) -> Optio
         strip_pii(&mut event);
     }
 
+    // Nothing will look at the frames before serialization: write them from the
+    // worker's cache of serialized frames instead of cloning them into the event.
+    let frames_untouched = scopes.global.processors.is_empty()
+        && scopes.isolation.processors.is_empty()
+        && scopes.current.processors.is_empty()
+        && options.integrations.is_empty()
+        && options.before_send.is_none();
+    let mut slot = TraceSlot::None;
     if let Some(bt) = backtrace {
         let rules = client.in_app_rules();
-        // `try_with`: during thread teardown the cache may be gone; resolve directly then.
-        let resolved = SYMBOLS
-            .try_with(|cache| match cache.try_borrow_mut() {
-                Ok(mut cache) => bt.resolve_cached(&rules, &mut cache),
-                Err(_) => bt.resolve(&rules),
-            })
-            .unwrap_or_else(|_| bt.resolve(&rules));
-        if let Some(stacktrace) = resolved {
-            attach_stacktrace(&mut event, stacktrace);
+        let raw = if frames_untouched { raw_frames(&bt, &rules, client) } else { None };
+        match raw {
+            Some(frames) => {
+                if let Some(in_thread) = attach_stacktrace(&mut event, Stacktrace::default()) {
+                    slot = TraceSlot::Raw(frames, in_thread);
+                }
+            }
+            None => {
+                // `try_with`: during thread teardown the cache may be gone; resolve directly then.
+                let resolved = SYMBOLS
+                    .try_with(|cache| match cache.try_borrow_mut() {
+                        Ok(mut cache) => bt.resolve_cached(&rules, &mut cache),
+                        Err(_) => bt.resolve(&rules),
+                    })
+                    .unwrap_or_else(|_| bt.resolve(&rules));
+                if let Some(stacktrace) = resolved {
+                    if attach_stacktrace(&mut event, stacktrace).is_some() {
+                        slot = TraceSlot::Frames;
+                    }
+                }
+            }
         }
     } else {
         // Frames set by integrations (e.g. a panic hook) still get in_app rules.
@@ -75,7 +123,6 @@ pub(crate) fn finish_event(pending: PendingEvent, client: &ClientInner) -> Optio
             }
         }
     }
-
     let processors = scopes
         .global
         .processors
@@ -111,7 +158,7 @@ pub(crate) fn finish_event(pending: PendingEvent, client: &ClientInner) -> Optio
     }
 
     crate::limits::enforce(&mut event);
-    let mut envelope = match Envelope::from_event(&event) {
+    let mut envelope = match to_envelope(&event, &slot) {
         Ok(env) => env,
         Err(_) => {
             client.reports.record(DiscardReason::InternalSdkError, DataCategory::Error, 1);
@@ -120,7 +167,7 @@ pub(crate) fn finish_event(pending: PendingEvent, client: &ClientInner) -> Optio
     };
     if envelope.items.first().is_some_and(|i| i.payload().len() > crate::limits::MAX_EVENT_BYTES) {
         crate::limits::shrink(&mut event);
-        envelope = Envelope::from_event(&event).ok()?;
+        envelope = to_envelope(&event, &slot).ok()?;
     }
     envelope.headers.trace = Some(dsc);
     envelope.headers.sdk = None;
@@ -151,10 +198,15 @@ fn link_trace(event: &mut Event, current: &Scope, isolation: &Scope, client: &Cl
     propagation.dsc_for(Some(client))
 }
 
-fn attach_stacktrace(event: &mut Event, stacktrace: Stacktrace) {
+/// Puts the captured stack trace on the outermost exception (unless it has one)
+/// or, without exceptions, on a thread entry; `Some(on_a_thread)` when attached.
+fn attach_stacktrace(event: &mut Event, stacktrace: Stacktrace) -> Option<bool> {
     match event.exception.as_mut().and_then(|e| e.values.last_mut()) {
-        Some(exc) if exc.stacktrace.is_none() => exc.stacktrace = Some(stacktrace),
-        Some(_) => {}
+        Some(exc) if exc.stacktrace.is_none() => {
+            exc.stacktrace = Some(stacktrace);
+            Some(false)
+        }
+        Some(_) => None,
         None => {
             let thread = crate::protocol::Thread {
                 id: 0,
@@ -164,8 +216,66 @@ fn attach_stacktrace(event: &mut Event, stacktrace: Stacktrace) {
                 ..Default::default()
             };
             event.threads.get_or_insert_with(Default::default).values.push(thread);
+            Some(true)
         }
     }
+}
+
+/// The frames `bt` keeps, serialized (through this thread's caches); `None` when
+/// the caches are unavailable (thread teardown) or no frame is kept.
+fn raw_frames(bt: &RawBacktrace, rules: &InAppRules<'_>, client: &ClientInner) -> Option<Vec<RawFrame>> {
+    let owner = client as *const ClientInner as usize;
+    SYMBOLS
+        .try_with(|symbols| {
+            let mut symbols = symbols.try_borrow_mut().ok()?;
+            FRAME_JSON
+                .try_with(|json| {
+                    let mut json = json.try_borrow_mut().ok()?;
+                    if json.owner != owner {
+                        json.frames.clear();
+                        json.owner = owner;
+                    }
+                    let kept = bt.kept_cached(&mut symbols)?;
+                    if json.frames.len() + kept.len() > FRAME_JSON_CAPACITY {
+                        json.frames.clear();
+                    }
+                    let mut out = Vec::with_capacity(kept.len());
+                    for k in kept {
+                        let raw = match json.frames.get(&(k.ip, k.inline)) {
+                            Some(raw) => raw.clone(),
+                            None => {
+                                let mut frame = k.frame.clone();
+                                frame.in_app = Some(rules.is_in_app(k.frame));
+                                let raw: RawFrame = Rc::from(serde_json::value::to_raw_value(&frame).ok()?);
+                                json.frames.insert((k.ip, k.inline), raw.clone());
+                                raw
+                            }
+                        };
+                        out.push(raw);
+                    }
+                    Some(out)
+                })
+                .ok()
+                .flatten()
+        })
+        .ok()
+        .flatten()
+}
+
+/// The event's envelope, its placeholder stack trace (if any) written from the
+/// serialized frames.
+fn to_envelope(event: &Event, slot: &TraceSlot) -> serde_json::Result<Envelope> {
+    if let TraceSlot::Raw(frames, in_thread) = slot {
+        let placeholder = if *in_thread {
+            event.threads.as_ref().and_then(|t| t.values.last()).and_then(|t| t.stacktrace.as_ref())
+        } else {
+            event.exception.as_ref().and_then(|e| e.values.last()).and_then(|e| e.stacktrace.as_ref())
+        };
+        if let Some(placeholder) = placeholder {
+            return Envelope::from_event_with_frames(event, placeholder, frames.clone());
+        }
+    }
+    Envelope::from_event(event)
 }
 
 /// Without `send_default_pii`: no IP, cookies, auth headers or bodies, whatever
@@ -206,7 +316,42 @@ pub fn is_sensitive_header(name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
     use super::*;
+    use crate::{Client, ClientOptions, Hub, TestTransport};
+
+    /// The stack trace JSON of one error captured through a client with `options`,
+    /// always from the same call site.
+    fn captured_stacktrace(options: ClientOptions) -> serde_json::Value {
+        let transport = TestTransport::new();
+        let dsn = "https://public@127.0.0.1:9/1".parse().unwrap();
+        let client = Arc::new(Client::new(options.with_transport(transport.clone()), Some(dsn)));
+        let hub = Arc::new(Hub::new_from_top(&Hub::main()));
+        hub.bind_client(Some(client.clone()));
+        for _ in 0..2 {
+            // Twice: the second capture hits the worker's caches.
+            Hub::run(hub.clone(), || crate::capture_error(&std::io::Error::other("boom")));
+        }
+        client.flush(Duration::from_secs(10));
+        let envelopes = transport.take();
+        assert_eq!(envelopes.len(), 2);
+        let payloads: Vec<serde_json::Value> =
+            envelopes.iter().map(|e| e.items[0].payload_json().unwrap()["exception"]["values"][0].clone()).collect();
+        assert_eq!(payloads[0]["stacktrace"], payloads[1]["stacktrace"]);
+        payloads[1]["stacktrace"].clone()
+    }
+
+    #[test]
+    fn serialized_frames_match_owned_frames() {
+        // Without callbacks the frames are written from the serialized-frame cache;
+        // a `before_send` needs them owned. Both must give the same JSON.
+        let fast = captured_stacktrace(ClientOptions::new());
+        let owned = captured_stacktrace(ClientOptions::new().with_before_send(Some));
+        assert!(fast["frames"].as_array().is_some_and(|f| !f.is_empty()), "{fast}");
+        assert_eq!(fast, owned);
+    }
 
     #[test]
     fn sensitive_headers() {

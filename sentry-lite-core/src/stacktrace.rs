@@ -110,35 +110,44 @@ impl RawBacktrace {
     /// [`resolve`](Self::resolve) through `cache`: each instruction pointer is
     /// symbolicated once per cache; the result is the same.
     pub(crate) fn resolve_cached(&self, rules: &InAppRules<'_>, cache: &mut SymbolCache) -> Option<Stacktrace> {
+        let kept = self.kept_cached(cache)?;
+        // Clone only the frames that are kept.
+        let frames = kept
+            .into_iter()
+            .map(|k| {
+                let mut frame = k.frame.clone();
+                frame.in_app = Some(rules.is_in_app(k.frame));
+                frame
+            })
+            .collect();
+        Some(Stacktrace { frames })
+    }
+
+    /// The frames [`resolve_cached`](Self::resolve_cached) keeps, oldest first,
+    /// borrowed from `cache` (`in_app` unset); `None` when none is kept.
+    pub(crate) fn kept_cached<'c>(&self, cache: &'c mut SymbolCache) -> Option<Vec<KeptFrame<'c>>> {
         cache.fill(&self.ips);
-        // Borrow the cached frames and clone only those that are kept.
-        let mut frames: Vec<&Frame> = Vec::with_capacity(self.ips.len() + self.ips.len() / 2);
-        for ip in &self.ips {
-            frames.extend(cache.frames.get(ip).into_iter().flat_map(|f| f.iter()));
+        let cache = &*cache;
+        let mut frames: Vec<KeptFrame<'c>> = Vec::with_capacity(self.ips.len() + self.ips.len() / 2);
+        for &ip in &self.ips {
+            let resolved = cache.frames.get(&ip).into_iter().flat_map(|f| f.iter());
+            frames.extend(resolved.enumerate().map(|(inline, frame)| KeptFrame { ip, inline, frame }));
         }
-        select_frames(&frames, rules)
+        let (start, end) = kept_range(frames.iter().map(|k| k.frame))?;
+        frames.truncate(end);
+        frames.drain(..start);
+        frames.reverse();
+        Some(trim_frames(frames))
     }
 }
 
-/// [`finish_frames`] over borrowed frames (innermost first): only the frames kept
-/// are cloned.
-fn select_frames(frames: &[&Frame], rules: &InAppRules<'_>) -> Option<Stacktrace> {
-    let (start, end) = kept_range(frames.iter().copied())?;
-    let kept = &frames[start..end];
-    let n = kept.len();
-    let (keep_head, keep_tail) = if n > MAX_FRAMES { (MAX_FRAMES - MAX_FRAMES / 2, MAX_FRAMES / 2) } else { (n, 0) };
-    // Oldest first: `kept` is innermost first, so walk it backwards.
-    let oldest = kept.iter().rev().take(keep_head);
-    let newest = kept[..keep_tail].iter().rev();
-    let frames = oldest
-        .chain(newest)
-        .map(|f| {
-            let mut frame = (*f).clone();
-            frame.in_app = Some(rules.is_in_app(f));
-            frame
-        })
-        .collect();
-    Some(Stacktrace { frames })
+/// A frame kept by [`RawBacktrace::kept_cached`]: the `inline`-th frame (innermost
+/// first) that instruction pointer `ip` resolves to. Symbolication is
+/// deterministic, so `(ip, inline)` names the same frame for the life of the process.
+pub(crate) struct KeptFrame<'c> {
+    pub(crate) ip: usize,
+    pub(crate) inline: usize,
+    pub(crate) frame: &'c Frame,
 }
 
 /// The range of `frames` (innermost first) left after trimming the capture
@@ -178,7 +187,7 @@ fn finish_frames(mut frames: Vec<Frame>, rules: &InAppRules<'_>) -> Option<Stack
 }
 
 /// Keeps the oldest and newest frames when a stack is deeper than Relay accepts.
-fn trim_frames(mut frames: Vec<Frame>) -> Vec<Frame> {
+fn trim_frames<T>(mut frames: Vec<T>) -> Vec<T> {
     if frames.len() > MAX_FRAMES {
         let keep_tail = MAX_FRAMES / 2;
         let keep_head = MAX_FRAMES - keep_tail;

@@ -4,7 +4,8 @@ use std::io::Write;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{ClientReport, DynamicSamplingContext, Event, EventId, SdkInfo};
+use super::raw_frames::RawFrame;
+use super::{ClientReport, DynamicSamplingContext, Event, EventId, SdkInfo, Stacktrace};
 
 /// Envelope headers.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -208,6 +209,21 @@ impl Item {
         Ok(item)
     }
 
+    /// [`Item::event`] for an event whose stack trace `placeholder` is written as
+    /// the already serialized `frames` (see [`raw_frames`](super::raw_frames)).
+    pub(crate) fn event_with_frames(
+        event: &Event,
+        placeholder: &Stacktrace,
+        frames: Vec<RawFrame>,
+    ) -> serde_json::Result<Self> {
+        let ty = if event.ty.as_deref() == Some("transaction") { ItemType::Transaction } else { ItemType::Event };
+        let mut payload = Vec::with_capacity(8 * 1024);
+        super::raw_frames::serialize_event(event, placeholder, frames, &mut payload)?;
+        let mut item = Self::new(ty, payload);
+        item.set_header("content_type", "application/json");
+        Ok(item)
+    }
+
     /// A span v2 container item; `item_count` is set from the slice.
     pub fn spans<T: Serialize>(spans: &[T]) -> serde_json::Result<Self> {
         Self::container(ItemType::Span, SPAN_V2_CONTENT_TYPE, spans, true)
@@ -352,6 +368,18 @@ impl Envelope {
         let mut env = Self::new();
         env.headers.event_id = Some(event.event_id);
         env.items.push(Item::event(event)?);
+        Ok(env)
+    }
+
+    /// [`Envelope::from_event`] through [`Item::event_with_frames`].
+    pub(crate) fn from_event_with_frames(
+        event: &Event,
+        placeholder: &Stacktrace,
+        frames: Vec<RawFrame>,
+    ) -> serde_json::Result<Self> {
+        let mut env = Self::new();
+        env.headers.event_id = Some(event.event_id);
+        env.items.push(Item::event_with_frames(event, placeholder, frames)?);
         Ok(env)
     }
 

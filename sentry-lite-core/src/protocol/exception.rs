@@ -23,7 +23,11 @@ pub struct Exception {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thread_id: Option<u64>,
     /// Its stack trace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "super::raw_frames::serialize_stacktrace"
+    )]
     pub stacktrace: Option<Stacktrace>,
     /// How it was captured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -116,6 +120,10 @@ pub struct Thread {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub main: Option<bool>,
     /// Its stack trace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "super::raw_frames::serialize_stacktrace"
+    )]
     pub stacktrace: Option<Stacktrace>,
 }

@@ -12,6 +12,7 @@ mod event;
 mod exception;
 mod level;
 mod log;
+pub(crate) mod raw_frames;
 mod span;
 mod time;
 

@@ -108,6 +108,7 @@ impl Worker {
                 spool,
                 spool_retry_at: Instant::now(),
                 spool_backoff: SPOOL_MIN_BACKOFF,
+                bodies: Vec::new(),
             };
             state.run(rx);
         })?;
@@ -189,7 +190,13 @@ struct WorkerState {
     spool: Option<Spool>,
     spool_retry_at: Instant,
     spool_backoff: Duration,
+    /// Serialization buffers reused from batch to batch (one per envelope of a batch).
+    bodies: Vec<Vec<u8>>,
 }
+
+/// Serialization buffers larger than this are not kept for the next batch (span
+/// batches can reach megabytes; error events are a few KB).
+const MAX_KEPT_BODY: usize = 64 * 1024;
 
 /// What became of one delivery attempt.
 enum Delivery {
@@ -443,22 +450,31 @@ impl WorkerState {
     /// [`Transport::send_batch`]), updating rate limits from the answers in order.
     fn deliver_batch(&mut self, envelopes: &mut [Envelope]) -> Vec<Delivery> {
         let sent_at = Timestamp::now().to_rfc3339();
-        let bodies: Vec<Vec<u8>> = envelopes
-            .iter_mut()
-            .map(|envelope| {
-                envelope.headers.sent_at = Some(sent_at.clone());
-                envelope.to_vec()
-            })
-            .collect();
-        let Some(transport) = self.transport.as_mut() else {
-            return envelopes.iter().map(|_| Delivery::Retryable(DiscardReason::InternalSdkError)).collect();
+        let mut bodies = std::mem::take(&mut self.bodies);
+        if bodies.len() < envelopes.len() {
+            bodies.resize_with(envelopes.len(), Vec::new);
+        }
+        for (envelope, body) in envelopes.iter_mut().zip(bodies.iter_mut()) {
+            envelope.headers.sent_at = Some(sent_at.clone());
+            body.clear();
+            body.reserve(256 + envelope.items.iter().map(|i| i.payload().len() + 64).sum::<usize>());
+            // Writing into a Vec cannot fail on I/O; serde errors are impossible for these types.
+            let _ = envelope.to_writer(&mut *body);
+        }
+        let outcomes = match self.transport.as_mut() {
+            None => None,
+            Some(transport) if envelopes.len() == 1 => Some(vec![transport.send(&envelopes[0], &bodies[0])]),
+            Some(transport) => {
+                let batch: Vec<(&Envelope, &[u8])> =
+                    envelopes.iter().zip(&bodies).map(|(e, b)| (e, b.as_slice())).collect();
+                Some(transport.send_batch(&batch))
+            }
         };
-        let outcomes = if envelopes.len() == 1 {
-            vec![transport.send(&envelopes[0], &bodies[0])]
-        } else {
-            let batch: Vec<(&Envelope, &[u8])> =
-                envelopes.iter().zip(&bodies).map(|(e, b)| (e, b.as_slice())).collect();
-            transport.send_batch(&batch)
+        // Keep the buffers for the next batch, unless one grew large.
+        bodies.retain(|b| b.capacity() <= MAX_KEPT_BODY);
+        self.bodies = bodies;
+        let Some(outcomes) = outcomes else {
+            return envelopes.iter().map(|_| Delivery::Retryable(DiscardReason::InternalSdkError)).collect();
         };
         let mut outcomes = outcomes.into_iter();
         envelopes
