@@ -3,7 +3,7 @@
 //! Drops can happen on hot paths (a full queue, a sampled-out trace), so counting
 //! is one relaxed atomic add into a fixed table: no lock, no allocation.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::protocol::{ClientReport, DataCategory, DiscardReason, DiscardedEvents, Timestamp};
 
@@ -36,11 +36,18 @@ fn slot(reason: DiscardReason, category: DataCategory) -> Option<usize> {
 pub(crate) struct ClientReports {
     pending: [AtomicU64; SLOTS],
     totals: [AtomicU64; SLOTS],
+    /// Set after a pending count grows: `take` (once per envelope) skips the
+    /// scan of every slot while nothing was dropped.
+    dirty: AtomicBool,
 }
 
 impl Default for ClientReports {
     fn default() -> Self {
-        Self { pending: std::array::from_fn(|_| AtomicU64::new(0)), totals: std::array::from_fn(|_| AtomicU64::new(0)) }
+        Self {
+            pending: std::array::from_fn(|_| AtomicU64::new(0)),
+            totals: std::array::from_fn(|_| AtomicU64::new(0)),
+            dirty: AtomicBool::new(false),
+        }
     }
 }
 
@@ -52,11 +59,16 @@ impl ClientReports {
         if let Some(i) = slot(reason, category) {
             self.pending[i].fetch_add(quantity, Ordering::Relaxed);
             self.totals[i].fetch_add(quantity, Ordering::Relaxed);
+            // Release: whoever sees the flag sees the count.
+            self.dirty.store(true, Ordering::Release);
         }
     }
 
     /// Takes the pending counts as a report, if there are any.
     pub(crate) fn take(&self) -> Option<ClientReport> {
+        if !self.dirty.load(Ordering::Relaxed) || !self.dirty.swap(false, Ordering::Acquire) {
+            return None;
+        }
         let mut discarded_events = Vec::new();
         for (i, counter) in self.pending.iter().enumerate() {
             // Cheap read first: most slots stay zero forever.
@@ -80,6 +92,7 @@ impl ClientReports {
         for d in &report.discarded_events {
             if let Some(i) = DataCategory::parse(&d.category).and_then(|c| slot(d.reason, c)) {
                 self.pending[i].fetch_add(d.quantity, Ordering::Relaxed);
+                self.dirty.store(true, Ordering::Release);
             }
         }
     }
