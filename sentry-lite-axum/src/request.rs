@@ -1,115 +1,193 @@
-//! What the layer reads from an incoming request: the `request` interface of
-//! events (PII-filtered), the route, the client address and the trace headers.
+//! What the layer reads from an incoming request: the route, the client address,
+//! the trace headers, and a compact copy of the request from which the `request`
+//! interface of events is built, PII-filtered, only when an event is captured.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, MatchedPath, OriginalUri};
-use http::header::{HeaderMap, COOKIE, HOST};
+use http::header::{HeaderMap, HeaderName, COOKIE, HOST};
 use sentry_lite_core::is_sensitive_header;
 use sentry_lite_core::protocol::Request;
 
-/// The parts of a request the layer records. Path and route borrow from the
-/// request: they are only copied where they are stored.
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+static SENTRY_TRACE: HeaderName = HeaderName::from_static("sentry-trace");
+static BAGGAGE: HeaderName = HeaderName::from_static("baggage");
+static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
+/// What the layer needs right away. Path and route borrow from the request.
 #[derive(Debug)]
 pub(crate) struct Incoming<'a> {
-    pub(crate) request: Request,
     pub(crate) path: &'a str,
     pub(crate) route: Option<&'a str>,
     pub(crate) client_ip: Option<String>,
 }
 
 impl<'a> Incoming<'a> {
-    /// Reads `req`. Sensitive headers, cookies and the client address are only kept
-    /// with `send_default_pii`. Bodies are never read.
+    /// Reads `req`; the client address only with `send_default_pii`.
     pub(crate) fn read<B>(req: &'a http::Request<B>, send_default_pii: bool) -> Self {
-        let uri = req.extensions().get::<OriginalUri>().map_or(req.uri(), |o| &o.0);
-        let path = uri.path();
-        let headers = req.headers();
-        let host = uri.authority().map(|a| a.as_str()).or_else(|| header_str(headers, HOST.as_str()));
-        let url = match host {
-            Some(host) => {
-                let scheme = uri.scheme_str().or_else(|| header_str(headers, "x-forwarded-proto")).unwrap_or("http");
-                let mut url = String::with_capacity(scheme.len() + 3 + host.len() + path.len());
-                url.push_str(scheme);
-                url.push_str("://");
-                url.push_str(host);
-                url.push_str(path);
-                url
-            }
-            None => path.to_owned(),
-        };
-
-        let mut request = Request {
-            url: Some(url),
-            method: Some(req.method().as_str().to_owned()),
-            query_string: uri.query().filter(|q| !q.is_empty()).map(str::to_owned),
-            ..Request::default()
-        };
-        let mut out: BTreeMap<String, String> = BTreeMap::new();
-        for name in headers.keys() {
-            let key = name.as_str();
-            if *name == COOKIE {
-                if send_default_pii {
-                    request.cookies = join_values(headers, key, "; ");
-                }
-                continue;
-            }
-            if !send_default_pii && is_sensitive_header(key) {
-                continue;
-            }
-            if let Some(v) = join_values(headers, key, ", ") {
-                out.insert(canonical_header_name(key), v);
-            }
-        }
-        request.headers = out;
-
-        let client_ip = if send_default_pii { client_ip(req) } else { None };
-        if let Some(ip) = &client_ip {
-            request.env.insert("REMOTE_ADDR".to_owned(), ip.clone());
-        }
+        let path = original_uri(req).path();
         let route = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
-        Self { request, path, route, client_ip }
+        let client_ip = if send_default_pii { client_ip(req) } else { None };
+        Self { path, route, client_ip }
     }
 }
 
-/// The incoming `sentry-trace`, `baggage` and `traceparent` headers (several
-/// `baggage` headers are joined, as W3C allows).
-pub(crate) fn trace_headers(headers: &HeaderMap) -> Vec<(&'static str, String)> {
-    ["sentry-trace", "baggage", "traceparent"]
-        .into_iter()
-        .filter_map(|name| join_values(headers, name, ",").map(|v| (name, v)))
-        .collect()
+fn original_uri<B>(req: &http::Request<B>) -> &http::Uri {
+    req.extensions().get::<OriginalUri>().map_or(req.uri(), |o| &o.0)
+}
+
+/// The incoming `sentry-trace`, `baggage` and `traceparent` headers, borrowed
+/// unless a header repeats (several `baggage` headers are joined, as W3C allows).
+pub(crate) type TraceHeaders<'h> = [Option<(&'static str, Cow<'h, str>)>; 3];
+
+/// The request as the layer saw it, PII-filtered already: sensitive headers,
+/// cookies and the client address are only copied with `send_default_pii`; bodies
+/// never. Everything textual sits in one buffer, so the copy is two allocations
+/// whatever the number of headers; the Sentry interface (canonical header names,
+/// joined values, a map) is built by [`RawRequest::build`], only for events.
+#[derive(Debug)]
+pub(crate) struct RawRequest {
+    method: http::Method,
+    /// `name \n value \n` per kept header value, then `url \n query \n` (header
+    /// names and values, the URI and the host cannot contain a newline).
+    text: String,
+    /// Where the URL starts in `text`.
+    url_at: usize,
+    client_ip: Option<String>,
+}
+
+impl RawRequest {
+    /// Copies what the `request` interface needs from `req` and returns the trace
+    /// headers found on the way: one pass over the headers, no lookups.
+    pub(crate) fn read<'h, B>(
+        req: &'h http::Request<B>,
+        send_default_pii: bool,
+        client_ip: Option<String>,
+    ) -> (Self, TraceHeaders<'h>) {
+        let uri = original_uri(req);
+        let mut text = String::with_capacity(128);
+        let mut trace: TraceHeaders<'h> = [None, None, None];
+        let (mut host, mut proto) = (None, None);
+        for (name, value) in req.headers() {
+            if *name == HOST {
+                host = host.or_else(|| value.to_str().ok());
+            } else if *name == X_FORWARDED_PROTO {
+                proto = proto.or_else(|| value.to_str().ok());
+            } else if let Some(i) = trace_slot(name) {
+                let key = TRACE_KEYS[i];
+                let v = String::from_utf8_lossy(value.as_bytes());
+                trace[i] = Some(match trace[i].take() {
+                    Some((_, mut joined)) => {
+                        let s = joined.to_mut();
+                        s.push(',');
+                        s.push_str(&v);
+                        (key, joined)
+                    }
+                    None => (key, v),
+                });
+            }
+            if !send_default_pii && (*name == COOKIE || is_sensitive_header(name.as_str())) {
+                continue;
+            }
+            text.push_str(name.as_str());
+            text.push('\n');
+            match value.to_str() {
+                // Visible ASCII: no newline.
+                Ok(v) => text.push_str(v),
+                Err(_) => text.push_str(&String::from_utf8_lossy(value.as_bytes()).replace('\n', " ")),
+            }
+            text.push('\n');
+        }
+        let url_at = text.len();
+        if let Some(host) = uri.authority().map(|a| a.as_str()).or(host) {
+            text.push_str(uri.scheme_str().or(proto).unwrap_or("http"));
+            text.push_str("://");
+            text.push_str(host);
+        }
+        text.push_str(uri.path());
+        text.push('\n');
+        text.push_str(uri.query().unwrap_or(""));
+        let raw = Self { method: req.method().clone(), text, url_at, client_ip };
+        (raw, trace)
+    }
+
+    /// The `request` interface of an event.
+    pub(crate) fn build(&self) -> Request {
+        let (headers_text, url_text) = self.text.split_at(self.url_at);
+        let (url, query) = url_text.split_once('\n').unwrap_or((url_text, ""));
+        let mut request = Request {
+            url: Some(url.to_owned()),
+            method: Some(self.method.as_str().to_owned()),
+            query_string: (!query.is_empty()).then(|| query.to_owned()),
+            ..Request::default()
+        };
+        let mut headers: BTreeMap<String, String> = BTreeMap::new();
+        let mut lines = headers_text.split('\n');
+        while let (Some(name), Some(value)) = (lines.next(), lines.next()) {
+            if name == COOKIE.as_str() {
+                append(&mut request.cookies, value, "; ");
+                continue;
+            }
+            let key = canonical_header_name(name);
+            match headers.get_mut(&key) {
+                Some(joined) => {
+                    joined.push_str(", ");
+                    joined.push_str(value);
+                }
+                None => {
+                    headers.insert(key, value.to_owned());
+                }
+            }
+        }
+        request.headers = headers;
+        if let Some(ip) = &self.client_ip {
+            request.env.insert("REMOTE_ADDR".to_owned(), ip.clone());
+        }
+        request
+    }
+}
+
+const TRACE_KEYS: [&str; 3] = ["sentry-trace", "baggage", "traceparent"];
+
+fn trace_slot(name: &HeaderName) -> Option<usize> {
+    if *name == SENTRY_TRACE {
+        Some(0)
+    } else if *name == BAGGAGE {
+        Some(1)
+    } else if *name == TRACEPARENT {
+        Some(2)
+    } else {
+        None
+    }
+}
+
+fn append(slot: &mut Option<String>, value: &str, sep: &str) {
+    match slot {
+        Some(s) => {
+            s.push_str(sep);
+            s.push_str(value);
+        }
+        None => *slot = Some(value.to_owned()),
+    }
 }
 
 fn client_ip<B>(req: &http::Request<B>) -> Option<String> {
     let headers = req.headers();
-    let forwarded = header_str(headers, "x-forwarded-for")
+    let forwarded = header_str(headers, &X_FORWARDED_FOR)
         .and_then(|v| v.split(',').next().map(str::trim))
         .filter(|s| !s.is_empty())
         .map(str::to_owned);
     forwarded
-        .or_else(|| header_str(headers, "x-real-ip").map(|s| s.trim().to_owned()))
+        .or_else(|| header_str(headers, &X_REAL_IP).map(|s| s.trim().to_owned()))
         .or_else(|| req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()))
 }
 
-fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+fn header_str<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-fn join_values(headers: &HeaderMap, name: &str, sep: &str) -> Option<String> {
-    let mut out: Option<String> = None;
-    for v in headers.get_all(name) {
-        let v = String::from_utf8_lossy(v.as_bytes());
-        match &mut out {
-            Some(s) => {
-                s.push_str(sep);
-                s.push_str(&v);
-            }
-            None => out = Some(v.into_owned()),
-        }
-    }
-    out
 }
 
 /// `content-type` → `Content-Type`, as Sentry shows headers.
@@ -138,33 +216,69 @@ mod tests {
             .header("host", "example.com")
             .header("authorization", "Bearer abc")
             .header("cookie", "a=1")
+            .header("cookie", "b=2")
             .header("x-forwarded-for", "203.0.113.9, 10.0.0.1")
             .header("user-agent", "test")
+            .header("accept", "text/html")
+            .header("accept", "application/json")
             .body(())
             .unwrap()
+    }
+
+    fn read(req: &http::Request<()>, pii: bool) -> (Incoming<'_>, Request) {
+        let inc = Incoming::read(req, pii);
+        let (raw, _) = RawRequest::read(req, pii, inc.client_ip.clone());
+        (inc, raw.build())
     }
 
     #[test]
     fn without_pii_drops_sensitive_data() {
         let req = req();
-        let inc = Incoming::read(&req, false);
-        assert_eq!(inc.request.url.as_deref(), Some("http://example.com/users/7"));
-        assert_eq!(inc.request.query_string.as_deref(), Some("x=1"));
-        assert_eq!(inc.request.headers.get("User-Agent").map(String::as_str), Some("test"));
-        assert!(!inc.request.headers.contains_key("Authorization"));
-        assert!(!inc.request.headers.contains_key("X-Forwarded-For"));
-        assert!(inc.request.cookies.is_none());
-        assert!(inc.request.env.is_empty());
+        let (inc, r) = read(&req, false);
+        assert_eq!(inc.path, "/users/7");
+        assert_eq!(r.url.as_deref(), Some("http://example.com/users/7"));
+        assert_eq!(r.method.as_deref(), Some("POST"));
+        assert_eq!(r.query_string.as_deref(), Some("x=1"));
+        assert_eq!(r.headers.get("User-Agent").map(String::as_str), Some("test"));
+        assert_eq!(r.headers.get("Accept").map(String::as_str), Some("text/html, application/json"));
+        assert!(!r.headers.contains_key("Authorization"));
+        assert!(!r.headers.contains_key("X-Forwarded-For"));
+        assert!(!r.headers.contains_key("Cookie"));
+        assert!(r.cookies.is_none());
+        assert!(r.env.is_empty());
         assert!(inc.client_ip.is_none());
     }
 
     #[test]
     fn with_pii_keeps_it() {
         let req = req();
-        let inc = Incoming::read(&req, true);
-        assert_eq!(inc.request.headers.get("Authorization").map(String::as_str), Some("Bearer abc"));
-        assert_eq!(inc.request.cookies.as_deref(), Some("a=1"));
+        let (inc, r) = read(&req, true);
+        assert_eq!(r.headers.get("Authorization").map(String::as_str), Some("Bearer abc"));
+        assert_eq!(r.cookies.as_deref(), Some("a=1; b=2"));
+        assert!(!r.headers.contains_key("Cookie"));
         assert_eq!(inc.client_ip.as_deref(), Some("203.0.113.9"));
-        assert_eq!(inc.request.env.get("REMOTE_ADDR").map(String::as_str), Some("203.0.113.9"));
+        assert_eq!(r.env.get("REMOTE_ADDR").map(String::as_str), Some("203.0.113.9"));
+    }
+
+    #[test]
+    fn no_host_no_query() {
+        let req = http::Request::get("/a").body(()).unwrap();
+        let (_, r) = read(&req, false);
+        assert_eq!(r.url.as_deref(), Some("/a"));
+        assert!(r.query_string.is_none());
+        assert!(r.headers.is_empty());
+    }
+
+    #[test]
+    fn trace_headers_join_repeats() {
+        let req = http::Request::get("/")
+            .header("baggage", "a=1")
+            .header("sentry-trace", "x")
+            .header("baggage", "b=2")
+            .body(())
+            .unwrap();
+        let (_, trace) = RawRequest::read(&req, false, None);
+        let got: Vec<_> = trace.into_iter().flatten().map(|(k, v)| (k, v.into_owned())).collect();
+        assert_eq!(got, [("sentry-trace", "x".to_owned()), ("baggage", "a=1,b=2".to_owned())]);
     }
 }

@@ -7,7 +7,7 @@ use sentry_lite_core::{FutureExt as _, Hub};
 use tower_service::Service;
 
 use crate::future::ResponseFuture;
-use crate::request::{trace_headers, Incoming};
+use crate::request::{Incoming, RawRequest};
 use crate::state::{RequestState, SpanGuard};
 
 /// The service built by [`SentryLayer`](crate::SentryLayer).
@@ -67,18 +67,20 @@ where
 fn start_request<B>(hub: &Arc<Hub>, req: &http::Request<B>) -> Option<RequestState> {
     let send_default_pii = hub.with_client(|c| c.is_enabled().then(|| c.options().send_default_pii))??;
     let incoming = Incoming::read(req, send_default_pii);
-    let method = req.method().clone();
+    // Copied now (the request moves into the handler), turned into the event's
+    // `request` interface only if an event is captured.
+    let (raw, trace_headers) = RawRequest::read(req, send_default_pii, incoming.client_ip.clone());
+    let method = req.method();
     let (target, source) = match incoming.route {
         Some(route) => (route, "route"),
         None => (incoming.path, "url"),
     };
     let name = span_name(method.as_str(), target);
 
-    let headers = trace_headers(req.headers());
-    let propagation = sentry_lite_core::continue_trace(headers.iter().map(|(k, v)| (*k, v.as_str())));
+    let propagation = sentry_lite_core::continue_trace(trace_headers.iter().flatten().map(|(k, v)| (*k, v.as_ref())));
     hub.configure_scope(|scope| {
         scope.set_propagation(propagation);
-        scope.set_request(Some(incoming.request));
+        scope.set_request_with(move || raw.build());
         scope.set_transaction(Some(&name));
     });
     if let Some(ip) = &incoming.client_ip {
@@ -104,7 +106,7 @@ fn start_request<B>(hub: &Arc<Hub>, req: &http::Request<B>) -> Option<RequestSta
     }
     hub.configure_scope(|scope| scope.set_span(Some(span.clone())));
     let route_known = incoming.route.is_some();
-    Some(RequestState::new(SpanGuard::new(hub.clone(), span), method, route_known))
+    Some(RequestState::new(SpanGuard::new(hub.clone(), span), method.clone(), route_known))
 }
 
 /// `{METHOD} {target}`, the segment span's and the transaction's name.

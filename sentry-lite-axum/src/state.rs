@@ -33,7 +33,9 @@ impl SpanGuard {
     /// Finishes the span now; later calls do nothing.
     pub(crate) fn finish(&mut self) {
         if let Some(span) = self.span.take() {
-            Hub::run(self.hub.clone(), || span.finish());
+            // The segment applies the scopes of the hub it was started in: no need
+            // to bind that hub here.
+            span.finish();
         }
     }
 }

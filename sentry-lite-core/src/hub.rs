@@ -45,8 +45,29 @@ pub(crate) static EVER_ENABLED: AtomicBool = AtomicBool::new(false);
 pub struct Hub {
     client: RwLock<Option<Arc<Client>>>,
     isolation: Arc<Mutex<Scope>>,
-    stack: Mutex<Vec<Scope>>,
+    stack: Mutex<ScopeStack>,
     last_event_id: Mutex<Option<EventId>>,
+}
+
+/// The current scope and the ones `with_scope` pushed over it. The base is inline:
+/// a hub is forked per request or task and most never push, so no `Vec` allocation.
+struct ScopeStack {
+    base: Scope,
+    pushed: Vec<Scope>,
+}
+
+impl ScopeStack {
+    fn new(base: Scope) -> Self {
+        Self { base, pushed: Vec::new() }
+    }
+
+    fn top(&self) -> &Scope {
+        self.pushed.last().unwrap_or(&self.base)
+    }
+
+    fn top_mut(&mut self) -> &mut Scope {
+        self.pushed.last_mut().unwrap_or(&mut self.base)
+    }
 }
 
 impl fmt::Debug for Hub {
@@ -64,7 +85,7 @@ impl Hub {
         Self {
             client: RwLock::new(client),
             isolation: Arc::new(Mutex::new(isolation)),
-            stack: Mutex::new(vec![current]),
+            stack: Mutex::new(ScopeStack::new(current)),
             last_event_id: Mutex::new(None),
         }
     }
@@ -82,7 +103,7 @@ impl Hub {
         Self {
             client: RwLock::new(other.client()),
             isolation: other.isolation.clone(),
-            stack: Mutex::new(vec![other.current_scope()]),
+            stack: Mutex::new(ScopeStack::new(other.current_scope())),
             last_event_id: Mutex::new(None),
         }
     }
@@ -109,6 +130,14 @@ impl Hub {
             None => unreachable_hub(),
         };
         THREAD_HUB.with(|cell| {
+            // Common case: call `f` under a shared borrow, without touching the
+            // reference count. A `Hub::run` inside `f` then finds the slot borrowed
+            // and binds its hub task-locally, which lookups check first.
+            if let Ok(slot) = cell.try_borrow() {
+                if let Some(hub) = slot.as_ref() {
+                    return f(hub);
+                }
+            }
             if let Ok(mut slot) = cell.try_borrow_mut() {
                 let hub = slot.get_or_insert_with(new_thread_hub).clone();
                 drop(slot);
@@ -125,7 +154,16 @@ impl Hub {
             // Inside a bound task the task-local wins; scope it there too.
             return TASK_HUB.sync_scope(hub, f);
         }
-        let previous = THREAD_HUB.with(|cell| cell.try_borrow_mut().ok().map(|mut slot| slot.replace(hub)));
+        let swapped = THREAD_HUB.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut slot) => Ok(slot.replace(hub)),
+            Err(_) => Err(hub),
+        });
+        let previous = match swapped {
+            Ok(previous) => previous,
+            // Inside `with_current`'s callback the slot is borrowed: bind the hub
+            // task-locally for `f` (lookups check that first; works outside tasks too).
+            Err(hub) => return TASK_HUB.sync_scope(hub, f),
+        };
         struct Restore(Option<Option<Arc<Hub>>>);
         impl Drop for Restore {
             fn drop(&mut self) {
@@ -138,7 +176,7 @@ impl Hub {
                 }
             }
         }
-        let _restore = Restore(previous);
+        let _restore = Restore(Some(previous));
         f()
     }
 
@@ -175,7 +213,7 @@ impl Hub {
 
     /// A copy of the current scope.
     pub fn current_scope(&self) -> Scope {
-        self.stack.try_lock_for(READ_PATIENCE).and_then(|s| s.last().cloned()).unwrap_or_default()
+        self.stack.try_lock_for(READ_PATIENCE).map(|s| s.top().clone()).unwrap_or_default()
     }
 
     /// Changes the current scope.
@@ -184,22 +222,14 @@ impl Hub {
     /// deadlock: the SDK's own reads wait at most [`READ_PATIENCE`] and then proceed
     /// without the scope.
     pub fn configure_scope<R>(&self, f: impl FnOnce(&mut Scope) -> R) -> R {
-        let mut stack = self.stack.lock();
-        if stack.is_empty() {
-            stack.push(Scope::default());
-        }
-        let top = stack.len() - 1;
-        f(&mut stack[top])
+        f(self.stack.lock().top_mut())
     }
 
     /// Reads the current scope under its lock, for SDK-internal lookups (the active
     /// span, the propagation context) that run no user code.
     pub(crate) fn read_scope<R>(&self, f: impl FnOnce(&Scope) -> R) -> R {
         match self.stack.try_lock_for(READ_PATIENCE) {
-            Some(stack) => match stack.last() {
-                Some(scope) => f(scope),
-                None => f(&Scope::default()),
-            },
+            Some(stack) => f(stack.top()),
             None => f(&Scope::default()),
         }
     }
@@ -241,15 +271,15 @@ impl Hub {
         scope_config(&mut scope);
         let depth = {
             let mut stack = self.stack.lock();
-            stack.push(scope);
-            stack.len()
+            stack.pushed.push(scope);
+            stack.pushed.len()
         };
         struct Pop<'a>(&'a Hub, usize);
         impl Drop for Pop<'_> {
             fn drop(&mut self) {
                 let mut stack = self.0.stack.lock();
-                if stack.len() == self.1 {
-                    stack.pop();
+                if stack.pushed.len() == self.1 {
+                    stack.pushed.pop();
                 }
             }
         }
@@ -375,4 +405,42 @@ fn fork_for_new_unit() -> Arc<Hub> {
         hub.configure_scope(|s| s.set_span(Some(span)));
     }
     hub
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_inside_with_current_binds_the_inner_hub() {
+        std::thread::spawn(|| {
+            let outer = Arc::new(Hub::empty());
+            let inner = Arc::new(Hub::empty());
+            Hub::run(outer.clone(), || {
+                Hub::with_current(|h| {
+                    assert!(Arc::ptr_eq(h, &outer));
+                    Hub::run(inner.clone(), || Hub::with_current(|h| assert!(Arc::ptr_eq(h, &inner))));
+                    Hub::with_current(|h| assert!(Arc::ptr_eq(h, &outer)));
+                });
+            });
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn with_scope_pushes_over_the_base_and_pops() {
+        let hub = Hub::empty();
+        hub.configure_scope(|s| s.set_tag("base", 1));
+        hub.with_scope(
+            |s| s.set_tag("inner", 2),
+            || {
+                assert_eq!(hub.current_scope().tag("inner"), Some("2"));
+                hub.configure_scope(|s| s.set_tag("base", 3));
+            },
+        );
+        let scope = hub.current_scope();
+        assert_eq!(scope.tag("inner"), None);
+        assert_eq!(scope.tag("base"), Some("1"));
+    }
 }

@@ -294,24 +294,30 @@ fn strip_pii(event: &mut Event) {
 
 /// Headers that carry credentials or personal data.
 pub fn is_sensitive_header(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    matches!(
-        n.as_str(),
-        "authorization"
-            | "proxy-authorization"
-            | "cookie"
-            | "set-cookie"
-            | "x-forwarded-for"
-            | "x-real-ip"
-            | "forwarded"
-            | "x-sentry-auth"
-    ) || n.contains("api-key")
-        || n.contains("apikey")
-        || n.contains("token")
-        || n.contains("secret")
-        || n.contains("password")
-        || n.contains("session")
-        || n.contains("csrf")
+    const EXACT: [&str; 8] = [
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-forwarded-for",
+        "x-real-ip",
+        "forwarded",
+        "x-sentry-auth",
+    ];
+    // Case-insensitive and allocation-free: integrations call this per request
+    // header. One pass, dispatching on the byte a sensitive word starts with.
+    let n = name.as_bytes();
+    let has_at =
+        |i: usize, word: &str| n.len() - i >= word.len() && n[i..i + word.len()].eq_ignore_ascii_case(word.as_bytes());
+    EXACT.iter().any(|e| n.eq_ignore_ascii_case(e.as_bytes()))
+        || (0..n.len()).any(|i| match n[i].to_ascii_lowercase() {
+            b'a' => has_at(i, "api-key") || has_at(i, "apikey"),
+            b't' => has_at(i, "token"),
+            b's' => has_at(i, "secret") || has_at(i, "session"),
+            b'p' => has_at(i, "password"),
+            b'c' => has_at(i, "csrf"),
+            _ => false,
+        })
 }
 
 #[cfg(test)]
@@ -358,7 +364,10 @@ mod tests {
         for h in ["Authorization", "cookie", "X-API-Key", "x-auth-token", "X-Forwarded-For"] {
             assert!(is_sensitive_header(h), "{h}");
         }
-        for h in ["accept", "user-agent", "content-type"] {
+        for h in ["X-CSRF-Token", "x-session-id", "MY_SECRET", "x-apikey", "x-password", "Set-Cookie", "x-real-ip"] {
+            assert!(is_sensitive_header(h), "{h}");
+        }
+        for h in ["accept", "user-agent", "content-type", "host", "x-forwarded-proto", "tok", "x-api"] {
             assert!(!is_sensitive_header(h), "{h}");
         }
     }

@@ -18,6 +18,23 @@ use crate::trace::{PropagationContext, Span};
 /// (counted as `event_processor`).
 pub type EventProcessor = Arc<dyn Fn(Event) -> Option<Event> + Send + Sync>;
 
+/// The scope's HTTP request: built, or built from raw parts only when an event is
+/// captured (most requests never capture one, so integrations defer the work).
+#[derive(Clone)]
+pub(crate) enum ScopeRequest {
+    Built(Arc<Request>),
+    Deferred(Arc<dyn Fn() -> Request + Send + Sync>),
+}
+
+impl ScopeRequest {
+    fn to_request(&self) -> Request {
+        match self {
+            ScopeRequest::Built(r) => Request::clone(r),
+            ScopeRequest::Deferred(build) => build(),
+        }
+    }
+}
+
 /// Data applied to captured events and spans.
 ///
 /// Obtain one through [`crate::configure_scope`] or [`crate::with_scope`].
@@ -37,7 +54,7 @@ pub struct ScopeData {
     pub(crate) fingerprint: Option<Arc<[String]>>,
     pub(crate) transaction: Option<Arc<str>>,
     pub(crate) user: Option<Arc<User>>,
-    pub(crate) request: Option<Arc<Request>>,
+    pub(crate) request: Option<ScopeRequest>,
     pub(crate) tags: Arc<BTreeMap<String, String>>,
     pub(crate) extra: Arc<BTreeMap<String, Value>>,
     pub(crate) contexts: Arc<BTreeMap<String, Context>>,
@@ -90,8 +107,28 @@ impl fmt::Debug for Scope {
 
 impl Scope {
     /// Sets a tag. Tags are indexed and searchable in Sentry.
-    pub fn set_tag(&mut self, key: impl Into<String>, value: impl ToString) {
-        Arc::make_mut(&mut self.tags).insert(key.into(), value.to_string());
+    ///
+    /// Re-setting an existing tag allocates only the new value, not the key.
+    ///
+    /// # Examples
+    /// ```
+    /// sentry_lite_core::configure_scope(|s| {
+    ///     s.set_tag("shard", 3);
+    ///     s.set_tag(String::from("region"), "eu-west");
+    /// });
+    /// ```
+    pub fn set_tag(&mut self, key: impl AsRef<str> + Into<String>, value: impl ToString) {
+        // `to_string` is specialized for strings and integers; formatting into the
+        // old value's buffer through `fmt::Write` measured slower than that plus a
+        // fresh allocation.
+        let value = value.to_string();
+        let tags = Arc::make_mut(&mut self.tags);
+        match tags.get_mut(key.as_ref()) {
+            Some(slot) => *slot = value,
+            None => {
+                tags.insert(key.into(), value);
+            }
+        }
     }
 
     /// Removes a tag.
@@ -133,7 +170,23 @@ impl Scope {
 
     /// Sets the HTTP request (integrations filter PII before they set it).
     pub fn set_request(&mut self, request: Option<Request>) {
-        self.request = request.map(Arc::new);
+        self.request = request.map(|r| ScopeRequest::Built(Arc::new(r)));
+    }
+
+    /// Sets the HTTP request, built by `build` only when an event is captured under
+    /// this scope (on the capture path or the worker). `build` must apply the PII
+    /// rules itself, like a request given to [`Scope::set_request`].
+    ///
+    /// # Examples
+    /// ```
+    /// use sentry_lite_core::protocol::Request;
+    /// let url = "https://example.com/users/7".to_owned();
+    /// sentry_lite_core::configure_scope(|s| {
+    ///     s.set_request_with(move || Request { url: Some(url.clone()), ..Request::default() })
+    /// });
+    /// ```
+    pub fn set_request_with(&mut self, build: impl Fn() -> Request + Send + Sync + 'static) {
+        self.request = Some(ScopeRequest::Deferred(Arc::new(build)));
     }
 
     /// Adds an event processor.
@@ -222,7 +275,7 @@ impl Scope {
             event.user = self.user.as_deref().cloned();
         }
         if event.request.is_none() {
-            event.request = self.request.as_deref().cloned();
+            event.request = self.request.as_ref().map(ScopeRequest::to_request);
         }
         for (k, v) in self.tags.iter() {
             event.tags.entry(k.clone()).or_insert_with(|| v.clone());
