@@ -707,6 +707,28 @@ fn str_attr(out: &mut Vec<u8>, key: &str, value: &str) {
     out.extend_from_slice(b"},");
 }
 
+/// An attribute value as `{"type":…,"value":…}`; scalars are written directly
+/// (no intermediate `Attribute`, which copies strings into a JSON value).
+fn value_attr(out: &mut Vec<u8>, v: &AttributeValue) {
+    match v {
+        AttributeValue::String(s) => {
+            out.extend_from_slice(b"{\"type\":\"string\",\"value\":");
+            json_str(out, s);
+            out.push(b'}');
+        }
+        AttributeValue::Bool(true) => out.extend_from_slice(b"{\"type\":\"boolean\",\"value\":true}"),
+        AttributeValue::Bool(false) => out.extend_from_slice(b"{\"type\":\"boolean\",\"value\":false}"),
+        AttributeValue::I64(i) => {
+            out.extend_from_slice(b"{\"type\":\"integer\",\"value\":");
+            let _ = serde_json::to_writer(&mut *out, i);
+            out.push(b'}');
+        }
+        other => {
+            let _ = serde_json::to_writer(&mut *out, &ValueAttr(other));
+        }
+    }
+}
+
 fn hex_id(out: &mut Vec<u8>, v: u128, digits: usize) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
@@ -859,7 +881,7 @@ fn fast_item(spans: &[SpanRecord], refs: &Refs, client: &ClientInner, segments: 
         for (k, v) in &r.attributes {
             json_str(&mut out, k);
             out.push(b':');
-            let _ = serde_json::to_writer(&mut out, &ValueAttr(v));
+            value_attr(&mut out, v);
             out.push(b',');
         }
         // Every span has attributes: replace the last comma.

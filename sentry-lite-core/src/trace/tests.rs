@@ -188,6 +188,13 @@ fn fast_serialization_matches_the_map_form() {
         root.set_attribute("n", 2);
         let child = root.start_child("child", "db");
         child.set_attribute("tier", "silver");
+        // Every value type through the batch writer.
+        child.set_attribute("ok", true);
+        child.set_attribute("rows", -3);
+        child.set_attribute("ratio", 0.25);
+        child.set_attribute("nan", f64::NAN);
+        child.set_attribute("esc", "quote\" and \u{1}");
+        child.set_attribute("list", vec!["a".to_owned(), "b".to_owned()]);
         child.set_status(crate::protocol::SpanStatus::InternalError);
         child.finish();
         root.finish();
