@@ -1,5 +1,6 @@
 //! Turning `std::error::Error` chains into Sentry exceptions.
 
+use std::borrow::Cow;
 use std::error::Error;
 
 use crate::protocol::{Exception, Mechanism};
@@ -37,11 +38,11 @@ pub fn exceptions_from_error(error: &(dyn Error + 'static), outer_type: Option<&
         // The outermost error (i == 0, last once reversed) is the headline, so its
         // mechanism names the capture; the causes are chained to it.
         exc.mechanism = Some(Mechanism {
-            ty: if i == 0 { "generic".into() } else { "chained".into() },
+            ty: Cow::Borrowed(if i == 0 { "generic" } else { "chained" }),
             handled: Some(true),
             exception_id: Some(i as u32),
             parent_id: if i == 0 { None } else { Some(i as u32 - 1) },
-            source: (i > 0).then(|| "source".to_owned()),
+            source: (i > 0).then_some(Cow::Borrowed("source")),
             ..Mechanism::default()
         });
     }
