@@ -12,7 +12,7 @@ pub(crate) const MAX_CHAIN: usize = 64;
 /// and the outermost error last, linked through `exception_id` / `parent_id`.
 /// `outer_type` names the outermost error's type when the caller knows it
 /// (`std::any::type_name`); other types are read from `Debug` output.
-pub fn exceptions_from_error(error: &(dyn Error + 'static), outer_type: Option<&str>) -> Vec<Exception> {
+pub fn exceptions_from_error(error: &(dyn Error + 'static), outer_type: Option<&'static str>) -> Vec<Exception> {
     // The caller's thread pays for this: no allocation beyond the exceptions' own
     // strings. Wide pointers: a struct and its first field share an address but not
     // a vtable.
@@ -28,8 +28,8 @@ pub fn exceptions_from_error(error: &(dyn Error + 'static), outer_type: Option<&
         }
         seen[chain.len()] = Some(ptr);
         let ty = match outer_type {
-            Some(outer) if chain.is_empty() => short_type_name(outer).to_owned(),
-            _ => type_name_of(err),
+            Some(outer) if chain.is_empty() => Cow::Borrowed(short_type_name(outer)),
+            _ => Cow::Owned(type_name_of(err)),
         };
         chain.push(Exception { ty, value: Some(err.to_string()), ..Exception::default() });
         current = err.source();

@@ -13,8 +13,9 @@ pub struct Values<T> {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Exception {
     /// Type name, e.g. `std::io::Error`.
+    // `Cow`: a name known at compile time (`type_name`, `panic`) is not copied.
     #[serde(rename = "type")]
-    pub ty: String,
+    pub ty: Cow<'static, str>,
     /// The `Display` text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
