@@ -138,7 +138,7 @@ pub fn capture_error_dyn(error: &(dyn Error + 'static)) -> EventId {
     capture_error_inner(error, None)
 }
 
-fn capture_error_inner(error: &(dyn Error + 'static), type_name: Option<&str>) -> EventId {
+fn capture_error_inner(error: &(dyn Error + 'static), type_name: Option<&'static str>) -> EventId {
     if !enabled() {
         return EventId::nil();
     }

@@ -235,7 +235,7 @@ impl Client {
     pub(crate) fn event_from_error(
         &self,
         error: &(dyn Error + 'static),
-        type_name: Option<&str>,
+        type_name: Option<&'static str>,
     ) -> (Box<Event>, Option<RawBacktrace>) {
         let mut event = Box::new(Event::new());
         event.level = Some(Level::Error);

@@ -1,5 +1,6 @@
 //! Turning `std::error::Error` chains into Sentry exceptions.
 
+use std::borrow::Cow;
 use std::error::Error;
 
 use crate::protocol::{Exception, Mechanism};
@@ -11,7 +12,7 @@ pub(crate) const MAX_CHAIN: usize = 64;
 /// and the outermost error last, linked through `exception_id` / `parent_id`.
 /// `outer_type` names the outermost error's type when the caller knows it
 /// (`std::any::type_name`); other types are read from `Debug` output.
-pub fn exceptions_from_error(error: &(dyn Error + 'static), outer_type: Option<&str>) -> Vec<Exception> {
+pub fn exceptions_from_error(error: &(dyn Error + 'static), outer_type: Option<&'static str>) -> Vec<Exception> {
     // The caller's thread pays for this: no allocation beyond the exceptions' own
     // strings. Wide pointers: a struct and its first field share an address but not
     // a vtable.
@@ -27,8 +28,8 @@ pub fn exceptions_from_error(error: &(dyn Error + 'static), outer_type: Option<&
         }
         seen[chain.len()] = Some(ptr);
         let ty = match outer_type {
-            Some(outer) if chain.is_empty() => short_type_name(outer).to_owned(),
-            _ => type_name_of(err),
+            Some(outer) if chain.is_empty() => Cow::Borrowed(short_type_name(outer)),
+            _ => Cow::Owned(type_name_of(err)),
         };
         chain.push(Exception { ty, value: Some(err.to_string()), ..Exception::default() });
         current = err.source();
@@ -37,11 +38,11 @@ pub fn exceptions_from_error(error: &(dyn Error + 'static), outer_type: Option<&
         // The outermost error (i == 0, last once reversed) is the headline, so its
         // mechanism names the capture; the causes are chained to it.
         exc.mechanism = Some(Mechanism {
-            ty: if i == 0 { "generic".into() } else { "chained".into() },
+            ty: Cow::Borrowed(if i == 0 { "generic" } else { "chained" }),
             handled: Some(true),
             exception_id: Some(i as u32),
             parent_id: if i == 0 { None } else { Some(i as u32 - 1) },
-            source: (i > 0).then(|| "source".to_owned()),
+            source: (i > 0).then_some(Cow::Borrowed("source")),
             ..Mechanism::default()
         });
     }

@@ -97,7 +97,10 @@ pub(crate) fn enforce(event: &mut Event) {
             if let Some(v) = &mut e.value {
                 truncate(v, MAX_MESSAGE_CHARS);
             }
-            truncate(&mut e.ty, MAX_TAG_VALUE_CHARS);
+            // Checked first: `to_mut` copies a borrowed name.
+            if e.ty.len() > MAX_TAG_VALUE_CHARS {
+                truncate(e.ty.to_mut(), MAX_TAG_VALUE_CHARS);
+            }
         }
     }
     if event.tags.len() > MAX_TAGS

@@ -57,7 +57,7 @@ fn error_chain_is_root_cause_first_with_stack_trace() {
     assert_eq!(texts, ["root cause", "inner failed", "outer failed"]);
     assert_eq!(values[2].ty, "capture::Outer");
     let mechanism = values[2].mechanism.as_ref().unwrap();
-    assert_eq!((mechanism.ty.as_str(), mechanism.handled), ("generic", Some(true)));
+    assert_eq!((&*mechanism.ty, mechanism.handled), ("generic", Some(true)));
     let frames = &values[2].stacktrace.as_ref().expect("stack trace on the outermost error").frames;
     let last = frames.last().unwrap();
     assert!(last.function.as_deref().unwrap().contains("app_function_that_captures"), "{last:?}");

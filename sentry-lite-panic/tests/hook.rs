@@ -23,7 +23,7 @@ fn panic_becomes_a_fatal_event_with_scope_data() {
     assert_eq!(exc.ty, "panic");
     assert_eq!(exc.value.as_deref(), Some("boom 42"));
     let mechanism = exc.mechanism.as_ref().unwrap();
-    assert_eq!((mechanism.ty.as_str(), mechanism.handled), ("panic", Some(false)));
+    assert_eq!((&*mechanism.ty, mechanism.handled), ("panic", Some(false)));
     assert_eq!(events[0].level, Some(Level::Fatal));
     assert_eq!(events[0].tags.get("where").map(String::as_str), Some("hook-test"));
     assert!(events[0]

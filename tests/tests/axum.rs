@@ -175,7 +175,7 @@ fn a_handler_panic_is_one_event_and_a_500() {
     let exc = &e.exception.as_ref().unwrap().values[0];
     assert_eq!(exc.value.as_deref(), Some("handler exploded"));
     let mech = exc.mechanism.as_ref().unwrap();
-    assert_eq!((mech.ty.as_str(), mech.handled), ("panic", Some(false)));
+    assert_eq!((&*mech.ty, mech.handled), ("panic", Some(false)));
     assert_eq!(e.transaction.as_deref(), Some("GET /panic"));
     let segs = segments(&t);
     let seg = segs.iter().find(|s| s["name"] == "GET /panic").expect("panic segment");

@@ -1,3 +1,5 @@
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 /// A `{"values": [...]}` wrapper as several interfaces use.
@@ -11,8 +13,9 @@ pub struct Values<T> {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Exception {
     /// Type name, e.g. `std::io::Error`.
+    // `Cow`: a name known at compile time (`type_name`, `panic`) is not copied.
     #[serde(rename = "type")]
-    pub ty: String,
+    pub ty: Cow<'static, str>,
     /// The `Display` text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
@@ -38,8 +41,10 @@ pub struct Exception {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Mechanism {
     /// `generic`, `panic`, `chained`, ...
+    // `Cow`: the SDK's own values are fixed, so building one costs no allocation
+    // on the capturing thread.
     #[serde(rename = "type")]
-    pub ty: String,
+    pub ty: Cow<'static, str>,
     /// Whether the application handled it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handled: Option<bool>,
@@ -57,7 +62,7 @@ pub struct Mechanism {
     pub is_exception_group: Option<bool>,
     /// Source (e.g. `source`) within the parent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
+    pub source: Option<Cow<'static, str>>,
 }
 
 /// A stack trace, oldest frame first.

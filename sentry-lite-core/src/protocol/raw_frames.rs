@@ -123,7 +123,11 @@ mod tests {
     #[test]
     fn other_empty_stack_traces_are_not_replaced() {
         let mut event = Event::new();
-        let exc = |ty: &str| Exception { ty: ty.into(), stacktrace: Some(Stacktrace::default()), ..Default::default() };
+        let exc = |ty: &'static str| Exception {
+            ty: ty.into(),
+            stacktrace: Some(Stacktrace::default()),
+            ..Default::default()
+        };
         event.exception = Some(Values { values: vec![exc("A"), exc("B")] });
         let placeholder = event.exception.as_ref().unwrap().values[1].stacktrace.as_ref().unwrap();
         let frame = raw(&Frame { function: Some("f".into()), ..Default::default() });
