@@ -1,7 +1,9 @@
 //! Runs `capture_error` (or one of its parts) in a loop, for `perf` / callgrind:
-//! `cargo run --release -p sentry-lite-core --example error_profile -- {stack|nostack|unwind|unwind-libgcc} N`.
+//! `cargo run --release -p sentry-lite-core --example error_profile -- {stack|nostack|unwind|unwind-libgcc|worker} N`.
 //! The error is the benchmark's 3-level chain; the transport is a no-op. A third
 //! argument runs the loop that many calls deep (default 20, about the benchmark's).
+//! `worker` measures the other side: the worker thread's CPU time per event (stack
+//! trace attached), flushing every 500 captures so that nothing is dropped.
 
 use std::error::Error;
 use std::fmt;
@@ -53,12 +55,16 @@ fn main() {
     let depth: u32 = args.next().and_then(|v| v.parse().ok()).unwrap_or(20);
     let options = ClientOptions::new()
         .with_transport(NoopTransport)
-        .with_attach_stacktrace(workload == "stack")
+        .with_attach_stacktrace(workload == "stack" || workload == "worker")
         .with_queue_capacity(n as usize + 16);
-    let client = Arc::new(Client::new(options, None));
+    let dsn = "https://public@127.0.0.1:9/1".parse().ok();
+    let client = Arc::new(Client::new(options, dsn));
     let hub = Arc::new(Hub::new_from_top(&Hub::main()));
     hub.bind_client(Some(client.clone()));
     let err = RequestFailed(QueryFailed(IoLike));
+    if workload == "worker" {
+        return worker(&client, hub, n, &err);
+    }
     let start = Instant::now();
     Hub::run(hub, || nested(depth, &|| run(&workload, n, &err)));
     let took = start.elapsed();
@@ -99,4 +105,40 @@ fn run(workload: &str, n: u32, err: &RequestFailed) {
         }
         other => eprintln!("unknown workload {other}"),
     }
+}
+
+/// Worker CPU per captured event (after a warm-up that fills the symbol cache).
+fn worker(client: &Client, hub: Arc<Hub>, n: u32, err: &RequestFailed) {
+    Hub::run(hub.clone(), || {
+        (0..200).for_each(|_| {
+            black_box(sentry_lite_core::capture_error(err));
+        })
+    });
+    client.flush(Duration::from_secs(30));
+    let before = worker_cpu();
+    let mut sent = 0u32;
+    Hub::run(hub, || {
+        while sent < n {
+            (0..500).for_each(|_| {
+                black_box(sentry_lite_core::capture_error(err));
+            });
+            sent += 500;
+            client.flush(Duration::from_secs(30));
+        }
+    });
+    let cpu = worker_cpu() - before;
+    println!("worker CPU per event: {:.2} µs ({sent} events)", cpu.as_secs_f64() * 1e6 / f64::from(sent));
+}
+
+/// CPU time of the client's worker thread (Linux schedstat).
+fn worker_cpu() -> Duration {
+    let mut ns = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.starts_with("sentry-lite-wor") {
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+            ns += stat.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        }
+    }
+    Duration::from_nanos(ns)
 }
