@@ -240,12 +240,7 @@ impl SpanBuffer {
             if full {
                 ready.extend(state.take(&trace_id));
             } else if is_segment {
-                if let Some(trace) = state.take(&trace_id) {
-                    // Still buffered, until enough complete traces are waiting.
-                    state.total += trace.0.len();
-                    state.complete_spans += trace.0.len();
-                    state.complete.push(trace);
-                }
+                state.complete(&trace_id);
             }
         }
         if state.complete_spans >= SHIP_COMPLETE_AT {
@@ -308,6 +303,16 @@ impl State {
             self.deadline = None;
         }
         Some((bucket.spans, bucket.refs))
+    }
+
+    /// Moves a trace whose segment finished to the complete ones: still buffered
+    /// (in `total`, under the running timer) until enough complete traces wait.
+    fn complete(&mut self, trace_id: &TraceId) {
+        if let Some(bucket) = self.buckets.remove(trace_id) {
+            self.order.remove(&bucket.seq);
+            self.complete_spans += bucket.spans.len();
+            self.complete.push((bucket.spans, bucket.refs));
+        }
     }
 
     /// The complete traces, to be sent.

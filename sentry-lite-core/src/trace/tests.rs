@@ -481,3 +481,16 @@ fn children_can_start_with_attributes_and_origin() {
     assert_eq!(by_name("root").origin(), "auto.test");
     assert_eq!(by_name("root").attributes, vec![("a".to_owned(), AttributeValue::I64(1))]);
 }
+
+#[test]
+fn a_segment_finishing_keeps_the_running_timer() {
+    let (hub, _t, client) = setup(ClientOptions::new().with_traces_sample_rate(1.0));
+    let root = Hub::run(hub, || super::start_root_span("seg", "task"));
+    root.start_child("c", "work").finish();
+    let first = client.span_buffer().deadline().expect("timer started by the first span");
+    std::thread::sleep(Duration::from_millis(5));
+    root.finish();
+    // Complete but waiting: the timer of the first span still runs.
+    assert_eq!(client.span_buffer().len(), 2);
+    assert_eq!(client.span_buffer().deadline(), Some(first));
+}
