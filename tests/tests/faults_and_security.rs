@@ -152,8 +152,23 @@ fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0)
 }
 
+/// Set in the child process that runs the leak test alone.
+const ISOLATED_VAR: &str = "SENTRY_LITE_LEAK_TEST_ALONE";
+
 #[test]
 fn a_thousand_failures_leak_no_threads_or_file_descriptors() {
+    // Descriptor and thread counts are per process, and the other tests of this binary
+    // open sockets and start runtimes in parallel: count in a child that runs only this test.
+    if std::env::var_os(ISOLATED_VAR).is_none() {
+        let name = "a_thousand_failures_leak_no_threads_or_file_descriptors";
+        let status = Command::new(std::env::current_exe().expect("current_exe"))
+            .args(["--exact", name, "--nocapture", "--test-threads=1"])
+            .env(ISOLATED_VAR, "1")
+            .status()
+            .expect("run the isolated leak test");
+        assert!(status.success(), "isolated leak test failed: {status}");
+        return;
+    }
     let server = FaultServer::start();
     server.set_mode(Mode::ResetMidRequest);
     let (hub, client) = client(&server.dsn(1), ClientOptions::new().with_queue_capacity(2_000));
@@ -163,9 +178,9 @@ fn a_thousand_failures_leak_no_threads_or_file_descriptors() {
     capture(&hub, 1_000);
     assert!(client.flush(Duration::from_secs(60)));
     assert_eq!(client.discarded(DiscardReason::NetworkError, DataCategory::Error), 1_010);
-    // Other tests run in parallel threads of this process: allow a little slack.
-    assert!(open_fds() <= fds + 8, "fds {} -> {}", fds, open_fds());
-    assert!(threads() <= tasks + 8, "threads {} -> {}", tasks, threads());
+    // Slack for the fault server's own accept thread and a pooled connection.
+    assert!(open_fds() <= fds + 2, "fds {} -> {}", fds, open_fds());
+    assert!(threads() <= tasks + 2, "threads {} -> {}", tasks, threads());
 }
 
 #[test]
