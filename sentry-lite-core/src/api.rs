@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::client::Client;
+use crate::client::{Client, PendingEvent};
 use crate::hub::{Hub, EVER_ENABLED};
 use crate::ids::EventId;
 use crate::protocol::{Breadcrumb, Event, Level, Timestamp};
@@ -144,8 +144,8 @@ fn capture_error_inner(error: &(dyn Error + 'static), type_name: Option<&'static
     }
     Hub::with_current(|hub| {
         hub.with_client(|client| {
-            let (event, bt) = client.event_from_error(error, type_name);
-            client.capture(hub, event, bt)
+            let job = client.event_from_error(error, type_name);
+            client.capture(hub, job)
         })
         .unwrap_or_default()
     })
@@ -156,10 +156,10 @@ pub fn capture_message(message: &str, level: Level) -> EventId {
     if !enabled() {
         return EventId::nil();
     }
-    let mut event = Box::new(Event::new());
-    event.level = Some(level);
-    event.set_message(message);
-    capture_boxed(event, None)
+    let mut job = PendingEvent::new(Event::new(), None);
+    job.event.level = Some(level);
+    job.event.set_message(message);
+    capture_boxed(job)
 }
 
 /// Captures a fully built event.
@@ -173,11 +173,11 @@ pub fn capture_event_with_backtrace(event: Event, backtrace: Option<RawBacktrace
     if !enabled() {
         return EventId::nil();
     }
-    capture_boxed(Box::new(event), backtrace)
+    capture_boxed(PendingEvent::new(event, backtrace))
 }
 
-fn capture_boxed(event: Box<Event>, backtrace: Option<RawBacktrace>) -> EventId {
-    Hub::with_current(|hub| hub.with_client(|c| c.capture(hub, event, backtrace)).unwrap_or_default())
+fn capture_boxed(job: Box<PendingEvent>) -> EventId {
+    Hub::with_current(|hub| hub.with_client(|c| c.capture(hub, job)).unwrap_or_default())
 }
 
 /// Queues a ready-made envelope (e.g. a batch of logs) through the current client's

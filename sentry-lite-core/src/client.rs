@@ -213,9 +213,9 @@ impl Client {
     /// Captures an event with the scopes of `hub`. Returns its id, or the nil id
     /// when it was dropped by sampling or the client is disabled.
     ///
-    /// The event travels boxed: it is large, and moving it by value through the
-    /// capture path costs more than the allocation.
-    pub(crate) fn capture(&self, hub: &Hub, event: Box<Event>, backtrace: Option<RawBacktrace>) -> EventId {
+    /// The event travels in the box that becomes the worker's job: one allocation,
+    /// and no move of the large event along the capture path.
+    pub(crate) fn capture(&self, hub: &Hub, mut job: Box<PendingEvent>) -> EventId {
         if !self.is_enabled() {
             return EventId::nil();
         }
@@ -224,9 +224,9 @@ impl Client {
             self.record_drop(DiscardReason::SampleRate, DataCategory::Error, 1);
             return EventId::nil();
         }
-        let id = event.event_id;
-        let job = PendingEvent { event, backtrace, scopes: hub.snapshot() };
-        self.submit(Box::new(job));
+        let id = job.event.event_id;
+        job.scopes = Some(hub.snapshot());
+        self.submit(job);
         hub.set_last_event_id(id);
         id
     }
@@ -236,12 +236,12 @@ impl Client {
         &self,
         error: &(dyn Error + 'static),
         type_name: Option<&'static str>,
-    ) -> (Box<Event>, Option<RawBacktrace>) {
-        let mut event = Box::new(Event::new());
-        event.level = Some(Level::Error);
-        event.exception = Some(Values { values: exceptions_from_error(error, type_name) });
-        let bt = self.inner.options.attach_stacktrace.then(RawBacktrace::capture);
-        (event, bt)
+    ) -> Box<PendingEvent> {
+        let mut job = PendingEvent::new(Event::new(), None);
+        job.event.level = Some(Level::Error);
+        job.event.exception = Some(Values { values: exceptions_from_error(error, type_name) });
+        job.backtrace = self.inner.options.attach_stacktrace.then(RawBacktrace::capture);
+        job
     }
 
     /// Sends everything queued so far; `false` if `timeout` passed first.
@@ -276,9 +276,16 @@ fn hostname() -> Option<String> {
 
 /// An event on its way to the worker, with what is needed to finish it there.
 pub(crate) struct PendingEvent {
-    pub(crate) event: Box<Event>,
+    pub(crate) event: Event,
     pub(crate) backtrace: Option<RawBacktrace>,
-    pub(crate) scopes: ScopeSnapshot,
+    /// Taken by [`Client::capture`].
+    pub(crate) scopes: Option<ScopeSnapshot>,
+}
+
+impl PendingEvent {
+    pub(crate) fn new(event: Event, backtrace: Option<RawBacktrace>) -> Box<Self> {
+        Box::new(Self { event, backtrace, scopes: None })
+    }
 }
 
 impl Job for PendingEvent {
@@ -287,6 +294,6 @@ impl Job for PendingEvent {
     }
 
     fn run(self: Box<Self>, client: &ClientInner) -> Option<Envelope> {
-        crate::pipeline::finish_event(*self, client)
+        crate::pipeline::finish_event(self, client)
     }
 }

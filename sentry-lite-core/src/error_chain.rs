@@ -29,7 +29,7 @@ pub fn exceptions_from_error(error: &(dyn Error + 'static), outer_type: Option<&
         seen[chain.len()] = Some(ptr);
         let ty = match outer_type {
             Some(outer) if chain.is_empty() => Cow::Borrowed(short_type_name(outer)),
-            _ => Cow::Owned(type_name_of(err)),
+            _ => type_name_of(err),
         };
         chain.push(Exception { ty, value: Some(err.to_string()), ..Exception::default() });
         current = err.source();
@@ -55,7 +55,7 @@ const MAX_TYPE_NAME: usize = 128;
 
 /// A readable type name for an error whose concrete type is unknown: `Debug`
 /// output up to the first delimiter is usually the type or variant name.
-fn type_name_of(err: &dyn Error) -> String {
+fn type_name_of(err: &dyn Error) -> Cow<'static, str> {
     // Keeps the leading name characters of the Debug output on the stack and stops
     // the formatting at the first other character: the fields after it (possibly
     // huge, or recursing without end in deep or cyclic chains) are never formatted.
@@ -66,17 +66,22 @@ fn type_name_of(err: &dyn Error) -> String {
     impl std::fmt::Write for NamePrefix {
         fn write_str(&mut self, s: &str) -> std::fmt::Result {
             let room = MAX_TYPE_NAME - self.len;
+            let bytes = s.as_bytes();
             let mut take = 0;
             let mut done = false;
-            for (i, c) in s.char_indices() {
-                let end = i + c.len_utf8();
-                if !(c.is_alphanumeric() || c == '_' || c == ':') || end > room {
+            while take < bytes.len() {
+                let width = match bytes[take] {
+                    b if b.is_ascii_alphanumeric() || b == b'_' || b == b':' => 1,
+                    b if b.is_ascii() => 0,
+                    _ => s[take..].chars().next().filter(|c| c.is_alphanumeric()).map_or(0, char::len_utf8),
+                };
+                if width == 0 || take + width > room {
                     done = true;
                     break;
                 }
-                take = end;
+                take += width;
             }
-            self.buf[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
+            self.buf[self.len..self.len + take].copy_from_slice(&bytes[..take]);
             self.len += take;
             if done {
                 Err(std::fmt::Error)
@@ -90,10 +95,32 @@ fn type_name_of(err: &dyn Error) -> String {
     // Whole characters only were copied, so this is valid UTF-8.
     let name = std::str::from_utf8(&out.buf[..out.len]).unwrap_or("");
     if name.is_empty() || name.chars().next().is_some_and(|c| c.is_ascii_digit()) {
-        "Error".to_owned()
+        Cow::Borrowed("Error")
     } else {
-        name.to_owned()
+        interned(name)
     }
+}
+
+/// Type names kept for the life of the process; beyond this many, names are
+/// allocated per capture. At most `MAX_INTERNED * MAX_TYPE_NAME` bytes (8 KiB).
+const MAX_INTERNED: usize = 64;
+
+static INTERNED: parking_lot::Mutex<Vec<&'static str>> = parking_lot::Mutex::new(Vec::new());
+
+/// `name` as a `'static` string: an app has a handful of error types, so each
+/// name is leaked once and later captures of it allocate nothing.
+fn interned(name: &str) -> Cow<'static, str> {
+    // Never wait for another capturing thread: it is cheaper to allocate.
+    let Some(mut names) = INTERNED.try_lock() else { return Cow::Owned(name.to_owned()) };
+    if let Some(known) = names.iter().find(|n| n.len() == name.len() && **n == name) {
+        return Cow::Borrowed(known);
+    }
+    if names.len() >= MAX_INTERNED {
+        return Cow::Owned(name.to_owned());
+    }
+    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.push(leaked);
+    Cow::Borrowed(leaked)
 }
 
 /// `std::io::error::Error` → `std::io::Error`-style: keep the path, drop generic noise.
@@ -191,5 +218,25 @@ mod tests {
         assert_eq!(type_name_of(&Named(long)), "é".repeat(64));
         let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
         assert_eq!(type_name_of(&io), "Custom");
+    }
+
+    #[test]
+    fn repeated_type_names_are_shared_and_the_table_is_bounded() {
+        // A capture on another test thread may hold the table for a moment.
+        let shared = |name| {
+            (0..1_000)
+                .find_map(|_| match type_name_of(&Named(name)) {
+                    Cow::Borrowed(s) => Some(s),
+                    Cow::Owned(_) => None,
+                })
+                .expect("interned")
+        };
+        assert!(std::ptr::eq(shared("RepeatedName"), shared("RepeatedName")), "one copy for the process");
+        // Past the cap names are still right, just allocated per capture.
+        for i in 0..MAX_INTERNED + 8 {
+            let name: &'static str = format!("Distinct{i}").leak();
+            assert_eq!(type_name_of(&Named(name)), name);
+        }
+        assert!(INTERNED.lock().len() <= MAX_INTERNED);
     }
 }

@@ -331,7 +331,7 @@ pub fn configure_global_scope<R>(f: impl FnOnce(&mut Scope) -> R) -> R {
 }
 
 /// The three scopes of a capture, outermost first.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct ScopeSnapshot {
     pub(crate) global: Scope,
     pub(crate) isolation: Scope,

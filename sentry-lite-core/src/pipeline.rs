@@ -44,9 +44,9 @@ enum TraceSlot {
 
 /// Applies scopes and defaults, symbolicates, runs processors and `before_send`,
 /// enforces size limits and wraps the event in an envelope with the trace's DSC.
-pub(crate) fn finish_event(pending: PendingEvent, client: &ClientInner) -> Option<Envelope> {
-    let PendingEvent { event, backtrace, scopes } = pending;
-    let mut event = *event;
+pub(crate) fn finish_event(pending: Box<PendingEvent>, client: &ClientInner) -> Option<Envelope> {
+    let PendingEvent { mut event, backtrace, scopes } = *pending;
+    let scopes = scopes.unwrap_or_default();
     let options = &client.options;
     let max_crumbs = options.max_breadcrumbs;
 
