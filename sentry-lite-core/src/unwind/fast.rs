@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use framehop::{FrameAddress, UnwindRegsNative, Unwinder as _};
 
 use super::modules::{current_generation, Cache, ModuleSet};
+use super::rules::{Known, Regs, Rule, RuleCache};
 
 /// The modules as last read by any thread; threads take it when theirs is stale.
 static SHARED: Mutex<Option<Arc<ModuleSet>>> = Mutex::new(None);
@@ -45,6 +46,8 @@ struct ThreadState {
     /// on every capture, and each miss re-reads the DWARF (~2,700 instructions).
     /// Spreading addresses over a few caches makes such pairs rare.
     caches: Box<[Cache; CACHES]>,
+    /// Compact rules of return addresses, tried before framehop.
+    rules: RuleCache,
 }
 
 /// Appends return addresses (innermost first, starting at this function's caller)
@@ -84,7 +87,12 @@ pub(super) fn trace(out: &mut Vec<usize>, max: usize) -> bool {
 
 impl ThreadState {
     fn new() -> Self {
-        Self { stack: stack_range(), modules: None, caches: Box::new(std::array::from_fn(|_| Cache::new())) }
+        Self {
+            stack: stack_range(),
+            modules: None,
+            caches: Box::new(std::array::from_fn(|_| Cache::new())),
+            rules: RuleCache::new(),
+        }
     }
 
     fn walk(&mut self, pc: u64, sp: u64, bp: u64, out: &mut Vec<usize>, max: usize) -> bool {
@@ -94,35 +102,53 @@ impl ThreadState {
         if !self.refresh_modules() {
             return false;
         }
-        let (Some(modules), caches) = (self.modules.as_deref(), &mut self.caches) else { return false };
+        let (Some(modules), caches, rules) = (self.modules.as_deref(), &mut self.caches, &mut self.rules) else {
+            return false;
+        };
         // Only the live part of this thread's stack, from this frame up, 8-aligned.
         let top = stack.end;
-        let mut read = |addr: u64| read_stack_word(addr, sp..top);
-        let mut regs = UnwindRegsNative::new(pc, sp, bp);
-        let mut address = FrameAddress::from_instruction_pointer(pc); // `trace` itself
+        let read = |addr: u64| read_stack_word(addr, sp..top);
+        // framehop, for `trace` itself and for addresses without a compact rule.
+        let mut framehop =
+            |address: FrameAddress, regs: &mut Regs, mut read: &mut dyn FnMut(u64) -> Result<u64, ()>| {
+                let slot_group = (address.address_for_lookup() / SLOTS) as usize % CACHES;
+                let mut native = UnwindRegsNative::new(regs.ip, regs.sp, regs.bp);
+                let result = modules.unwinder.unwind_frame(address, &mut native, &mut caches[slot_group], &mut read);
+                *regs = Regs { ip: native.ip(), sp: native.sp(), bp: native.bp() };
+                result
+            };
+        let mut regs = Regs { ip: pc, sp, bp };
+        let mut next = framehop(FrameAddress::from_instruction_pointer(pc), &mut regs, &mut |a| read(a));
         let mut code = modules.code_range(pc);
         let start = out.len();
         loop {
-            let slot_group = (address.address_for_lookup() / SLOTS) as usize % CACHES;
-            match modules.unwinder.unwind_frame(address, &mut regs, &mut caches[slot_group], &mut read) {
-                Ok(Some(ra)) => {
-                    let Some(next) = FrameAddress::from_return_address(ra) else { return false };
-                    // Unknown code (JIT, a corrupt frame): libgcc decides there.
-                    if !code.contains(&(ra - 1)) {
-                        code = modules.code_range(ra - 1);
-                        if code.is_empty() {
-                            return false;
-                        }
-                    }
-                    if out.len() - start >= max {
-                        return true;
-                    }
-                    out.push(ra as usize);
-                    address = next;
-                }
+            let ra = match next {
+                Ok(Some(ra)) => ra,
                 Ok(None) => return true,
                 Err(_) => return false,
+            };
+            // Unknown code (JIT, a corrupt frame): libgcc decides there.
+            if !code.contains(&(ra - 1)) {
+                code = modules.code_range(ra - 1);
+                if code.is_empty() {
+                    return false;
+                }
             }
+            if out.len() - start >= max {
+                return true;
+            }
+            out.push(ra as usize);
+            let Some(address) = FrameAddress::from_return_address(ra) else { return false };
+            let known = rules.get(ra).unwrap_or_else(|| {
+                let known =
+                    Rule::learn(ra, |regs, read| framehop(address, regs, read)).map_or(Known::Framehop, Known::Rule);
+                rules.insert(ra, known);
+                known
+            });
+            next = match known {
+                Known::Rule(rule) => rule.apply(&mut regs, read).map_err(|()| framehop::Error::IntegerOverflow),
+                Known::Framehop => framehop(address, &mut regs, &mut |a| read(a)),
+            };
         }
     }
 
@@ -150,6 +176,7 @@ impl ThreadState {
         self.modules = Some(modules);
         // Rules of unloaded modules must not be reused at their old addresses.
         self.caches.iter_mut().for_each(|c| *c = Cache::new());
+        self.rules.clear();
         true
     }
 }
@@ -208,6 +235,20 @@ mod tests {
         // Bounds unknown.
         state.stack = None;
         assert!(!state.walk(pc, sp, 0, &mut out, 64));
+    }
+
+    #[test]
+    fn return_addresses_of_ordinary_code_get_compact_rules() {
+        let mut out = Vec::new();
+        assert!(trace(&mut out, 128));
+        assert!(out.len() > 5, "{out:?}");
+        STATE.with(|state| {
+            let state = state.borrow();
+            let rules = &state.as_ref().expect("walked").rules;
+            let compact = out.iter().filter(|ra| matches!(rules.get(**ra as u64), Some(Known::Rule(_)))).count();
+            // Only odd frames (the thread's entry, hand-written assembly) are left to framehop.
+            assert!(compact + 3 >= out.len(), "{compact} of {} frames", out.len());
+        });
     }
 
     #[test]
