@@ -31,7 +31,7 @@ pub fn exceptions_from_error(error: &(dyn Error + 'static), outer_type: Option<&
             Some(outer) if chain.is_empty() => Cow::Borrowed(short_type_name(outer)),
             _ => type_name_of(err),
         };
-        chain.push(Exception { ty, value: Some(err.to_string()), ..Exception::default() });
+        chain.push(Exception { ty, value: Some(display_string(err)), ..Exception::default() });
         current = err.source();
     }
     for (i, exc) in chain.iter_mut().enumerate() {
@@ -48,6 +48,14 @@ pub fn exceptions_from_error(error: &(dyn Error + 'static), outer_type: Option<&
     }
     chain.reverse();
     chain
+}
+
+/// `err.to_string()` with room for a usual message reserved up front: one
+/// allocation instead of a growing buffer, and no panic if `Display` fails.
+fn display_string(err: &dyn Error) -> String {
+    let mut out = String::with_capacity(64);
+    let _ = std::fmt::write(&mut out, format_args!("{err}"));
+    out
 }
 
 /// Longest type name kept from `Debug` output.
@@ -238,5 +246,23 @@ mod tests {
             assert_eq!(type_name_of(&Named(name)), name);
         }
         assert!(INTERNED.lock().len() <= MAX_INTERNED);
+    }
+
+    #[derive(Debug)]
+    struct BrokenDisplay;
+    impl fmt::Display for BrokenDisplay {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("half a message")?;
+            Err(fmt::Error)
+        }
+    }
+    impl Error for BrokenDisplay {}
+
+    #[test]
+    fn a_failing_display_gives_what_it_wrote_instead_of_a_panic() {
+        // `to_string()` panics here; a capture must not.
+        let values = exceptions_from_error(&BrokenDisplay, None);
+        assert_eq!(values[0].value.as_deref(), Some("half a message"));
+        assert_eq!(values[0].ty, "BrokenDisplay");
     }
 }
