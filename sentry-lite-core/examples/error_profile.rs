@@ -66,10 +66,23 @@ fn main() {
         return worker(&client, hub, n, &err);
     }
     let start = Instant::now();
+    let cpu_start = thread_cpu_ns();
     Hub::run(hub, || nested(depth, &|| run(&workload, n, &err)));
     let took = start.elapsed();
+    let cpu = cpu_start.zip(thread_cpu_ns()).map(|(a, b)| (b - a) / u64::from(n));
     client.flush(Duration::from_secs(60));
-    println!("{workload}: {:?}/op, {:?}", took / n, nested(depth, &RawBacktrace::capture));
+    let frames = nested(depth, &RawBacktrace::capture);
+    match cpu {
+        Some(cpu) => println!("{workload}: {:?}/op wall, {cpu} ns/op on-CPU, {frames:?}", took / n),
+        None => println!("{workload}: {:?}/op, {frames:?}", took / n),
+    }
+}
+
+/// Time this thread spent on a CPU (Linux schedstat): unlike wall time, it does not
+/// grow while other processes hold the cores.
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
 }
 
 #[inline(never)]

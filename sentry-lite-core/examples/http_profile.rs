@@ -66,7 +66,8 @@ fn main() {
         let err = std::io::Error::other("connection reset by peer");
         sentry_lite_core::capture_error(&err);
     });
-    client.flush(Duration::from_secs(5));
+    // Long enough under valgrind.
+    client.flush(Duration::from_secs(120));
     let envelope = test.take().pop().expect("one envelope");
     let body = envelope.to_vec();
 
