@@ -1,14 +1,13 @@
 //! The worker's half of an event capture: everything that can wait.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::client::{ClientInner, PendingEvent};
 use crate::protocol::raw_frames::RawFrame;
 use crate::protocol::{Context, DataCategory, DiscardReason, DynamicSamplingContext, Envelope, Event, Stacktrace};
 use crate::scope::Scope;
-use crate::stacktrace::{InAppRules, RawBacktrace, SymbolCache};
+use crate::stacktrace::{AddrMap, InAppRules, RawBacktrace, SymbolCache};
 use crate::trace::PropagationContext;
 
 thread_local! {
@@ -26,7 +25,7 @@ thread_local! {
 struct FrameJson {
     /// The client whose in-app rules the cached frames follow (its address).
     owner: usize,
-    frames: HashMap<(usize, usize), RawFrame>,
+    frames: AddrMap<(usize, usize), RawFrame>,
 }
 
 /// Serialized frames a [`FrameJson`] holds before it starts over.
