@@ -50,11 +50,12 @@ fn flush_and_shutdown_honour_their_timeouts_when_the_transport_hangs() {
     let start = Instant::now();
     assert!(!client.flush(Duration::from_millis(300)));
     let took = start.elapsed();
-    assert!(took >= Duration::from_millis(300) && took < Duration::from_millis(400), "{took:?}");
+    // Upper bounds leave room for a loaded CI machine; the transport hangs until released.
+    assert!(took >= Duration::from_millis(300) && took < Duration::from_millis(550), "{took:?}");
     let start = Instant::now();
     assert!(!client.close(Duration::from_millis(200)));
     let took = start.elapsed();
-    assert!(took < Duration::from_millis(300), "{took:?}");
+    assert!(took < Duration::from_millis(450), "{took:?}");
     drop(release);
 }
 

@@ -37,7 +37,8 @@ fn resets_stalls_and_garbage_are_network_errors_counted_exactly() {
             client(&server.dsn(1), ClientOptions::new().with_request_timeout(Duration::from_millis(500)));
         let start = Instant::now();
         capture(&hub, 5);
-        assert!(start.elapsed() < Duration::from_millis(50), "{mode:?}: captures blocked");
+        // Blocking would take the 500 ms request timeout.
+        assert!(start.elapsed() < Duration::from_millis(200), "{mode:?}: captures blocked");
         assert!(client.flush(Duration::from_secs(10)), "{mode:?}");
         assert_eq!(client.discarded(DiscardReason::NetworkError, DataCategory::Error), 5, "{mode:?}");
         server.set_mode(Mode::Ok);
@@ -293,7 +294,8 @@ fn dns_failures_are_network_errors_counted_exactly() {
         );
         let start = Instant::now();
         capture(&hub, 3);
-        assert!(start.elapsed() < Duration::from_millis(50), "captures blocked");
+        // Blocking on the resolver would take seconds.
+        assert!(start.elapsed() < Duration::from_millis(200), "captures blocked");
         assert!(client.flush(Duration::from_secs(20)));
         println!("dns-network-errors={}", client.discarded(DiscardReason::NetworkError, DataCategory::Error));
         return;

@@ -94,12 +94,14 @@ fn flush_and_shutdown_return_on_time_when_the_server_never_answers() {
         let start = Instant::now();
         assert!(!client.flush(timeout));
         let took = start.elapsed();
-        assert!(took >= timeout && took < timeout + Duration::from_millis(100), "flush({timeout:?}) took {took:?}");
+        // The upper bound leaves room for a loaded CI machine; blocking would take the
+        // request timeout or forever.
+        assert!(took >= timeout && took < timeout + Duration::from_millis(250), "flush({timeout:?}) took {took:?}");
     }
     let start = Instant::now();
     assert!(!client.close(Duration::from_millis(400)));
     let took = start.elapsed();
-    assert!(took >= Duration::from_millis(400) && took < Duration::from_millis(500), "close took {took:?}");
+    assert!(took >= Duration::from_millis(400) && took < Duration::from_millis(650), "close took {took:?}");
 }
 
 #[test]
