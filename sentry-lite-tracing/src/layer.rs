@@ -207,7 +207,10 @@ where
         let child_of = |parent: &Span| {
             // An unsampled parent has non-recording children: skip the fields.
             let attributes = if parent.is_sampled() { attributes() } else { Vec::new() };
-            parent.start_child_with(name, op, Some(SPAN_ORIGIN), attributes)
+            match &naming.op {
+                Some(op) => parent.start_child_with(name, op, Some(SPAN_ORIGIN), attributes),
+                None => parent.start_child_with_static_op(name, DEFAULT_SPAN_OP, Some(SPAN_ORIGIN), attributes),
+            }
         };
         // The nearest tracing ancestor holding a Sentry span is the parent; the
         // child starts under its extensions' read lock (no handle clone).

@@ -482,18 +482,41 @@ impl Span {
         origin: Option<&'static str>,
         attributes: Vec<(String, AttributeValue)>,
     ) -> Span {
+        self.child(name, || non_empty(op).and_then(SharedStr::new), origin, attributes)
+    }
+
+    /// [`Span::start_child_with`] with a `'static` op: kept as is, no lookup of a
+    /// shared copy (the `tracing` layer's default op).
+    #[doc(hidden)]
+    pub fn start_child_with_static_op(
+        &self,
+        name: impl IntoSpanName,
+        op: &'static str,
+        origin: Option<&'static str>,
+        attributes: Vec<(String, AttributeValue)>,
+    ) -> Span {
+        self.child(name, || non_empty(op).map(SharedStr::Static), origin, attributes)
+    }
+
+    fn child(
+        &self,
+        name: impl IntoSpanName,
+        op: impl FnOnce() -> Option<SharedStr>,
+        origin: Option<&'static str>,
+        attributes: Vec<(String, AttributeValue)>,
+    ) -> Span {
         match &self.repr {
             Repr::Recording(parent) => {
                 let segment = &parent.segment;
                 let name = name.into_span_name();
-                let op = non_empty(op);
-                if ignored(&segment.client, &name, op) {
+                let op = op();
+                if ignored(&segment.client, &name, op.as_deref()) {
                     segment.client.record_drop(DiscardReason::Ignored, DataCategory::Span, 1);
                     return Span::non_recording(segment.state.clone(), Some(parent.span_id), true);
                 }
                 let data = SpanData {
                     name,
-                    op: op.and_then(SharedStr::new),
+                    op,
                     origin: origin.map(SharedStr::Static),
                     status: SpanStatus::Ok,
                     attributes,
