@@ -629,7 +629,7 @@ impl Job for SpanBatchJob {
         for seg in refs.segments() {
             let id = seg.span_id;
             if !segments.iter().any(|(s, _, _)| *s == id) {
-                segments.push((id, seg.name(), id.to_string()));
+                segments.push((id, seg.name(), span_id_string(id)));
             }
         }
         let segment_of = |id: SpanId| {
@@ -696,8 +696,7 @@ const COMMON_KEYS: [&str; 13] = [
 ];
 
 fn json_str(out: &mut Vec<u8>, s: &str) {
-    // Writing a `str` to a `Vec` cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
+    crate::protocol::json::write_str(out, s);
 }
 
 fn str_attr(out: &mut Vec<u8>, key: &str, value: &str) {
@@ -730,12 +729,14 @@ fn value_attr(out: &mut Vec<u8>, v: &AttributeValue) {
 }
 
 fn hex_id(out: &mut Vec<u8>, v: u128, digits: usize) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push(b'"');
-    for i in (0..digits).rev() {
-        out.push(HEX[((v >> (i * 4)) & 0xf) as usize]);
-    }
-    out.push(b'"');
+    crate::protocol::json::write_hex(out, v, digits);
+}
+
+/// A span id as its 16 hex digits, without the formatting machinery.
+fn span_id_string(id: SpanId) -> String {
+    let mut out = Vec::with_capacity(18);
+    hex_id(&mut out, u128::from(id.as_int()), 16);
+    String::from_utf8_lossy(&out[1..17]).into_owned()
 }
 
 fn timestamp(out: &mut Vec<u8>, t: SystemTime) {
@@ -801,17 +802,6 @@ fn fast_item(spans: &[SpanRecord], refs: &Refs, client: &ClientInner, segments: 
     let shared = client.span_attributes.get_or_init(|| shared_attributes(&Common::new(client)));
     // Only spans taking the general path need it.
     let mut common = None;
-    let seg_parts: Vec<(SpanId, Vec<u8>)> = segments
-        .iter()
-        .map(|(id, name, id_str)| {
-            let mut part = Vec::with_capacity(128);
-            str_attr(&mut part, "sentry.segment.name", name);
-            str_attr(&mut part, "sentry.segment.id", id_str);
-            (*id, part)
-        })
-        .collect();
-    // Rendered thread attributes, by index in `refs`.
-    let mut threads: Vec<Option<Vec<u8>>> = Vec::new();
     let mut out = Vec::with_capacity(64 + spans.len() * (shared.len() + 640));
     out.extend_from_slice(b"{\"version\":2,\"items\":[");
     for (i, r) in spans.iter().enumerate() {
@@ -850,27 +840,18 @@ fn fast_item(spans: &[SpanRecord], refs: &Refs, client: &ClientInner, segments: 
         timestamp(&mut out, r.end.max(r.start));
         out.extend_from_slice(b",\"attributes\":{");
         out.extend_from_slice(shared);
-        if let Some((_, part)) = seg_parts.iter().find(|(id, _)| *id == segment.span_id) {
-            out.extend_from_slice(part);
-        }
+        // Escaping is a scan and a copy for usual names: no per-segment cache.
+        str_attr(&mut out, "sentry.segment.name", segment_name);
+        str_attr(&mut out, "sentry.segment.id", segment_id);
         if let Some(op) = &r.op {
             str_attr(&mut out, "sentry.op", op);
         }
         str_attr(&mut out, "sentry.origin", r.origin());
-        let t = r.thread as usize;
-        if threads.len() <= t {
-            threads.resize(t + 1, None);
+        let thread = refs.thread(r);
+        str_attr(&mut out, "thread.id", &thread.id);
+        if let Some(name) = &thread.name {
+            str_attr(&mut out, "thread.name", name);
         }
-        let part = threads[t].get_or_insert_with(|| {
-            let thread = refs.thread(r);
-            let mut part = Vec::with_capacity(64);
-            str_attr(&mut part, "thread.id", &thread.id);
-            if let Some(name) = &thread.name {
-                str_attr(&mut part, "thread.name", name);
-            }
-            part
-        });
-        out.extend_from_slice(part);
         if r.is_segment {
             str_attr(&mut out, "sentry.span.source", &segment.source());
             str_attr(&mut out, "sentry.platform", "native");
