@@ -47,20 +47,20 @@ impl DynamicSamplingContext {
         use super::json::{write_hex, write_key, write_str};
         out.extend_from_slice(b"{\"trace_id\":");
         write_hex(out, self.trace_id.as_int(), 32);
-        let fields = [
-            ("public_key", &self.public_key),
-            ("sample_rate", &self.sample_rate),
-            ("sample_rand", &self.sample_rand),
-            ("sampled", &self.sampled),
-            ("release", &self.release),
-            ("environment", &self.environment),
-            ("org_id", &self.org_id),
-            ("transaction", &self.transaction),
+        // Keys as literals: no escaping scan for them.
+        let fields: [(&[u8], &Option<String>); 8] = [
+            (b",\"public_key\":", &self.public_key),
+            (b",\"sample_rate\":", &self.sample_rate),
+            (b",\"sample_rand\":", &self.sample_rand),
+            (b",\"sampled\":", &self.sampled),
+            (b",\"release\":", &self.release),
+            (b",\"environment\":", &self.environment),
+            (b",\"org_id\":", &self.org_id),
+            (b",\"transaction\":", &self.transaction),
         ];
         for (key, value) in fields {
             if let Some(v) = value {
-                out.push(b',');
-                write_key(out, key);
+                out.extend_from_slice(key);
                 write_str(out, v);
             }
         }

@@ -5,27 +5,55 @@
 const LO: u64 = 0x0101_0101_0101_0101;
 const HI: u64 = 0x8080_8080_8080_8080;
 
-/// Whether any byte of the word is zero (exact for "any"; which byte is not needed).
-fn has_zero(x: u64) -> bool {
-    x.wrapping_sub(LO) & !x & HI != 0
+/// High bit set in each byte of `x` that JSON must escape (`"`, `\\`, < 0x20),
+/// possibly more after the first (enough to know whether there is one).
+fn escape_bits(x: u64) -> u64 {
+    // `y - 0x01…` borrows into a byte's high bit where the byte of `y` is zero;
+    // `x - 0x20…` where the byte of `x` is below 0x20. `!y` / `!x` mask out bytes
+    // that had their high bit set already (UTF-8, left as is like serde_json).
+    let quote = x ^ (LO * u64::from(b'"'));
+    let backslash = x ^ (LO * u64::from(b'\\'));
+    ((x.wrapping_sub(LO * 0x20) & !x) | (quote.wrapping_sub(LO) & !quote) | (backslash.wrapping_sub(LO) & !backslash))
+        & HI
 }
 
-/// Whether `s` holds a byte JSON must escape: `"`, `\` or a control byte (< 0x20).
-/// Eight bytes at a time; bytes ≥ 0x80 (UTF-8) pass, as `serde_json` leaves them.
-fn needs_escape(s: &[u8]) -> bool {
-    let mut chunks = s.chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word);
-        // `x - 0x20…` borrows into a byte's high bit only for bytes below 0x20
-        // (bytes ≥ 0x80 are masked out by `!x`).
-        let control = x.wrapping_sub(LO * 0x20) & !x & HI != 0;
-        if control || has_zero(x ^ (LO * u64::from(b'"'))) || has_zero(x ^ (LO * u64::from(b'\\'))) {
-            return true;
-        }
+/// 1 for the bytes JSON must escape.
+static ESCAPED: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = 1;
+        b += 1;
     }
-    chunks.remainder().iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+    table[b'"' as usize] = 1;
+    table[b'\\' as usize] = 1;
+    table
+};
+
+fn word(s: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&s[at..at + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// Whether `s` holds a byte JSON must escape. Eight bytes at a time; the tail is
+/// the last eight bytes again (overlapping is harmless).
+fn needs_escape(s: &[u8]) -> bool {
+    let n = s.len();
+    if n < 8 {
+        // Branch-free over the few bytes: OR of a table lookup per byte.
+        return s.iter().fold(0, |acc, &b| acc | ESCAPED[usize::from(b)]) != 0;
+    }
+    let mut bits = 0;
+    let mut at = 0;
+    while at + 8 <= n {
+        bits |= escape_bits(word(s, at));
+        at += 8;
+    }
+    if at < n {
+        bits |= escape_bits(word(s, n - 8));
+    }
+    bits != 0
 }
 
 /// Writes `s` as a JSON string (quoted, escaped like `serde_json`).

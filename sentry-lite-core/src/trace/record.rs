@@ -699,6 +699,21 @@ fn json_str(out: &mut Vec<u8>, s: &str) {
     crate::protocol::json::write_str(out, s);
 }
 
+/// `"key":{"type":"string","value":` for a literal key, built at compile time:
+/// fixed keys need no escaping scan.
+macro_rules! attr_prefix {
+    ($key:literal) => {
+        concat!("\"", $key, "\":{\"type\":\"string\",\"value\":").as_bytes()
+    };
+}
+
+/// A string attribute under a literal key (see [`attr_prefix`]).
+fn static_attr(out: &mut Vec<u8>, prefix: &[u8], value: &str) {
+    out.extend_from_slice(prefix);
+    json_str(out, value);
+    out.extend_from_slice(b"},");
+}
+
 fn str_attr(out: &mut Vec<u8>, key: &str, value: &str) {
     json_str(out, key);
     out.extend_from_slice(b":{\"type\":\"string\",\"value\":");
@@ -771,16 +786,16 @@ fn scoped_attributes(scope: &ScopeSnapshot, pii: bool) -> BTreeMap<&str, &str> {
 fn shared_attributes(common: &Common<'_>) -> Vec<u8> {
     let mut shared = Vec::with_capacity(512);
     if let Some(release) = common.release {
-        str_attr(&mut shared, "sentry.release", release);
+        static_attr(&mut shared, attr_prefix!("sentry.release"), release);
     }
-    str_attr(&mut shared, "sentry.environment", common.environment);
-    str_attr(&mut shared, "sentry.sdk.name", common.sdk_name);
-    str_attr(&mut shared, "sentry.sdk.version", common.sdk_version);
-    str_attr(&mut shared, "sentry.trace_lifecycle", "stream");
+    static_attr(&mut shared, attr_prefix!("sentry.environment"), common.environment);
+    static_attr(&mut shared, attr_prefix!("sentry.sdk.name"), common.sdk_name);
+    static_attr(&mut shared, attr_prefix!("sentry.sdk.version"), common.sdk_version);
+    static_attr(&mut shared, attr_prefix!("sentry.trace_lifecycle"), "stream");
     if let Some(server) = common.server {
-        str_attr(&mut shared, "server.address", server);
+        static_attr(&mut shared, attr_prefix!("server.address"), server);
     }
-    str_attr(&mut shared, "os.name", &common.os);
+    static_attr(&mut shared, attr_prefix!("os.name"), &common.os);
     shared
 }
 
@@ -841,20 +856,20 @@ fn fast_item(spans: &[SpanRecord], refs: &Refs, client: &ClientInner, segments: 
         out.extend_from_slice(b",\"attributes\":{");
         out.extend_from_slice(shared);
         // Escaping is a scan and a copy for usual names: no per-segment cache.
-        str_attr(&mut out, "sentry.segment.name", segment_name);
-        str_attr(&mut out, "sentry.segment.id", segment_id);
+        static_attr(&mut out, attr_prefix!("sentry.segment.name"), segment_name);
+        static_attr(&mut out, attr_prefix!("sentry.segment.id"), segment_id);
         if let Some(op) = &r.op {
-            str_attr(&mut out, "sentry.op", op);
+            static_attr(&mut out, attr_prefix!("sentry.op"), op);
         }
-        str_attr(&mut out, "sentry.origin", r.origin());
+        static_attr(&mut out, attr_prefix!("sentry.origin"), r.origin());
         let thread = refs.thread(r);
-        str_attr(&mut out, "thread.id", &thread.id);
+        static_attr(&mut out, attr_prefix!("thread.id"), &thread.id);
         if let Some(name) = &thread.name {
-            str_attr(&mut out, "thread.name", name);
+            static_attr(&mut out, attr_prefix!("thread.name"), name);
         }
         if r.is_segment {
-            str_attr(&mut out, "sentry.span.source", &segment.source());
-            str_attr(&mut out, "sentry.platform", "native");
+            static_attr(&mut out, attr_prefix!("sentry.span.source"), &segment.source());
+            static_attr(&mut out, attr_prefix!("sentry.platform"), "native");
             for (k, v) in &scoped {
                 str_attr(&mut out, k, v);
             }
