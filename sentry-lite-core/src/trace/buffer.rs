@@ -25,8 +25,10 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::client::Client;
+use crate::hub::ScopeSnapshot;
 use crate::ids::TraceId;
 use crate::protocol::{DataCategory, DiscardReason};
+use crate::scope::Scope;
 use crate::transport::worker::{Buffer, Job};
 
 use super::record::{estimate_size, Refs, SpanBatchJob, SpanRecord, ThreadInfo};
@@ -182,6 +184,9 @@ impl SpanBuffer {
     /// docs). Over the bound (buffered + in flight), complete traces are sent, the
     /// oldest open bucket is dropped, and the span too if that is not enough.
     pub(crate) fn push(&self, mut record: SpanRecord, segment: &Arc<SegmentShared>, thread: &Arc<ThreadInfo>) {
+        if let Some(scope) = record.scope.as_mut() {
+            slim(scope);
+        }
         let client = &*segment.client;
         let trace_id = segment.state.trace_id;
         let is_segment = record.is_segment;
@@ -260,6 +265,25 @@ impl SpanBuffer {
     fn submit(&self, traces: Vec<(Vec<SpanRecord>, Refs)>, client: &Client) {
         for (spans, refs) in traces {
             client.submit(self.job(spans, refs));
+        }
+    }
+}
+
+/// Keeps of a segment's scopes only what its span carries (tags and user; see
+/// `record::scoped_attributes`). A unit of work's own scopes (a request's: its
+/// request data, transaction, span, trace) usually die with it right after its
+/// segment finishes; held by the record, they would be freed on the worker, and
+/// memory freed on another thread costs both threads more in the allocator.
+fn slim(snapshot: &mut ScopeSnapshot) {
+    for scope in [&mut snapshot.isolation, &mut snapshot.current] {
+        let keep_nothing = scope.tags.is_empty() && scope.user.is_none();
+        if keep_nothing {
+            *scope = Scope::default();
+        } else if scope.request.is_some() || scope.span.is_some() || scope.propagation.is_some() {
+            let mut slim = Scope::default();
+            slim.tags = scope.tags.clone();
+            slim.user = scope.user.clone();
+            *scope = slim;
         }
     }
 }
@@ -372,5 +396,35 @@ impl Buffer for SpanBuffer {
 
     fn close(&self) {
         self.state.lock().closed = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Request, User};
+
+    #[test]
+    fn slim_scopes_keep_tags_and_user_only() {
+        let mut current = Scope::default();
+        current.set_tag("tier", "gold");
+        current.set_request(Some(Request::default()));
+        current.set_transaction(Some("GET /"));
+        let mut isolation = Scope::default();
+        isolation.set_user(Some(User { id: Some("7".into()), ..Default::default() }));
+        let mut bare = Scope::default();
+        bare.set_transaction(Some("x"));
+        let mut global = Scope::default();
+        global.set_request(Some(Request::default()));
+        let mut snapshot = ScopeSnapshot { global, isolation, current };
+        slim(&mut snapshot);
+        assert_eq!(snapshot.current.tag("tier"), Some("gold"));
+        assert!(snapshot.current.request.is_none() && snapshot.current.transaction.is_none());
+        assert_eq!(snapshot.isolation.user().and_then(|u| u.id.as_deref()), Some("7"));
+        // The global scope is shared and long-lived: left alone.
+        assert!(snapshot.global.request.is_some());
+        let mut snapshot = ScopeSnapshot { global: Scope::default(), isolation: Scope::default(), current: bare };
+        slim(&mut snapshot);
+        assert!(snapshot.current.transaction.is_none());
     }
 }
