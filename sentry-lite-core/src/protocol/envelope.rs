@@ -358,6 +358,7 @@ impl Item {
             json::write_key(w, k);
             match v {
                 Value::String(v) => json::write_str(w, v),
+                Value::Number(n) if n.is_u64() => json::write_u64(w, n.as_u64().unwrap_or_default()),
                 // Writing to a Vec cannot fail; a JSON value always serializes.
                 v => {
                     let _ = serde_json::to_writer(&mut *w, v);

@@ -93,11 +93,20 @@ pub(crate) fn write_u64(out: &mut Vec<u8>, mut n: u64) {
 /// Writes `v` as lowercase hex with `digits` digits, quoted (trace, span and event ids).
 pub(crate) fn write_hex(out: &mut Vec<u8>, v: u128, digits: usize) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut buf = [0u8; 34];
-    buf[0] = b'"';
-    for i in 0..digits {
-        let shift = (digits - 1 - i) * 4;
-        buf[1 + i] = HEX[((v >> shift) & 0xf) as usize];
+    let digits = digits.min(32);
+    let mut buf = [b'"'; 34];
+    let mut v = v;
+    // Lowest digit last; two digits per step.
+    let mut i = digits;
+    while i >= 2 {
+        let byte = (v & 0xff) as usize;
+        buf[i] = HEX[byte & 0xf];
+        buf[i - 1] = HEX[byte >> 4];
+        v >>= 8;
+        i -= 2;
+    }
+    if i == 1 {
+        buf[1] = HEX[(v & 0xf) as usize];
     }
     buf[digits + 1] = b'"';
     out.extend_from_slice(&buf[..digits + 2]);
@@ -158,5 +167,12 @@ mod tests {
         out.clear();
         write_hex(&mut out, u128::MAX, 32);
         assert_eq!(out, format!("\"{}\"", "f".repeat(32)).as_bytes());
+        for (v, digits) in
+            [(0x0123_4567_89ab_cdef_u128, 16), (0xabc, 3), (0x1234_5678_9abc_def0_1122_3344_5566_7788, 32)]
+        {
+            out.clear();
+            write_hex(&mut out, v, digits);
+            assert_eq!(out, format!("\"{v:0digits$x}\"").as_bytes());
+        }
     }
 }

@@ -625,11 +625,11 @@ impl Job for SpanBatchJob {
         let mut dsc = segment.frozen_dsc(client);
         dsc.trace_id = segment.state.trace_id;
         // Segment names (and ids) as of now, once per segment in the batch.
-        let mut segments: Vec<(SpanId, String, String)> = Vec::new();
+        let mut segments: Vec<(SpanId, String, IdText)> = Vec::with_capacity(1);
         for seg in refs.segments() {
             let id = seg.span_id;
             if !segments.iter().any(|(s, _, _)| *s == id) {
-                segments.push((id, seg.name(), span_id_string(id)));
+                segments.push((id, seg.name(), IdText::of(id)));
             }
         }
         let segment_of = |id: SpanId| {
@@ -747,11 +747,24 @@ fn hex_id(out: &mut Vec<u8>, v: u128, digits: usize) {
     crate::protocol::json::write_hex(out, v, digits);
 }
 
-/// A span id as its 16 hex digits, without the formatting machinery.
-fn span_id_string(id: SpanId) -> String {
-    let mut out = Vec::with_capacity(18);
-    hex_id(&mut out, u128::from(id.as_int()), 16);
-    String::from_utf8_lossy(&out[1..17]).into_owned()
+/// A span id as its 16 hex digits, inline (no allocation, no formatting).
+struct IdText([u8; 16]);
+
+impl IdText {
+    fn of(id: SpanId) -> Self {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let v = id.as_int();
+        let mut text = [b'0'; 16];
+        for (i, digit) in text.iter_mut().enumerate() {
+            *digit = HEX[((v >> ((15 - i) * 4)) & 0xf) as usize];
+        }
+        IdText(text)
+    }
+
+    fn as_str(&self) -> &str {
+        // Hex digits only.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
 }
 
 fn timestamp(out: &mut Vec<u8>, t: SystemTime) {
@@ -813,7 +826,7 @@ fn fast_eligible(r: &SpanRecord, scoped: &BTreeMap<&str, &str>) -> bool {
 /// The span v2 container of a batch, written directly: the attributes shared by
 /// the batch, a segment or a thread are escaped once, not once per span. Same
 /// JSON as serializing [`View`]s (which segments and unusual spans still use).
-fn fast_item(spans: &[SpanRecord], refs: &Refs, client: &ClientInner, segments: &[(SpanId, String, String)]) -> Item {
+fn fast_item(spans: &[SpanRecord], refs: &Refs, client: &ClientInner, segments: &[(SpanId, String, IdText)]) -> Item {
     let shared = client.span_attributes.get_or_init(|| shared_attributes(&Common::new(client)));
     // Only spans taking the general path need it.
     let mut common = None;
