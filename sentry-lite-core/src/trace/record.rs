@@ -597,10 +597,40 @@ impl Serialize for View<'_> {
     }
 }
 
+/// The records of one batch. A one-span trace (a request's server span, most
+/// often) keeps its record inline: no vector allocated on the producer's thread
+/// and freed on the worker's.
+#[derive(Debug)]
+pub(crate) enum Records {
+    One(SpanRecord),
+    Many(Vec<SpanRecord>),
+}
+
+impl Records {
+    pub(crate) fn as_slice(&self) -> &[SpanRecord] {
+        match self {
+            Records::One(r) => std::slice::from_ref(r),
+            Records::Many(v) => v,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn into_vec(self) -> Vec<SpanRecord> {
+        match self {
+            Records::One(r) => vec![r],
+            Records::Many(v) => v,
+        }
+    }
+}
+
 /// One trace's batch of finished spans, serialized into one span v2 envelope on
 /// the worker.
 pub(crate) struct SpanBatchJob {
-    pub(crate) spans: Vec<SpanRecord>,
+    pub(crate) spans: Records,
     pub(crate) refs: Refs,
     /// Released after the records (field order), when the job is dropped.
     pub(crate) _in_flight: super::buffer::InFlightGuard,
@@ -610,7 +640,9 @@ impl Drop for SpanBatchJob {
     fn drop(&mut self) {
         // Records first, then the vector goes back to the buffer, then the guard
         // releases the in-flight count.
-        self._in_flight.recycle(std::mem::take(&mut self.spans));
+        if let Records::Many(spans) = std::mem::replace(&mut self.spans, Records::Many(Vec::new())) {
+            self._in_flight.recycle(spans);
+        }
     }
 }
 
@@ -621,7 +653,8 @@ impl Job for SpanBatchJob {
 
     fn run(self: Box<Self>, client: &ClientInner) -> Option<Envelope> {
         let refs = &self.refs;
-        let segment = refs.segment(self.spans.first()?);
+        let spans = self.spans.as_slice();
+        let segment = refs.segment(spans.first()?);
         let mut dsc = segment.frozen_dsc(client);
         dsc.trace_id = segment.state.trace_id;
         // Segment names (and ids) as of now, once per segment in the batch.
@@ -635,12 +668,11 @@ impl Job for SpanBatchJob {
         let segment_of = |id: SpanId| {
             segments.iter().find(|(s, _, _)| *s == id).map_or(("", ""), |(_, n, i)| (n.as_str(), i.as_str()))
         };
-        let count = self.spans.len() as u64;
+        let count = spans.len() as u64;
         let item = match &client.options.before_send_span {
-            None => Ok(fast_item(&self.spans, refs, client, &segments)),
+            None => Ok(fast_item(spans, refs, client, &segments)),
             Some(before) => {
-                let items: Vec<SpanV2> = self
-                    .spans
+                let items: Vec<SpanV2> = spans
                     .iter()
                     .map(|record| {
                         let seg_id = refs.segment(record).span_id;
