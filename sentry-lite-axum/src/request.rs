@@ -90,7 +90,8 @@ impl RawRequest {
                     None => (key, v),
                 });
             }
-            if !send_default_pii && (*name == COOKIE || is_sensitive_header(name.as_str())) {
+            // `Host` (in every request) is never sensitive: skip the name checks.
+            if !send_default_pii && *name != HOST && (*name == COOKIE || is_sensitive_header(name.as_str())) {
                 continue;
             }
             text.push_str(name.as_str());

@@ -50,20 +50,39 @@ where
 
     fn call(&mut self, req: http::Request<ReqBody>) -> Self::Future {
         let hub = Arc::new(Hub::with_current(|parent| Hub::new_from_top(parent)));
-        let state = start_request(&hub, &req);
         let inner = &mut self.inner;
-        match crate::panic::catch(|| Hub::run(hub.clone(), || inner.call(req))) {
-            Ok(future) => ResponseFuture::new(future.bind_hub(hub), state),
-            Err(payload) => {
+        // One binding of the request's hub for both: the root span is started in
+        // it, and synchronous work in the inner `call` sees it. The request and
+        // the future go through slots, not through the closures' captures and
+        // return values: each of those would be another copy of them.
+        let mut req = Some(req);
+        let mut future = None;
+        let mut state = None;
+        let caught = Hub::run(hub.clone(), || {
+            if let Some(r) = &req {
+                state = start_request(&hub, r);
+            }
+            crate::panic::catch(|| {
+                if let Some(r) = req.take() {
+                    future = Some(inner.call(r));
+                }
+            })
+        });
+        match (caught, future) {
+            (Ok(()), Some(future)) => ResponseFuture::new(future.bind_hub(hub), state),
+            (Err(payload), _) => {
                 crate::panic::report(&hub, &*payload);
                 ResponseFuture::panicked(state)
             }
+            // Not reached: `call` ran unless it panicked.
+            (Ok(()), None) => ResponseFuture::panicked(state),
         }
     }
 }
 
-/// Sets the request's scope up and starts its segment span; `None` while the SDK
-/// is disabled (the request still runs in its own hub).
+/// Sets the request's scope up and starts its segment span (`hub` must be the
+/// current hub); `None` while the SDK is disabled (the request still runs in its
+/// own hub).
 fn start_request<B>(hub: &Arc<Hub>, req: &http::Request<B>) -> Option<RequestState> {
     let send_default_pii = hub.with_client(|c| c.is_enabled().then(|| c.options().send_default_pii))??;
     let incoming = Incoming::read(req, send_default_pii);
@@ -77,24 +96,36 @@ fn start_request<B>(hub: &Arc<Hub>, req: &http::Request<B>) -> Option<RequestSta
     };
     let name = span_name(method.as_str(), target);
 
-    let propagation = sentry_lite_core::continue_trace(trace_headers.iter().flatten().map(|(k, v)| (*k, v.as_ref())));
-    hub.configure_scope(|scope| {
-        scope.set_propagation(propagation);
-        scope.set_request_with(move || raw.build());
-        scope.set_transaction(Some(&name));
-    });
-    if let Some(ip) = &incoming.client_ip {
-        hub.configure_isolation_scope(|scope| {
+    // Without trace headers the root span starts a new trace by itself; a context
+    // is only needed to continue one, or to shadow one the parent scopes carry
+    // (each request is its own trace).
+    let incoming_trace = trace_headers.iter().any(Option::is_some);
+    let propagation = incoming_trace
+        .then(|| sentry_lite_core::continue_trace(trace_headers.iter().flatten().map(|(k, v)| (*k, v.as_ref()))));
+    let inherited = hub.configure_isolation_scope(|scope| {
+        if let Some(ip) = &incoming.client_ip {
             let mut user = scope.user().cloned().unwrap_or_default();
             if user.ip_address.is_none() {
                 user.ip_address = Some(ip.clone());
                 scope.set_user(Some(user));
             }
-        });
-    }
+        }
+        scope.propagation().is_some()
+    });
+    hub.configure_scope(|scope| {
+        match propagation {
+            Some(p) => scope.set_propagation(p),
+            None if inherited || scope.propagation().is_some() => {
+                scope.set_propagation(sentry_lite_core::PropagationContext::new_random())
+            }
+            None => {}
+        }
+        scope.set_request_with(move || raw.build());
+        scope.set_transaction(Some(&name));
+    });
 
-    let span = Hub::run(hub.clone(), || sentry_lite_core::start_root_span(name, "http.server"));
-    span.set_origin("auto.http.axum");
+    // Origin given as a static string: no lookup, no lock.
+    let span = sentry_lite_core::start_root_span_with(name, "http.server", "auto.http.axum", Vec::new());
     span.set_source(source);
     span.set_attribute("http.request.method", method.as_str());
     span.set_attribute("url.path", incoming.path);

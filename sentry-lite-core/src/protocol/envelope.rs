@@ -4,6 +4,7 @@ use std::io::Write;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::json;
 use super::raw_frames::RawFrame;
 use super::{ClientReport, DynamicSamplingContext, Event, EventId, SdkInfo, Stacktrace};
 
@@ -25,6 +26,52 @@ pub struct EnvelopeHeaders {
     /// Headers this SDK does not know, kept on round trips.
     #[serde(flatten, default)]
     pub other: Map<String, Value>,
+}
+
+impl EnvelopeHeaders {
+    /// Writes the same JSON as its `Serialize` (field order, skipped `None`s, the
+    /// unknown headers last), directly: serde's `flatten` goes through a map, and
+    /// one of these is written per envelope.
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let mut first = true;
+        let mut key = |out: &mut Vec<u8>, k: &str| {
+            out.push(if std::mem::take(&mut first) { b'{' } else { b',' });
+            json::write_key(out, k);
+        };
+        if let Some(id) = &self.event_id {
+            key(out, "event_id");
+            json::write_hex(out, id.as_int(), 32);
+        }
+        if let Some(sent_at) = &self.sent_at {
+            key(out, "sent_at");
+            json::write_str(out, sent_at);
+        }
+        if let Some(sdk) = &self.sdk {
+            key(out, "sdk");
+            if sdk.integrations.is_empty() && sdk.packages.is_empty() {
+                out.extend_from_slice(b"{\"name\":");
+                json::write_str(out, &sdk.name);
+                out.extend_from_slice(b",\"version\":");
+                json::write_str(out, &sdk.version);
+                out.push(b'}');
+            } else {
+                // Writing to a Vec cannot fail; these types always serialize.
+                let _ = serde_json::to_writer(&mut *out, sdk);
+            }
+        }
+        if let Some(dsc) = &self.trace {
+            key(out, "trace");
+            dsc.write_json(out);
+        }
+        for (k, v) in &self.other {
+            key(out, k);
+            let _ = serde_json::to_writer(&mut *out, v);
+        }
+        if first {
+            out.push(b'{');
+        }
+        out.push(b'}');
+    }
 }
 
 /// The type of an envelope item.
@@ -291,35 +338,38 @@ impl Item {
     /// Writes the item header line (without its newline): the extra headers plus
     /// `type` and `length`, keys in sorted order like a JSON map, and without
     /// building one.
-    fn write_headers<W: Write>(&self, w: &mut W) -> std::io::Result<()> {
+    fn write_headers(&self, w: &mut Vec<u8>) {
         let mut fixed = [("length", None), ("type", Some(self.ty.as_str()))].into_iter().peekable();
         let mut first = true;
-        let mut sep = |w: &mut W| if std::mem::take(&mut first) { w.write_all(b"{") } else { w.write_all(b",") };
-        let write_fixed = |w: &mut W, key: &str, ty: Option<&str>| -> std::io::Result<()> {
-            w.write_all(b"\"")?;
-            w.write_all(key.as_bytes())?;
-            w.write_all(b"\":")?;
+        let mut sep = |w: &mut Vec<u8>| w.push(if std::mem::take(&mut first) { b'{' } else { b',' });
+        let write_fixed = |w: &mut Vec<u8>, key: &str, ty: Option<&str>| {
+            json::write_key(w, key);
             match ty {
-                Some(ty) => serde_json::to_writer(&mut *w, ty)?,
-                None => write!(w, "{}", self.payload.len())?,
+                Some(ty) => json::write_str(w, ty),
+                None => json::write_u64(w, self.payload.len() as u64),
             }
-            Ok(())
         };
         for (k, v) in &self.headers {
             while let Some((key, ty)) = fixed.next_if(|(key, _)| *key < k.as_str()) {
-                sep(w)?;
-                write_fixed(w, key, ty)?;
+                sep(w);
+                write_fixed(w, key, ty);
             }
-            sep(w)?;
-            serde_json::to_writer(&mut *w, k)?;
-            w.write_all(b":")?;
-            serde_json::to_writer(&mut *w, v)?;
+            sep(w);
+            json::write_key(w, k);
+            match v {
+                Value::String(v) => json::write_str(w, v),
+                Value::Number(n) if n.is_u64() => json::write_u64(w, n.as_u64().unwrap_or_default()),
+                // Writing to a Vec cannot fail; a JSON value always serializes.
+                v => {
+                    let _ = serde_json::to_writer(&mut *w, v);
+                }
+            }
         }
         for (key, ty) in fixed {
-            sep(w)?;
-            write_fixed(w, key, ty)?;
+            sep(w);
+            write_fixed(w, key, ty);
         }
-        w.write_all(b"}")
+        w.push(b'}');
     }
 
     /// The payload parsed as JSON.
@@ -403,11 +453,16 @@ impl Envelope {
 
     /// Serializes in the line format; every item carries `length`.
     pub fn to_writer<W: Write>(&self, mut w: W) -> std::io::Result<()> {
-        serde_json::to_writer(&mut w, &self.headers)?;
+        // Header lines go through one buffer: written directly, not through serde.
+        let mut line = Vec::with_capacity(512);
+        self.headers.write_json(&mut line);
+        w.write_all(&line)?;
         for item in &self.items {
-            w.write_all(b"\n")?;
-            item.write_headers(&mut w)?;
-            w.write_all(b"\n")?;
+            line.clear();
+            line.push(b'\n');
+            item.write_headers(&mut line);
+            line.push(b'\n');
+            w.write_all(&line)?;
             w.write_all(&item.payload)?;
         }
         w.write_all(b"\n")
@@ -524,9 +579,34 @@ mod tests {
             map.insert("type".into(), Value::String(item.ty.as_str().to_owned()));
             map.insert("length".into(), Value::from(item.payload.len()));
             let mut line = Vec::new();
-            item.write_headers(&mut line).unwrap();
+            item.write_headers(&mut line);
             assert_eq!(String::from_utf8(line).unwrap(), serde_json::to_string(&map).unwrap());
         }
+    }
+
+    #[test]
+    fn headers_are_written_like_serde() {
+        let mut headers = EnvelopeHeaders::default();
+        let check = |h: &EnvelopeHeaders| {
+            let mut out = Vec::new();
+            h.write_json(&mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(h).unwrap());
+        };
+        check(&headers);
+        headers.other.insert("zz".into(), Value::from(3));
+        check(&headers);
+        headers.event_id = Some(EventId::new());
+        headers.sent_at = Some("2026-11-23T16:15:03.843301Z".into());
+        headers.sdk = Some(SdkInfo { name: "sentry.rust.lite".into(), version: "0.1.0".into(), ..Default::default() });
+        headers.trace = Some(DynamicSamplingContext {
+            public_key: Some("k".into()),
+            transaction: Some("GET \"/\"".into()),
+            ..Default::default()
+        });
+        check(&headers);
+        headers.other.insert("a\nb".into(), Value::String("c".into()));
+        headers.sdk.as_mut().unwrap().integrations.push("panic".into());
+        check(&headers);
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod dsc;
 mod envelope;
 mod event;
 mod exception;
+pub(crate) mod json;
 mod level;
 mod log;
 pub(crate) mod raw_frames;

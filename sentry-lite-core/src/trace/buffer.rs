@@ -25,11 +25,13 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::client::Client;
+use crate::hub::ScopeSnapshot;
 use crate::ids::TraceId;
 use crate::protocol::{DataCategory, DiscardReason};
+use crate::scope::Scope;
 use crate::transport::worker::{Buffer, Job};
 
-use super::record::{estimate_size, Refs, SpanBatchJob, SpanRecord, ThreadInfo};
+use super::record::{estimate_size, Records, Refs, SpanBatchJob, SpanRecord, ThreadInfo};
 use super::span::SegmentShared;
 
 /// Most spans in one span v2 item (Relay's limit).
@@ -73,7 +75,7 @@ struct State {
     /// Every bucket by creation order (seq → trace), so the oldest is found in O(log n).
     order: BTreeMap<u64, TraceId>,
     /// Complete traces waiting to leave together (counted in `total`).
-    complete: Vec<(Vec<SpanRecord>, Refs)>,
+    complete: Vec<(Records, Refs)>,
     complete_spans: usize,
     total: usize,
     seq: u64,
@@ -171,7 +173,7 @@ impl SpanBuffer {
     }
 
     /// A batch job for `spans`, counted in flight until it is dropped.
-    fn job(&self, spans: Vec<SpanRecord>, refs: Refs) -> Box<SpanBatchJob> {
+    fn job(&self, spans: Records, refs: Refs) -> Box<SpanBatchJob> {
         let n = spans.len();
         self.in_flight.count.fetch_add(n, Ordering::Relaxed);
         Box::new(SpanBatchJob { spans, refs, _in_flight: InFlightGuard { counter: self.in_flight.clone(), n } })
@@ -182,6 +184,9 @@ impl SpanBuffer {
     /// docs). Over the bound (buffered + in flight), complete traces are sent, the
     /// oldest open bucket is dropped, and the span too if that is not enough.
     pub(crate) fn push(&self, mut record: SpanRecord, segment: &Arc<SegmentShared>, thread: &Arc<ThreadInfo>) {
+        if let Some(scope) = record.scope.as_mut() {
+            slim(scope);
+        }
         let client = &*segment.client;
         let trace_id = segment.state.trace_id;
         let is_segment = record.is_segment;
@@ -217,7 +222,7 @@ impl SpanBuffer {
             // or children already sent): complete at once, no bucket.
             let mut refs = Refs::default();
             refs.add(&mut record, segment, thread);
-            state.complete.push((vec![record], refs));
+            state.complete.push((Records::One(record), refs));
             state.complete_spans += 1;
             state.total += 1;
         } else {
@@ -238,7 +243,7 @@ impl SpanBuffer {
             #[cfg(test)]
             let full = full && !state.hold;
             if full {
-                ready.extend(state.take(&trace_id));
+                ready.extend(state.take(&trace_id).map(|(spans, refs)| (Records::Many(spans), refs)));
             } else if is_segment {
                 state.complete(&trace_id);
             }
@@ -257,9 +262,28 @@ impl SpanBuffer {
         self.submit(ready, client);
     }
 
-    fn submit(&self, traces: Vec<(Vec<SpanRecord>, Refs)>, client: &Client) {
+    fn submit(&self, traces: Vec<(Records, Refs)>, client: &Client) {
         for (spans, refs) in traces {
             client.submit(self.job(spans, refs));
+        }
+    }
+}
+
+/// Keeps of a segment's scopes only what its span carries (tags and user; see
+/// `record::scoped_attributes`). A unit of work's own scopes (a request's: its
+/// request data, transaction, span, trace) usually die with it right after its
+/// segment finishes; held by the record, they would be freed on the worker, and
+/// memory freed on another thread costs both threads more in the allocator.
+fn slim(snapshot: &mut ScopeSnapshot) {
+    for scope in [&mut snapshot.isolation, &mut snapshot.current] {
+        let keep_nothing = scope.tags.is_empty() && scope.user.is_none();
+        if keep_nothing {
+            *scope = Scope::default();
+        } else if scope.request.is_some() || scope.span.is_some() || scope.propagation.is_some() {
+            let mut slim = Scope::default();
+            slim.tags = scope.tags.clone();
+            slim.user = scope.user.clone();
+            *scope = slim;
         }
     }
 }
@@ -268,7 +292,7 @@ impl SpanBuffer {
 impl SpanBuffer {
     /// A batch job as the buffer makes them.
     pub(crate) fn test_job(&self, spans: Vec<SpanRecord>, refs: Refs) -> Box<SpanBatchJob> {
-        self.job(spans, refs)
+        self.job(Records::Many(spans), refs)
     }
 
     /// Keeps every span buffered until `take_records` (or a flush).
@@ -283,10 +307,10 @@ impl SpanBuffer {
         state.deadline = None;
         state.order.clear();
         let mut all = (Vec::new(), Refs::default());
-        let complete = std::mem::take(&mut state.complete);
+        let complete = std::mem::take(&mut state.complete).into_iter().map(|(spans, refs)| (spans.into_vec(), refs));
         state.complete_spans = 0;
         let buckets = std::mem::take(&mut state.buckets).into_values().map(|b| (b.spans, b.refs));
-        for (mut spans, refs) in complete.into_iter().chain(buckets) {
+        for (mut spans, refs) in complete.chain(buckets) {
             all.1.merge(refs, &mut spans);
             all.0.append(&mut spans);
         }
@@ -311,12 +335,12 @@ impl State {
         if let Some(bucket) = self.buckets.remove(trace_id) {
             self.order.remove(&bucket.seq);
             self.complete_spans += bucket.spans.len();
-            self.complete.push((bucket.spans, bucket.refs));
+            self.complete.push((Records::Many(bucket.spans), bucket.refs));
         }
     }
 
     /// The complete traces, to be sent.
-    fn take_complete(&mut self) -> Vec<(Vec<SpanRecord>, Refs)> {
+    fn take_complete(&mut self) -> Vec<(Records, Refs)> {
         self.total -= self.complete_spans;
         self.complete_spans = 0;
         if self.total == 0 {
@@ -360,11 +384,11 @@ impl Buffer for SpanBuffer {
             let mut spans = bucket.spans;
             while spans.len() > MAX_SPANS_PER_ENVELOPE {
                 let rest = spans.split_off(MAX_SPANS_PER_ENVELOPE);
-                jobs.push(self.job(spans, bucket.refs.clone()));
+                jobs.push(self.job(Records::Many(spans), bucket.refs.clone()));
                 spans = rest;
             }
             if !spans.is_empty() {
-                jobs.push(self.job(spans, bucket.refs));
+                jobs.push(self.job(Records::Many(spans), bucket.refs));
             }
         }
         jobs
@@ -372,5 +396,35 @@ impl Buffer for SpanBuffer {
 
     fn close(&self) {
         self.state.lock().closed = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Request, User};
+
+    #[test]
+    fn slim_scopes_keep_tags_and_user_only() {
+        let mut current = Scope::default();
+        current.set_tag("tier", "gold");
+        current.set_request(Some(Request::default()));
+        current.set_transaction(Some("GET /"));
+        let mut isolation = Scope::default();
+        isolation.set_user(Some(User { id: Some("7".into()), ..Default::default() }));
+        let mut bare = Scope::default();
+        bare.set_transaction(Some("x"));
+        let mut global = Scope::default();
+        global.set_request(Some(Request::default()));
+        let mut snapshot = ScopeSnapshot { global, isolation, current };
+        slim(&mut snapshot);
+        assert_eq!(snapshot.current.tag("tier"), Some("gold"));
+        assert!(snapshot.current.request.is_none() && snapshot.current.transaction.is_none());
+        assert_eq!(snapshot.isolation.user().and_then(|u| u.id.as_deref()), Some("7"));
+        // The global scope is shared and long-lived: left alone.
+        assert!(snapshot.global.request.is_some());
+        let mut snapshot = ScopeSnapshot { global: Scope::default(), isolation: Scope::default(), current: bare };
+        slim(&mut snapshot);
+        assert!(snapshot.current.transaction.is_none());
     }
 }

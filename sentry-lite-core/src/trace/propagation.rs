@@ -482,6 +482,43 @@ pub fn format_sample_rand(v: f64) -> String {
     if v >= 1.0 {
         return "0.999999".to_owned();
     }
+    // Fast path: away from a multiple of 1e-6, scaling cannot move the value across
+    // one (the scaling error and the distance to the shortest form are ~1e-10), so
+    // the integer part of `v * 1e6` is the truncated shortest form's digits.
+    let scaled = v * 1e6;
+    // This SDK draws `sample_rand` in steps of 1e-6: when `v` is the double nearest
+    // to k / 1e6, its shortest form is that decimal (any other decimal with at most
+    // six places is 1e-6 away), so the digits are k's.
+    let nearest = scaled.round();
+    if nearest / 1e6 == v && nearest < 1e6 {
+        return six_decimals(nearest as u32);
+    }
+    let whole = scaled.floor();
+    let frac = scaled - whole;
+    if frac > 1e-6 && frac < 1.0 - 1e-6 && whole < 1e6 {
+        return six_decimals(whole as u32);
+    }
+    format_sample_rand_exact(v)
+}
+
+/// `0.dddddd` without trailing zeros (`0` for zero), for `k` millionths.
+fn six_decimals(k: u32) -> String {
+    if k == 0 {
+        return "0".to_owned();
+    }
+    let mut out = *b"0.000000";
+    let mut n = k;
+    for digit in out[2..].iter_mut().rev() {
+        *digit = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    let zeros = out.iter().rev().take_while(|d| **d == b'0').count();
+    String::from_utf8_lossy(&out[..out.len() - zeros]).into_owned()
+}
+
+/// [`format_sample_rand`] through the shortest form as text, for values near a
+/// multiple of 1e-6, where scaling could round across it.
+fn format_sample_rand_exact(v: f64) -> String {
     // Truncate the exact shortest form as text: no floating-point error from scaling.
     let full = format!("{v}");
     let end = full.find('.').map_or(full.len(), |dot| full.len().min(dot + 7));
@@ -776,6 +813,24 @@ mod tests {
             // Values drawn in steps of 1e-6 keep at most 6 decimals with format_rate too.
             let stepped = (random_u64() % 1_000_000) as f64 / 1_000_000.0;
             assert!(format_rate(stepped).len() <= 8, "{stepped}");
+        }
+    }
+
+    #[test]
+    fn sample_rand_fast_path_matches_the_text_form() {
+        let mut values: Vec<f64> = (0..200_000).map(|_| crate::ids::random_f64()).collect();
+        // Near and at multiples of 1e-6, and tiny values.
+        values.extend((0..100_000).map(|_| super::super::sampling::new_sample_rand()));
+        values.extend((0..1_000_000).step_by(7).map(|k| f64::from(k) / 1e6));
+        for k in [0u32, 1, 7, 10, 100_000, 570_000, 999_999] {
+            let base = f64::from(k) / 1e6;
+            values.extend([base, base + 1e-12, base - 1e-12, base + 5e-7, f64::from_bits(base.to_bits() + 1)]);
+        }
+        values.extend([1e-7, 9.99999e-7, 1.0000001e-6, 0.1 + 0.2, 0.9999999999, 1.0 - f64::EPSILON]);
+        for v in values {
+            if v > 0.0 && v < 1.0 {
+                assert_eq!(format_sample_rand(v), format_sample_rand_exact(v), "{v}");
+            }
         }
     }
 

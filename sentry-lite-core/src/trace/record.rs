@@ -597,10 +597,40 @@ impl Serialize for View<'_> {
     }
 }
 
+/// The records of one batch. A one-span trace (a request's server span, most
+/// often) keeps its record inline: no vector allocated on the producer's thread
+/// and freed on the worker's.
+#[derive(Debug)]
+pub(crate) enum Records {
+    One(SpanRecord),
+    Many(Vec<SpanRecord>),
+}
+
+impl Records {
+    pub(crate) fn as_slice(&self) -> &[SpanRecord] {
+        match self {
+            Records::One(r) => std::slice::from_ref(r),
+            Records::Many(v) => v,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn into_vec(self) -> Vec<SpanRecord> {
+        match self {
+            Records::One(r) => vec![r],
+            Records::Many(v) => v,
+        }
+    }
+}
+
 /// One trace's batch of finished spans, serialized into one span v2 envelope on
 /// the worker.
 pub(crate) struct SpanBatchJob {
-    pub(crate) spans: Vec<SpanRecord>,
+    pub(crate) spans: Records,
     pub(crate) refs: Refs,
     /// Released after the records (field order), when the job is dropped.
     pub(crate) _in_flight: super::buffer::InFlightGuard,
@@ -610,7 +640,9 @@ impl Drop for SpanBatchJob {
     fn drop(&mut self) {
         // Records first, then the vector goes back to the buffer, then the guard
         // releases the in-flight count.
-        self._in_flight.recycle(std::mem::take(&mut self.spans));
+        if let Records::Many(spans) = std::mem::replace(&mut self.spans, Records::Many(Vec::new())) {
+            self._in_flight.recycle(spans);
+        }
     }
 }
 
@@ -621,26 +653,26 @@ impl Job for SpanBatchJob {
 
     fn run(self: Box<Self>, client: &ClientInner) -> Option<Envelope> {
         let refs = &self.refs;
-        let segment = refs.segment(self.spans.first()?);
+        let spans = self.spans.as_slice();
+        let segment = refs.segment(spans.first()?);
         let mut dsc = segment.frozen_dsc(client);
         dsc.trace_id = segment.state.trace_id;
         // Segment names (and ids) as of now, once per segment in the batch.
-        let mut segments: Vec<(SpanId, String, String)> = Vec::new();
+        let mut segments: Vec<(SpanId, String, IdText)> = Vec::with_capacity(1);
         for seg in refs.segments() {
             let id = seg.span_id;
             if !segments.iter().any(|(s, _, _)| *s == id) {
-                segments.push((id, seg.name(), id.to_string()));
+                segments.push((id, seg.name(), IdText::of(id)));
             }
         }
         let segment_of = |id: SpanId| {
             segments.iter().find(|(s, _, _)| *s == id).map_or(("", ""), |(_, n, i)| (n.as_str(), i.as_str()))
         };
-        let count = self.spans.len() as u64;
+        let count = spans.len() as u64;
         let item = match &client.options.before_send_span {
-            None => Ok(fast_item(&self.spans, refs, client, &segments)),
+            None => Ok(fast_item(spans, refs, client, &segments)),
             Some(before) => {
-                let items: Vec<SpanV2> = self
-                    .spans
+                let items: Vec<SpanV2> = spans
                     .iter()
                     .map(|record| {
                         let seg_id = refs.segment(record).span_id;
@@ -696,8 +728,22 @@ const COMMON_KEYS: [&str; 13] = [
 ];
 
 fn json_str(out: &mut Vec<u8>, s: &str) {
-    // Writing a `str` to a `Vec` cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
+    crate::protocol::json::write_str(out, s);
+}
+
+/// `"key":{"type":"string","value":` for a literal key, built at compile time:
+/// fixed keys need no escaping scan.
+macro_rules! attr_prefix {
+    ($key:literal) => {
+        concat!("\"", $key, "\":{\"type\":\"string\",\"value\":").as_bytes()
+    };
+}
+
+/// A string attribute under a literal key (see [`attr_prefix`]).
+fn static_attr(out: &mut Vec<u8>, prefix: &[u8], value: &str) {
+    out.extend_from_slice(prefix);
+    json_str(out, value);
+    out.extend_from_slice(b"},");
 }
 
 fn str_attr(out: &mut Vec<u8>, key: &str, value: &str) {
@@ -730,12 +776,27 @@ fn value_attr(out: &mut Vec<u8>, v: &AttributeValue) {
 }
 
 fn hex_id(out: &mut Vec<u8>, v: u128, digits: usize) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push(b'"');
-    for i in (0..digits).rev() {
-        out.push(HEX[((v >> (i * 4)) & 0xf) as usize]);
+    crate::protocol::json::write_hex(out, v, digits);
+}
+
+/// A span id as its 16 hex digits, inline (no allocation, no formatting).
+struct IdText([u8; 16]);
+
+impl IdText {
+    fn of(id: SpanId) -> Self {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let v = id.as_int();
+        let mut text = [b'0'; 16];
+        for (i, digit) in text.iter_mut().enumerate() {
+            *digit = HEX[((v >> ((15 - i) * 4)) & 0xf) as usize];
+        }
+        IdText(text)
     }
-    out.push(b'"');
+
+    fn as_str(&self) -> &str {
+        // Hex digits only.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
 }
 
 fn timestamp(out: &mut Vec<u8>, t: SystemTime) {
@@ -770,16 +831,16 @@ fn scoped_attributes(scope: &ScopeSnapshot, pii: bool) -> BTreeMap<&str, &str> {
 fn shared_attributes(common: &Common<'_>) -> Vec<u8> {
     let mut shared = Vec::with_capacity(512);
     if let Some(release) = common.release {
-        str_attr(&mut shared, "sentry.release", release);
+        static_attr(&mut shared, attr_prefix!("sentry.release"), release);
     }
-    str_attr(&mut shared, "sentry.environment", common.environment);
-    str_attr(&mut shared, "sentry.sdk.name", common.sdk_name);
-    str_attr(&mut shared, "sentry.sdk.version", common.sdk_version);
-    str_attr(&mut shared, "sentry.trace_lifecycle", "stream");
+    static_attr(&mut shared, attr_prefix!("sentry.environment"), common.environment);
+    static_attr(&mut shared, attr_prefix!("sentry.sdk.name"), common.sdk_name);
+    static_attr(&mut shared, attr_prefix!("sentry.sdk.version"), common.sdk_version);
+    static_attr(&mut shared, attr_prefix!("sentry.trace_lifecycle"), "stream");
     if let Some(server) = common.server {
-        str_attr(&mut shared, "server.address", server);
+        static_attr(&mut shared, attr_prefix!("server.address"), server);
     }
-    str_attr(&mut shared, "os.name", &common.os);
+    static_attr(&mut shared, attr_prefix!("os.name"), &common.os);
     shared
 }
 
@@ -797,21 +858,10 @@ fn fast_eligible(r: &SpanRecord, scoped: &BTreeMap<&str, &str>) -> bool {
 /// The span v2 container of a batch, written directly: the attributes shared by
 /// the batch, a segment or a thread are escaped once, not once per span. Same
 /// JSON as serializing [`View`]s (which segments and unusual spans still use).
-fn fast_item(spans: &[SpanRecord], refs: &Refs, client: &ClientInner, segments: &[(SpanId, String, String)]) -> Item {
+fn fast_item(spans: &[SpanRecord], refs: &Refs, client: &ClientInner, segments: &[(SpanId, String, IdText)]) -> Item {
     let shared = client.span_attributes.get_or_init(|| shared_attributes(&Common::new(client)));
     // Only spans taking the general path need it.
     let mut common = None;
-    let seg_parts: Vec<(SpanId, Vec<u8>)> = segments
-        .iter()
-        .map(|(id, name, id_str)| {
-            let mut part = Vec::with_capacity(128);
-            str_attr(&mut part, "sentry.segment.name", name);
-            str_attr(&mut part, "sentry.segment.id", id_str);
-            (*id, part)
-        })
-        .collect();
-    // Rendered thread attributes, by index in `refs`.
-    let mut threads: Vec<Option<Vec<u8>>> = Vec::new();
     let mut out = Vec::with_capacity(64 + spans.len() * (shared.len() + 640));
     out.extend_from_slice(b"{\"version\":2,\"items\":[");
     for (i, r) in spans.iter().enumerate() {
@@ -850,30 +900,21 @@ fn fast_item(spans: &[SpanRecord], refs: &Refs, client: &ClientInner, segments: 
         timestamp(&mut out, r.end.max(r.start));
         out.extend_from_slice(b",\"attributes\":{");
         out.extend_from_slice(shared);
-        if let Some((_, part)) = seg_parts.iter().find(|(id, _)| *id == segment.span_id) {
-            out.extend_from_slice(part);
-        }
+        // Escaping is a scan and a copy for usual names: no per-segment cache.
+        static_attr(&mut out, attr_prefix!("sentry.segment.name"), segment_name);
+        static_attr(&mut out, attr_prefix!("sentry.segment.id"), segment_id);
         if let Some(op) = &r.op {
-            str_attr(&mut out, "sentry.op", op);
+            static_attr(&mut out, attr_prefix!("sentry.op"), op);
         }
-        str_attr(&mut out, "sentry.origin", r.origin());
-        let t = r.thread as usize;
-        if threads.len() <= t {
-            threads.resize(t + 1, None);
+        static_attr(&mut out, attr_prefix!("sentry.origin"), r.origin());
+        let thread = refs.thread(r);
+        static_attr(&mut out, attr_prefix!("thread.id"), &thread.id);
+        if let Some(name) = &thread.name {
+            static_attr(&mut out, attr_prefix!("thread.name"), name);
         }
-        let part = threads[t].get_or_insert_with(|| {
-            let thread = refs.thread(r);
-            let mut part = Vec::with_capacity(64);
-            str_attr(&mut part, "thread.id", &thread.id);
-            if let Some(name) = &thread.name {
-                str_attr(&mut part, "thread.name", name);
-            }
-            part
-        });
-        out.extend_from_slice(part);
         if r.is_segment {
-            str_attr(&mut out, "sentry.span.source", &segment.source());
-            str_attr(&mut out, "sentry.platform", "native");
+            static_attr(&mut out, attr_prefix!("sentry.span.source"), &segment.source());
+            static_attr(&mut out, attr_prefix!("sentry.platform"), "native");
             for (k, v) in &scoped {
                 str_attr(&mut out, k, v);
             }
