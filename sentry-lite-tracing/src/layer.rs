@@ -47,8 +47,14 @@ pub struct SentryLayer<S> {
     span_filter: Box<SpanFilterFn>,
     enable_logs: Option<bool>,
     logs: Arc<LogBuffer>,
+    /// Names this layer's entries on the core's entered-span stack (tracing ids
+    /// are per subscriber, and several may run on one thread).
+    key: u64,
     _subscriber: PhantomData<fn(S)>,
 }
+
+/// Layer keys; 0 is the core's "no key".
+static NEXT_KEY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl<S> fmt::Debug for SentryLayer<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -75,6 +81,7 @@ where
         span_filter: Box::new(|_| true),
         enable_logs: None,
         logs: Arc::new(LogBuffer::default()),
+        key: NEXT_KEY.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         _subscriber: PhantomData,
     }
 }
@@ -214,16 +221,18 @@ where
         };
         // The nearest tracing ancestor holding a Sentry span is the parent; the
         // child starts under its extensions' read lock (no handle clone).
+        // Each ancestor is looked up once (`scope()` from a `SpanRef` would look
+        // it up again).
         let mut started = None;
-        if !attrs.is_root() {
-            if let Some(parent) = span_ref.parent() {
-                for s in parent.scope() {
-                    if let Some(state) = s.extensions().get::<SentrySpan>() {
-                        started = Some(child_of(&state.span));
-                        break;
-                    }
-                }
+        let mut next = if attrs.is_root() { None } else { span_ref.parent() };
+        while let Some(s) = next {
+            let ext = s.extensions();
+            if let Some(state) = ext.get::<SentrySpan>() {
+                started = Some(child_of(&state.span));
+                break;
             }
+            drop(ext);
+            next = s.parent();
         }
         let span = match started {
             Some(span) => span,
@@ -260,22 +269,25 @@ where
         if !sentry_lite_core::is_enabled() {
             return;
         }
-        let Some(span_ref) = ctx.span(id) else { return };
-        let ext = span_ref.extensions();
-        if let Some(state) = ext.get::<SentrySpan>() {
-            sentry_lite_core::push_entered_span(state.span.clone());
-        }
-    }
-
-    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
-        if !sentry_lite_core::is_enabled() {
+        // Spans entered while unwinding (an instrumented future dropped by a
+        // panic) are not made current: their extensions lock may be poisoned, and
+        // a panic here would abort the process.
+        if std::thread::panicking() {
             return;
         }
         let Some(span_ref) = ctx.span(id) else { return };
         let ext = span_ref.extensions();
         if let Some(state) = ext.get::<SentrySpan>() {
-            sentry_lite_core::pop_entered_span(state.span.span_id());
+            state.span.clone().enter_keyed(self.key, id.into_u64());
         }
+    }
+
+    fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
+        if !sentry_lite_core::is_enabled() {
+            return;
+        }
+        // By key: no registry lookup, no lock (exits also run while unwinding).
+        Span::exit_keyed(self.key, id.into_u64());
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
@@ -283,8 +295,10 @@ where
             return;
         }
         let Some(span_ref) = ctx.span(&id) else { return };
-        let state = span_ref.extensions_mut().remove::<SentrySpan>();
-        if let Some(state) = state {
+        // Finished in place: the registry drops the state when it clears the
+        // span's slot right after this, cheaper than a map removal here.
+        let ext = span_ref.extensions();
+        if let Some(state) = ext.get::<SentrySpan>() {
             state.span.finish();
         }
     }

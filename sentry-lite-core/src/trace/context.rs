@@ -16,7 +16,9 @@ use crate::ids::SpanId;
 use super::Span;
 
 thread_local! {
-    static ENTERED: RefCell<Vec<Span>> = const { RefCell::new(Vec::new()) };
+    /// Entered spans, innermost last, each with the integration key it was pushed
+    /// under (`NO_KEY` for the core's own guards and futures).
+    static ENTERED: RefCell<Vec<(Span, EntryKey)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The span currently running, if any.
@@ -37,32 +39,65 @@ pub fn current_span() -> Option<Span> {
     Hub::with_current(|hub| hub.read_scope(|s| s.span.clone()))
 }
 
+/// An integration's own name for an entry: `(its instance, its id of the span)`.
+type EntryKey = (u64, u64);
+const NO_KEY: EntryKey = (0, 0);
+
 /// The innermost entered span of this thread.
 pub(crate) fn entered_span() -> Option<Span> {
-    ENTERED.try_with(|stack| stack.try_borrow().ok().and_then(|s| s.last().cloned())).ok().flatten()
+    ENTERED
+        .try_with(|stack| stack.try_borrow().ok().and_then(|s| s.last().map(|(span, _)| span.clone())))
+        .ok()
+        .flatten()
 }
 
 /// Pushes `span` on this thread's entered stack: it becomes current until
 /// [`pop_entered_span`] with its id. Allocation-free once the stack has grown.
 /// Meant for integrations with enter/exit callbacks (the `tracing` layer).
 pub fn push_entered_span(span: Span) {
+    push(span, NO_KEY);
+}
+
+/// Removes the innermost entry of the span with this id from the entered stack
+/// (tolerates out-of-order exits).
+pub fn pop_entered_span(id: SpanId) {
+    pop(|(span, _)| span.span_id() == id);
+}
+
+impl Span {
+    /// [`push_entered_span`] under an integration's key `(owner, id)`, so that
+    /// [`Span::exit_keyed`] can leave it without looking the span up again: the
+    /// `tracing` layer's exit then touches none of the registry's locks (a
+    /// poisoned one would panic, and exits run while unwinding).
+    #[doc(hidden)]
+    pub fn enter_keyed(self, owner: u64, id: u64) {
+        push(self, (owner, id));
+    }
+
+    /// Removes the innermost entry pushed by [`Span::enter_keyed`] under `(owner, id)`.
+    #[doc(hidden)]
+    pub fn exit_keyed(owner: u64, id: u64) {
+        pop(|(_, key)| *key == (owner, id));
+    }
+}
+
+fn push(span: Span, key: EntryKey) {
     let _ = ENTERED.try_with(|stack| {
         if let Ok(mut s) = stack.try_borrow_mut() {
-            s.push(span);
+            s.push((span, key));
         }
     });
 }
 
-/// Removes the innermost entry of the span with this id from the entered stack
-/// (tolerates out-of-order exits). The removed clone is dropped outside the borrow.
-pub fn pop_entered_span(id: SpanId) {
+/// Removes the innermost entry matching `is` (tolerates out-of-order exits).
+fn pop(is: impl Fn(&(Span, EntryKey)) -> bool) {
     let removed = ENTERED
         .try_with(|stack| {
             let mut s = stack.try_borrow_mut().ok()?;
-            if s.last().is_some_and(|top| top.span_id() == id) {
+            if s.last().is_some_and(&is) {
                 return s.pop();
             }
-            let pos = s.iter().rposition(|x| x.span_id() == id)?;
+            let pos = s.iter().rposition(is)?;
             Some(s.remove(pos))
         })
         .ok()
