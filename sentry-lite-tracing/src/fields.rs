@@ -68,6 +68,14 @@ pub(crate) fn debug_string(value: &dyn fmt::Debug) -> String {
     s
 }
 
+/// `Display` output; unlike `to_string()`, an impl that returns an error gives
+/// what it wrote instead of a panic in the host app.
+pub(crate) fn display_string(value: &dyn fmt::Display) -> String {
+    let mut s = String::with_capacity(64);
+    let _ = write!(s, "{value}");
+    s
+}
+
 impl Visit for EventFields {
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.push(field, FieldValue::I64(value));
@@ -92,7 +100,7 @@ impl Visit for EventFields {
         if self.want_exceptions && self.exceptions.is_none() {
             self.exceptions = Some(sentry_lite_core::exceptions_from_error(value, None));
         }
-        self.push(field, FieldValue::Str(value.to_string()));
+        self.push(field, FieldValue::Str(display_string(value)));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if field.name() == "message" {
@@ -193,7 +201,7 @@ impl<'a> CrumbFields<'a> {
                 s.clear();
                 let _ = write!(s, "{value}");
             }
-            slot => *slot = Value::String(value.to_string()),
+            slot => *slot = Value::String(display_string(value)),
         }
     }
 

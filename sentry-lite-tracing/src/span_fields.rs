@@ -84,7 +84,7 @@ impl Visit for SpanAttributes<'_> {
         self.text(field, value.to_owned());
     }
     fn record_error(&mut self, field: &Field, value: &(dyn Error + 'static)) {
-        self.text(field, value.to_string());
+        self.text(field, crate::fields::display_string(value));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         let mut s = String::new();
@@ -127,7 +127,7 @@ impl Visit for AttributeList {
     }
     fn record_error(&mut self, field: &Field, value: &(dyn Error + 'static)) {
         if !is_special(field.name()) {
-            self.put(field, AttributeValue::from(value.to_string()));
+            self.put(field, AttributeValue::from(crate::fields::display_string(value)));
         }
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
