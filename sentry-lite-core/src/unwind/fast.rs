@@ -127,27 +127,35 @@ impl ThreadState {
                 Ok(None) => return true,
                 Err(_) => return false,
             };
-            // Unknown code (JIT, a corrupt frame): libgcc decides there.
-            if !code.contains(&(ra - 1)) {
-                code = modules.code_range(ra - 1);
-                if code.is_empty() {
-                    return false;
+            // A cached address was in known code when it was learned, and the cache
+            // is cleared whenever the modules change.
+            let known = match rules.get(ra) {
+                Some(known) => known,
+                None => {
+                    // Unknown code (JIT, a corrupt frame): libgcc decides there.
+                    if !code.contains(&(ra - 1)) {
+                        code = modules.code_range(ra - 1);
+                        if code.is_empty() {
+                            return false;
+                        }
+                    }
+                    let Some(address) = FrameAddress::from_return_address(ra) else { return false };
+                    let known = Rule::learn(ra, |regs, read| framehop(address, regs, read))
+                        .map_or(Known::Framehop, Known::Rule);
+                    rules.insert(ra, known);
+                    known
                 }
-            }
+            };
             if out.len() - start >= max {
                 return true;
             }
             out.push(ra as usize);
-            let Some(address) = FrameAddress::from_return_address(ra) else { return false };
-            let known = rules.get(ra).unwrap_or_else(|| {
-                let known =
-                    Rule::learn(ra, |regs, read| framehop(address, regs, read)).map_or(Known::Framehop, Known::Rule);
-                rules.insert(ra, known);
-                known
-            });
             next = match known {
                 Known::Rule(rule) => rule.apply(&mut regs, read).map_err(|()| framehop::Error::IntegerOverflow),
-                Known::Framehop => framehop(address, &mut regs, &mut |a| read(a)),
+                Known::Framehop => match FrameAddress::from_return_address(ra) {
+                    Some(address) => framehop(address, &mut regs, &mut |a| read(a)),
+                    None => return false,
+                },
             };
         }
     }
