@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 
 use sentry_lite_core::{Client, ClientOptions, Hub, NoopTransport, RawBacktrace};
 
+#[path = "support/cpu.rs"]
+mod cpu;
+use cpu::thread_cpu_ns;
+
 #[derive(Debug)]
 struct IoLike;
 impl fmt::Display for IoLike {
@@ -76,13 +80,6 @@ fn main() {
         Some(cpu) => println!("{workload}: {:?}/op wall, {cpu} ns/op on-CPU, {frames:?}", took / n),
         None => println!("{workload}: {:?}/op, {frames:?}", took / n),
     }
-}
-
-/// Time this thread spent on a CPU (Linux schedstat): unlike wall time, it does not
-/// grow while other processes hold the cores.
-fn thread_cpu_ns() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    s.split_whitespace().next()?.parse().ok()
 }
 
 #[inline(never)]

@@ -6,6 +6,10 @@ use std::time::{Duration, Instant};
 
 use sentry_lite_core::{Client, ClientOptions, Hub, Level, NoopTransport};
 
+#[path = "support/cpu.rs"]
+mod cpu;
+use cpu::thread_cpu_ns;
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let workload = args.next().unwrap_or_else(|| "child".into());
@@ -51,11 +55,4 @@ fn main() {
         Some(cpu) => println!("{workload}: {:?}/op wall, {cpu} ns/op on-CPU", took / n),
         None => println!("{workload}: {:?}/op", took / n),
     }
-}
-
-/// Time this thread spent on a CPU (Linux schedstat): unlike wall time, it does not
-/// grow while other processes hold the cores.
-fn thread_cpu_ns() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    s.split_whitespace().next()?.parse().ok()
 }
