@@ -28,14 +28,20 @@ pub(super) enum SavedBp {
     At(Base, i32),
 }
 
-/// One frame's unwind rule; see the module docs.
+/// One frame's unwind rule (see the module docs), packed into a word so that the
+/// walk reads one cache entry and decodes it with shifts: bits 0..20 the CFA's
+/// offset from its base, bit 20 whether the base is the frame pointer, bits 21..23
+/// where the caller's frame pointer is (0 kept, 1 a slot off the stack pointer,
+/// 2 off the frame pointer), bits 32..64 that slot's offset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Rule {
-    cfa: Base,
-    /// CFA minus its base; a multiple of 8, at least 8 (the return address).
-    cfa_offset: u32,
-    bp: SavedBp,
-}
+pub(super) struct Rule(u64);
+
+const OFFSET_MASK: u64 = WINDOW - 1;
+const CFA_FROM_BP: u64 = 1 << 20;
+const BP_SHIFT: u32 = 21;
+const BP_KEPT: u64 = 0;
+const BP_AT_SP: u64 = 1;
+const BP_AT_BP: u64 = 2;
 
 /// Registers that matter for unwinding on x86_64.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,7 +106,7 @@ impl Rule {
                 };
                 SavedBp::At(base, i32::try_from(offset).ok()?)
             };
-            let rule = Rule { cfa, cfa_offset: u32::try_from(cfa_offset).ok()?, bp: saved_bp };
+            let rule = Rule::new(cfa, cfa_offset, saved_bp);
             if learned.is_some_and(|first| first != rule) {
                 return None;
             }
@@ -109,24 +115,39 @@ impl Rule {
         learned
     }
 
+    /// `cfa_offset` below [`WINDOW`], as `learn` ensures.
+    fn new(cfa: Base, cfa_offset: u64, bp: SavedBp) -> Rule {
+        let cfa_bit = if cfa == Base::Bp { CFA_FROM_BP } else { 0 };
+        let (kind, slot) = match bp {
+            SavedBp::Kept => (BP_KEPT, 0),
+            SavedBp::At(Base::Sp, offset) => (BP_AT_SP, offset),
+            SavedBp::At(Base::Bp, offset) => (BP_AT_BP, offset),
+        };
+        Rule((cfa_offset & OFFSET_MASK) | cfa_bit | (kind << BP_SHIFT) | (u64::from(slot as u32) << 32))
+    }
+
     /// Unwinds one frame with the checks framehop makes: `Ok(None)` at the end of
     /// the stack (frame pointer or return address 0), `Err` when a slot cannot be
     /// read or the stack pointer would not move up.
     #[inline]
     pub(super) fn apply(self, regs: &mut Regs, read: impl Fn(u64) -> Result<u64, ()>) -> Result<Option<u64>, ()> {
-        let base = match self.cfa {
-            Base::Sp => regs.sp,
-            Base::Bp if regs.bp == 0 => return Ok(None),
-            Base::Bp => regs.bp,
+        let w = self.0;
+        let base = if w & CFA_FROM_BP == 0 {
+            regs.sp
+        } else if regs.bp == 0 {
+            return Ok(None);
+        } else {
+            regs.bp
         };
-        let cfa = base.checked_add(u64::from(self.cfa_offset)).ok_or(())?;
+        let cfa = base.checked_add(w & OFFSET_MASK).ok_or(())?;
         if cfa <= regs.sp {
             return Err(());
         }
-        let bp = match self.bp {
-            SavedBp::Kept => regs.bp,
-            SavedBp::At(Base::Sp, offset) => read(regs.sp.checked_add_signed(i64::from(offset)).ok_or(())?)?,
-            SavedBp::At(Base::Bp, offset) => read(regs.bp.checked_add_signed(i64::from(offset)).ok_or(())?)?,
+        let slot = i64::from((w >> 32) as u32 as i32);
+        let bp = match (w >> BP_SHIFT) & 3 {
+            BP_KEPT => regs.bp,
+            BP_AT_SP => read(regs.sp.checked_add_signed(slot).ok_or(())?)?,
+            _ => read(regs.bp.checked_add_signed(slot).ok_or(())?)?,
         };
         let ip = read(cfa - 8)?;
         if ip == 0 {
@@ -150,7 +171,11 @@ pub(super) enum Known {
 /// way they would evict each other on every capture.
 const SETS: usize = 512;
 
-type Entry = (u64, Option<Known>);
+/// `(return address, word)`: the word is a [`Rule`]'s, `FRAMEHOP`, or 0 for none.
+type Entry = (u64, u64);
+
+/// Not a rule's word: a rule's CFA offset is at least 8.
+const FRAMEHOP: u64 = 1;
 
 pub(super) struct RuleCache {
     sets: Box<[[Entry; 2]; SETS]>,
@@ -158,7 +183,7 @@ pub(super) struct RuleCache {
 
 impl RuleCache {
     pub(super) fn new() -> Self {
-        Self { sets: Box::new([[(0, None); 2]; SETS]) }
+        Self { sets: Box::new([[(0, 0); 2]; SETS]) }
     }
 
     fn set(ra: u64) -> usize {
@@ -170,25 +195,34 @@ impl RuleCache {
     #[inline]
     pub(super) fn get(&self, ra: u64) -> Option<Known> {
         let [first, second] = &self.sets[Self::set(ra)];
-        if first.0 == ra {
+        let word = if first.0 == ra {
             first.1
         } else if second.0 == ra {
             second.1
         } else {
-            None
+            return None;
+        };
+        match word {
+            0 => None,
+            FRAMEHOP => Some(Known::Framehop),
+            rule => Some(Known::Rule(Rule(rule))),
         }
     }
 
     /// Adds `ra` as the set's newest entry; the oldest of the two leaves.
     pub(super) fn insert(&mut self, ra: u64, known: Known) {
+        let word = match known {
+            Known::Rule(rule) => rule.0,
+            Known::Framehop => FRAMEHOP,
+        };
         let set = &mut self.sets[Self::set(ra)];
         set[1] = set[0];
-        set[0] = (ra, Some(known));
+        set[0] = (ra, word);
     }
 
     /// Forgets everything (modules were loaded or unloaded).
     pub(super) fn clear(&mut self) {
-        self.sets.fill([(0, None); 2]);
+        self.sets.fill([(0, 0); 2]);
     }
 }
 
@@ -308,7 +342,7 @@ mod tests {
     #[test]
     fn cache_keeps_one_address_per_slot() {
         let mut cache = RuleCache::new();
-        let rule = Known::Rule(Rule { cfa: Base::Sp, cfa_offset: 8, bp: SavedBp::Kept });
+        let rule = Known::Rule(Rule::new(Base::Sp, 8, SavedBp::Kept));
         cache.insert(0x4000, rule);
         assert_eq!(cache.get(0x4000), Some(rule));
         assert_eq!(cache.get(0x4008), None, "another address");
