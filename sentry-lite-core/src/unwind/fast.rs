@@ -115,8 +115,7 @@ impl ThreadState {
                 let mut native = UnwindRegsNative::new(regs.ip, regs.sp, regs.bp);
                 let result = modules.unwinder.unwind_frame(address, &mut native, &mut caches[slot_group], &mut read);
                 *regs = Regs { ip: native.ip(), sp: native.sp(), bp: native.bp() };
-                // Why it failed does not matter here: any failure means the slow path.
-                result.map_err(drop)
+                result
             };
         let mut regs = Regs { ip: pc, sp, bp };
         let mut next = framehop(FrameAddress::from_instruction_pointer(pc), &mut regs, &mut |a| read(a));
@@ -126,9 +125,8 @@ impl ThreadState {
             let ra = match next {
                 Ok(Some(ra)) => ra,
                 Ok(None) => return true,
-                Err(()) => return false,
+                Err(_) => return false,
             };
-            let Some(address) = FrameAddress::from_return_address(ra) else { return false };
             // A cached address was in known code when it was learned, and the cache
             // is cleared whenever the modules change.
             let known = match rules.get(ra) {
@@ -141,6 +139,7 @@ impl ThreadState {
                             return false;
                         }
                     }
+                    let Some(address) = FrameAddress::from_return_address(ra) else { return false };
                     let known = Rule::learn(ra, |regs, read| framehop(address, regs, read))
                         .map_or(Known::Framehop, Known::Rule);
                     rules.insert(ra, known);
@@ -152,8 +151,11 @@ impl ThreadState {
             }
             out.push(ra as usize);
             next = match known {
-                Known::Rule(rule) => rule.apply(&mut regs, read),
-                Known::Framehop => framehop(address, &mut regs, &mut |a| read(a)),
+                Known::Rule(rule) => rule.apply(&mut regs, read).map_err(|()| framehop::Error::IntegerOverflow),
+                Known::Framehop => match FrameAddress::from_return_address(ra) {
+                    Some(address) => framehop(address, &mut regs, &mut |a| read(a)),
+                    None => return false,
+                },
             };
         }
     }
