@@ -150,6 +150,8 @@ impl ThreadState {
                 return true;
             }
             out.push(ra as usize);
+            // framehop's Result type for both arms: mapping its errors to `()`
+            // instead measured ~430 instructions per walk dearer.
             next = match known {
                 Known::Rule(rule) => rule.apply(&mut regs, read).map_err(|()| framehop::Error::IntegerOverflow),
                 Known::Framehop => match FrameAddress::from_return_address(ra) {
