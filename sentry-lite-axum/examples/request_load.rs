@@ -3,13 +3,16 @@
 //! and without the layer, including hyper, tokio and the SDK's worker:
 //! `cargo run --release -p sentry-lite-axum --example request_load -- {bare|sampled|unsampled} N`.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::routing::get;
 use axum::Router;
-use sentry_lite_core::{Client, ClientOptions, Hub, NoopTransport};
+use sentry_lite_core::Hub;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+#[path = "support/client.rs"]
+mod client;
+use client::profiling_client;
 
 const CONNS: usize = 8;
 const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
@@ -19,12 +22,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let mode = args.next().unwrap_or_else(|| "sampled".into());
     let n: usize = args.next().and_then(|v| v.parse().ok()).unwrap_or(100_000);
-    let options = ClientOptions::new()
-        .with_transport(NoopTransport)
-        .with_traces_sample_rate(if mode == "unsampled" { 0.0 } else { 1.0 })
-        .with_queue_capacity(1_000_000);
-    let dsn = "https://public@127.0.0.1:9/1".parse().expect("dsn");
-    let client = Arc::new(Client::new(options, Some(dsn)));
+    let client = profiling_client(&mode);
     // Server threads' hubs follow the main hub's client.
     Hub::main().bind_client(Some(client.clone()));
 

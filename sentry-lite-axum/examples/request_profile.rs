@@ -9,19 +9,18 @@ use std::time::{Duration, Instant};
 use axum::routing::get;
 use axum::Router;
 use http_body_util::BodyExt as _;
-use sentry_lite_core::{Client, ClientOptions, FutureExt as _, Hub, NoopTransport};
+use sentry_lite_core::{FutureExt as _, Hub};
 use tower::ServiceExt as _;
+
+#[path = "support/client.rs"]
+mod client;
+use client::profiling_client;
 
 fn main() {
     let mut args = std::env::args().skip(1);
     let mode = args.next().unwrap_or_else(|| "sampled".into());
     let n: u32 = args.next().and_then(|v| v.parse().ok()).unwrap_or(200_000);
-    let options = ClientOptions::new()
-        .with_transport(NoopTransport)
-        .with_traces_sample_rate(if mode == "unsampled" { 0.0 } else { 1.0 })
-        .with_queue_capacity(1_000_000);
-    let dsn = "https://public@127.0.0.1:9/1".parse().expect("dsn");
-    let client = Arc::new(Client::new(options, Some(dsn)));
+    let client = profiling_client(&mode);
     let hub = Arc::new(Hub::new_from_top(&Hub::main()));
     hub.bind_client(Some(client.clone()));
 
