@@ -229,10 +229,9 @@ fn trim_frames<T>(mut frames: Vec<T>) -> Vec<T> {
 }
 
 fn frame_from_symbol(ip: usize, symbol: &backtrace::Symbol) -> Frame {
+    // No `symbol_addr`: `Symbol::addr` is the instruction's address relative to
+    // its object, not the function's start that Sentry expects there.
     let mut frame = Frame { instruction_addr: Some(format!("{ip:#x}")), ..Frame::default() };
-    if let Some(addr) = symbol.addr() {
-        frame.symbol_addr = Some(format!("{:#x}", addr as usize));
-    }
     if let Some(name) = symbol.name() {
         // `{:#}` demangles without the hash suffix.
         let demangled = format!("{name:#}");
@@ -345,6 +344,29 @@ const NOT_IN_APP: &[&str] = &[
     "parking_lot::",
 ];
 
+/// glibc's process and thread entry points (the oldest frames of every stack),
+/// which carry no module path: by name, or by glibc's relative source paths.
+fn is_libc_frame(name: &str, abs_path: Option<&str>) -> bool {
+    const ENTRY_POINTS: &[&str] = &[
+        "_start",
+        "__libc_start_main",
+        "__libc_start_main_impl",
+        "__libc_start_call_main",
+        "start_thread",
+        "clone",
+        "clone3",
+        "__clone",
+        "__clone3",
+        "__clone_internal",
+    ];
+    if name.contains("::") {
+        return false;
+    }
+    ENTRY_POINTS.contains(&name)
+        || abs_path
+            .is_some_and(|p| p.starts_with("./") && ["/csu/", "/nptl/", "/sysdeps/"].iter().any(|dir| p.contains(dir)))
+}
+
 /// Decides which frames are the application's own code.
 #[derive(Debug, Clone, Copy)]
 pub struct InAppRules<'a> {
@@ -371,6 +393,9 @@ impl InAppRules<'_> {
             return false;
         }
         if frame.abs_path.as_deref().is_some_and(|p| p.contains("/.cargo/registry/") || p.contains("/rustc/")) {
+            return false;
+        }
+        if is_libc_frame(name, frame.abs_path.as_deref()) {
             return false;
         }
         !NOT_IN_APP.iter().any(|p| name.starts_with(p))
@@ -406,6 +431,25 @@ mod tests {
         assert!(!rules.is_in_app(&frame("my_app::vendored::x")));
     }
 
+    #[test]
+    fn glibc_entry_frames_are_not_in_app() {
+        let rules = InAppRules { include: &[], exclude: &[] };
+        let with_path = |function: &str, path: &str| Frame {
+            function: Some(function.to_owned()),
+            abs_path: Some(path.to_owned()),
+            ..Frame::default()
+        };
+        assert!(!rules.is_in_app(&frame("__libc_start_main_impl")));
+        assert!(!rules.is_in_app(&frame("start_thread")));
+        assert!(!rules.is_in_app(&frame("__clone3")));
+        assert!(!rules.is_in_app(&with_path("__libc_start_call_main", "./csu/../sysdeps/nptl/libc_start_call_main.h")));
+        assert!(!rules.is_in_app(&with_path("some_glibc_helper", "./nptl/pthread_create.c")));
+        // The binary's own `main` and user code with a similar name stay in.
+        assert!(rules.is_in_app(&frame("main")));
+        assert!(rules.is_in_app(&frame("my_app::start_thread")));
+        assert!(rules.is_in_app(&with_path("my_app::run", "./src/csu/run.rs")));
+    }
+
     #[inline(never)]
     fn deep(n: usize) -> RawBacktrace {
         if n == 0 {
@@ -421,6 +465,16 @@ mod tests {
         let st = bt.resolve(&InAppRules { include: &[], exclude: &[] }).unwrap();
         assert!(st.frames.iter().all(|f| !f.function.as_deref().unwrap_or("").starts_with("backtrace::")));
         assert!(st.frames.len() <= MAX_FRAMES);
+        // A test thread starts in glibc (`clone3`, `start_thread`): never in-app.
+        let libc: Vec<_> = st
+            .frames
+            .iter()
+            .filter(|f| {
+                f.module.is_none() && matches!(f.function.as_deref(), Some("start_thread" | "clone3" | "__clone3"))
+            })
+            .collect();
+        assert!(!libc.is_empty() && libc.iter().all(|f| f.in_app == Some(false)), "{libc:?}");
+        assert!(st.frames.iter().all(|f| f.symbol_addr.is_none()));
     }
 
     #[test]
