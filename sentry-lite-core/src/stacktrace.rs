@@ -254,6 +254,9 @@ fn frame_from_symbol(ip: usize, symbol: &backtrace::Symbol) -> Frame {
 /// leaving generic arguments and `<impl …>` blocks intact.
 fn split_function(name: &str) -> (Option<String>, String) {
     let mut depth = 0i32;
+    // The `::` before the function's own name: separators followed by generic
+    // arguments (`::<T>`) or a closure (`::{closure#0}`) do not start a new path
+    // item, so `std::panic::catch_unwind::<F, R>` lives in `std::panic`.
     let mut last_sep = None;
     let bytes = name.as_bytes();
     let mut i = 0;
@@ -262,7 +265,9 @@ fn split_function(name: &str) -> (Option<String>, String) {
             b'<' => depth += 1,
             b'>' => depth -= 1,
             b':' if depth == 0 && bytes.get(i + 1) == Some(&b':') => {
-                last_sep = Some(i);
+                if !matches!(bytes.get(i + 2), Some(b'<' | b'{')) {
+                    last_sep = Some(i);
+                }
                 i += 1;
             }
             _ => {}
@@ -416,6 +421,11 @@ mod tests {
         assert_eq!(split_function("my_app::db::connect").0.as_deref(), Some("my_app::db"));
         assert_eq!(split_function("<my_app::Thing as core::fmt::Display>::fmt").0.as_deref(), None);
         assert_eq!(split_function("main").0, None);
+        // Generic arguments and closures are not path items.
+        assert_eq!(split_function("std::panic::catch_unwind::<F, R>").0.as_deref(), Some("std::panic"));
+        assert_eq!(split_function("std::rt::lang_start_internal::{closure#0}").0.as_deref(), Some("std::rt"));
+        assert_eq!(split_function("my_app::main::{{closure}}").0.as_deref(), Some("my_app"));
+        assert_eq!(split_function("my_app::Pool<T>::get").0.as_deref(), Some("my_app::Pool<T>"));
     }
 
     #[test]
