@@ -14,11 +14,11 @@ pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, Box<dyn Any + Send>> 
 }
 
 /// Reports a caught handler panic in the request's hub, so it carries the request,
-/// its breadcrumbs and tags, and the segment span's trace.
+/// its breadcrumbs and tags, and the segment span's trace, plus the stack trace and
+/// location the panic hook kept for it (on this thread, where it was caught).
 pub(crate) fn report(hub: &Arc<Hub>, payload: &(dyn Any + Send)) {
     if !hub.is_active() {
         return;
     }
-    let event = sentry_lite_panic::event_from_panic(payload, None);
-    Hub::run(hub.clone(), || sentry_lite_core::capture_event(event));
+    Hub::run(hub.clone(), || sentry_lite_panic::capture_caught_panic(payload));
 }

@@ -45,6 +45,25 @@ pub fn panic_message(payload: &(dyn Any + Send)) -> &str {
 /// assert_eq!(exc.mechanism.as_ref().unwrap().handled, Some(false));
 /// ```
 pub fn event_from_panic(payload: &(dyn Any + Send), location: Option<&Location<'_>>) -> Event {
+    event_from_parts(panic_message(payload), location.map(PanicLocation::from))
+}
+
+/// Where a panic happened, owned (a hook's `Location` does not outlive the hook).
+#[derive(Debug, Clone)]
+pub(crate) struct PanicLocation {
+    file: String,
+    line: u32,
+    column: u32,
+}
+
+impl From<&Location<'_>> for PanicLocation {
+    fn from(loc: &Location<'_>) -> Self {
+        PanicLocation { file: loc.file().to_owned(), line: loc.line(), column: loc.column() }
+    }
+}
+
+/// [`event_from_panic`] from the payload's text and the location.
+pub(crate) fn event_from_parts(message: &str, location: Option<PanicLocation>) -> Event {
     let thread = std::thread::current();
     let thread_id = thread_id_number(&thread);
     let thread_name = thread.name().map(str::to_owned);
@@ -54,7 +73,7 @@ pub fn event_from_panic(payload: &(dyn Any + Send), location: Option<&Location<'
     event.exception = Some(Values {
         values: vec![Exception {
             ty: "panic".into(),
-            value: Some(panic_message(payload).to_owned()),
+            value: Some(message.to_owned()),
             thread_id: Some(thread_id),
             mechanism: Some(Mechanism { ty: "panic".into(), handled: Some(false), ..Mechanism::default() }),
             ..Exception::default()
@@ -71,13 +90,14 @@ pub fn event_from_panic(payload: &(dyn Any + Send), location: Option<&Location<'
         }],
     });
     if let Some(loc) = location {
+        let joined = format!("{}:{}:{}", loc.file, loc.line, loc.column);
         event.contexts.insert(
             CONTEXT_KEY.into(),
             Context::other([
-                ("file", serde_json::Value::from(loc.file())),
-                ("line", loc.line().into()),
-                ("column", loc.column().into()),
-                ("location", format!("{}:{}:{}", loc.file(), loc.line(), loc.column()).into()),
+                ("file", serde_json::Value::from(loc.file)),
+                ("line", loc.line.into()),
+                ("column", loc.column.into()),
+                ("location", joined.into()),
             ]),
         );
     }

@@ -1,11 +1,15 @@
 //! Installing the hook, and the guards that keep it from recursing or double reporting.
 
-use std::cell::Cell;
+use std::any::Any;
+use std::cell::{Cell, RefCell};
 use std::panic::PanicHookInfo;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use sentry_lite_core::protocol::EventId;
 use sentry_lite_core::protocol::SpanStatus;
 use sentry_lite_core::{Hub, RawBacktrace};
+
+use crate::event::{event_from_parts, panic_message, PanicLocation};
 
 /// Name of the SDK's background worker thread: a panic there (e.g. in `before_send`)
 /// is caught by the worker, and flushing from it would wait on itself.
@@ -19,6 +23,17 @@ thread_local! {
     static IN_HOOK: Cell<bool> = const { Cell::new(false) };
     /// Depth of `with_hook_suppressed` sections on this thread.
     static SUPPRESSED: Cell<u32> = const { Cell::new(0) };
+    /// What the hook kept of the last panic it left to a suppressed section on this
+    /// thread: by the time the section's caller has caught it, the stack is gone.
+    static LEFT_TO_CALLER: RefCell<Option<LeftPanic>> = const { RefCell::new(None) };
+}
+
+/// The stack and location of a panic the hook did not report itself.
+struct LeftPanic {
+    /// The payload's text, to tell this panic from a stale one.
+    message: String,
+    location: Option<PanicLocation>,
+    backtrace: RawBacktrace,
 }
 
 /// Installs the panic hook. Idempotent: only the first call in the process installs
@@ -101,12 +116,56 @@ impl Drop for HookGuard {
     }
 }
 
+/// Captures, in the current hub, a panic that the caller caught itself inside
+/// [`with_hook_suppressed`] on this thread: the same fatal event the hook would have
+/// sent, with the stack trace and location the hook kept when it left the panic alone.
+/// Without the hook installed, or for a payload that is not the thread's last
+/// suppressed panic, the event has no stack trace.
+///
+/// Call it on the thread that caught the panic, after `catch_unwind` returned.
+///
+/// # Examples
+/// ```
+/// sentry_lite_panic::install();
+/// let payload = std::panic::catch_unwind(|| sentry_lite_panic::with_hook_suppressed(|| panic!("boom"))).unwrap_err();
+/// // No client is bound here, so nothing is sent and the id is nil.
+/// assert!(sentry_lite_panic::capture_caught_panic(&*payload).is_nil());
+/// ```
+pub fn capture_caught_panic(payload: &(dyn Any + Send)) -> EventId {
+    let message = panic_message(payload);
+    let left = LEFT_TO_CALLER.try_with(|slot| slot.borrow_mut().take()).ok().flatten().filter(|l| l.message == message);
+    let (location, backtrace) = match left {
+        Some(l) => (l.location, Some(l.backtrace)),
+        None => (None, None),
+    };
+    let event = event_from_parts(message, location);
+    sentry_lite_core::capture_event_with_backtrace(event, backtrace)
+}
+
+/// Keeps the stack and location of a panic that a suppressed section's caller will
+/// report through [`capture_caught_panic`].
+fn leave_to_caller(info: &PanicHookInfo<'_>) {
+    if !sentry_lite_core::is_enabled() {
+        return;
+    }
+    let left = LeftPanic {
+        message: panic_message(info.payload()).to_owned(),
+        location: info.location().map(PanicLocation::from),
+        backtrace: RawBacktrace::capture(),
+    };
+    let _ = LEFT_TO_CALLER.try_with(|slot| *slot.borrow_mut() = Some(left));
+}
+
 #[inline(never)]
 fn panic_hook(info: &PanicHookInfo<'_>) {
-    if is_hook_suppressed() || std::thread::current().name() == Some(WORKER_THREAD_NAME) {
+    if std::thread::current().name() == Some(WORKER_THREAD_NAME) {
         return;
     }
     let Some(_guard) = HookGuard::enter() else { return };
+    if is_hook_suppressed() {
+        leave_to_caller(info);
+        return;
+    }
     let Some(client) = Hub::with_current(|hub| hub.client()).filter(|c| c.is_enabled()) else { return };
 
     let backtrace = RawBacktrace::capture();

@@ -33,14 +33,16 @@
 //! Code that catches panics and reports them itself (e.g. the axum layer, which wraps
 //! handler futures in `catch_unwind`) runs the guarded section in
 //! [`with_hook_suppressed`]; the hook then leaves those panics alone on that thread
-//! (it still chains to the previous hook). [`is_hook_suppressed`] tells whether the
-//! current thread is in such a section.
+//! (it still chains to the previous hook), keeping only their stack trace and
+//! location, which [`capture_caught_panic`] puts in the event once the caller has
+//! caught the panic. [`is_hook_suppressed`] tells whether the current thread is in
+//! such a section.
 
 mod event;
 mod hook;
 
 pub use event::{event_from_panic, panic_message};
-pub use hook::{install, is_hook_suppressed, is_installed, with_hook_suppressed};
+pub use hook::{capture_caught_panic, install, is_hook_suppressed, is_installed, with_hook_suppressed};
 
 use sentry_lite_core::protocol::Event;
 use sentry_lite_core::{ClientOptions, Integration};

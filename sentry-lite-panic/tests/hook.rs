@@ -54,6 +54,30 @@ fn suppressed_sections_are_left_to_the_caller() {
 }
 
 #[test]
+fn a_caught_panic_is_captured_with_the_stack_the_hook_kept() {
+    install();
+    let events = sentry::test::with_captured_events(|| {
+        let payload = catch_unwind(|| with_hook_suppressed(|| panic!("caught by the caller"))).unwrap_err();
+        sentry_lite_panic::capture_caught_panic(&*payload);
+        // A payload that is not this thread's last suppressed panic gets no stale stack.
+        let _ = catch_unwind(|| with_hook_suppressed(|| panic!("first")));
+        let other = catch_unwind(|| std::panic::resume_unwind(Box::new("second"))).unwrap_err();
+        sentry_lite_panic::capture_caught_panic(&*other);
+    });
+    assert_eq!(events.len(), 2, "{events:#?}");
+    let exc = &events[0].exception.as_ref().unwrap().values[0];
+    assert_eq!(exc.value.as_deref(), Some("caught by the caller"));
+    assert_eq!(events[0].level, Some(Level::Fatal));
+    let top = exc.stacktrace.as_ref().expect("the kept stack").frames.last().unwrap();
+    assert_eq!(top.filename.as_deref(), Some("hook.rs"), "{top:?}");
+    let location = serde_json::to_value(&events[0].contexts["panic"]).unwrap();
+    assert_eq!(top.lineno, location["line"].as_u64().map(|l| l as u32));
+    let exc = &events[1].exception.as_ref().unwrap().values[0];
+    assert_eq!(exc.value.as_deref(), Some("second"));
+    assert!(exc.stacktrace.is_none() && !events[1].contexts.contains_key("panic"), "{:#?}", events[1]);
+}
+
+#[test]
 fn panic_in_before_send_does_not_make_the_worker_wait_on_itself() {
     let transport = TestTransport::new();
     let options = ClientOptions::new()

@@ -176,6 +176,13 @@ fn a_handler_panic_is_one_event_and_a_500() {
     assert_eq!(exc.value.as_deref(), Some("handler exploded"));
     let mech = exc.mechanism.as_ref().unwrap();
     assert_eq!((&*mech.ty, mech.handled), ("panic", Some(false)));
+    // The hook left the panic to the layer but kept its stack and location.
+    let frames = &exc.stacktrace.as_ref().expect("a stack trace").frames;
+    let top = frames.last().unwrap();
+    assert!(top.function.as_deref().unwrap_or("").contains("a_handler_panic_is_one_event_and_a_500"), "{frames:#?}");
+    let panic_ctx = serde_json::to_value(&e.contexts["panic"]).unwrap();
+    assert!(panic_ctx["file"].as_str().unwrap().ends_with("axum.rs"), "{panic_ctx}");
+    assert_eq!(top.lineno, panic_ctx["line"].as_u64().map(|l| l as u32), "the top frame is the panic's line");
     assert_eq!(e.transaction.as_deref(), Some("GET /panic"));
     let segs = segments(&t);
     let seg = segs.iter().find(|s| s["name"] == "GET /panic").expect("panic segment");
