@@ -253,6 +253,21 @@ fn frame_from_symbol(ip: usize, symbol: &backtrace::Symbol) -> Frame {
 /// Splits `a::b::c::func` into module `a::b::c` and the full function name,
 /// leaving generic arguments and `<impl …>` blocks intact.
 fn split_function(name: &str) -> (Option<String>, String) {
+    (module_of(name), name.to_owned())
+}
+
+/// The module path of a demangled function name, when it has one.
+fn module_of(name: &str) -> Option<String> {
+    // `<a::Type>::method` (an inherent impl) is `a::Type::method`; `<T as Trait>::f`
+    // and other qualified forms have no single module.
+    if let Some(rest) = name.strip_prefix('<') {
+        let close = matching_angle(rest)?;
+        let inner = &rest[..close];
+        if inner.contains(' ') || inner.starts_with(['&', '*', '[', '(']) {
+            return None;
+        }
+        return module_of(&format!("{inner}{}", &rest[close + 1..]));
+    }
     let mut depth = 0i32;
     // The `::` before the function's own name: separators followed by generic
     // arguments (`::<T>`) or a closure (`::{closure#0}`) do not start a new path
@@ -274,9 +289,25 @@ fn split_function(name: &str) -> (Option<String>, String) {
         }
         i += 1;
     }
-    let module =
-        last_sep.map(|i| name[..i].trim_start_matches('<').to_owned()).filter(|m| !m.is_empty() && !m.contains(' '));
-    (module, name.to_owned())
+    last_sep.map(|i| name[..i].to_owned()).filter(|m| !m.is_empty() && !m.contains(' '))
+}
+
+/// Index in `s` of the `>` closing a `<` that preceded `s`.
+fn matching_angle(s: &str) -> Option<usize> {
+    let mut depth = 1u32;
+    for (i, b) in s.bytes().enumerate() {
+        match b {
+            b'<' => depth += 1,
+            b'>' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 const CAPTURE_PREFIXES: &[&str] = &[
@@ -426,6 +457,15 @@ mod tests {
         assert_eq!(split_function("std::rt::lang_start_internal::{closure#0}").0.as_deref(), Some("std::rt"));
         assert_eq!(split_function("my_app::main::{{closure}}").0.as_deref(), Some("my_app"));
         assert_eq!(split_function("my_app::Pool<T>::get").0.as_deref(), Some("my_app::Pool<T>"));
+        // Inherent impls in qualified form; trait impls have no single module.
+        assert_eq!(
+            split_function("<std::sys::thread::unix::Thread>::new::thread_start").0.as_deref(),
+            Some("std::sys::thread::unix::Thread::new")
+        );
+        assert_eq!(split_function("<my_app::Pool<T>>::get").0.as_deref(), Some("my_app::Pool<T>"));
+        assert_eq!(split_function("<my_app::A as core::fmt::Display>::fmt").0, None);
+        assert_eq!(split_function("<&dyn core::ops::Fn<()>>::call").0, None);
+        assert_eq!(split_function("<unclosed::x").0, None);
     }
 
     #[test]
