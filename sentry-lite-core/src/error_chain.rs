@@ -63,7 +63,12 @@ const MAX_TYPE_NAME: usize = 128;
 
 /// A readable type name for an error whose concrete type is unknown: `Debug`
 /// output up to the first delimiter is usually the type or variant name.
-fn type_name_of(err: &dyn Error) -> Cow<'static, str> {
+fn type_name_of(err: &(dyn Error + 'static)) -> Cow<'static, str> {
+    // `io::Error`'s Debug output starts with its representation (`Custom`, `Os`,
+    // `Kind`), not its type.
+    if err.is::<std::io::Error>() {
+        return Cow::Borrowed(IO_ERROR);
+    }
     // Keeps the leading name characters of the Debug output on the stack and stops
     // the formatting at the first other character: the fields after it (possibly
     // huge, or recursing without end in deep or cyclic chains) are never formatted.
@@ -131,8 +136,15 @@ fn interned(name: &str) -> Cow<'static, str> {
     Cow::Borrowed(leaked)
 }
 
-/// `std::io::error::Error` → `std::io::Error`-style: keep the path, drop generic noise.
+/// How `std::io::Error` is named, wherever it is in the chain.
+const IO_ERROR: &str = "std::io::Error";
+
+/// A type's path without generic arguments; `std::io::error::Error` is named
+/// as in the docs, the same as when it is found as a source.
 fn short_type_name(full: &str) -> &str {
+    if full == "std::io::error::Error" {
+        return IO_ERROR;
+    }
     full.split('<').next().unwrap_or(full)
 }
 
@@ -225,7 +237,11 @@ mod tests {
         let long: &'static str = "é".repeat(100).leak();
         assert_eq!(type_name_of(&Named(long)), "é".repeat(64));
         let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
-        assert_eq!(type_name_of(&io), "Custom");
+        assert_eq!(type_name_of(&io), "std::io::Error", "not its representation's name");
+        assert_eq!(type_name_of(&std::io::Error::from_raw_os_error(2)), "std::io::Error");
+        // The same name when io::Error is the captured (outermost) error.
+        let chain = exceptions_from_error(&io, Some(std::any::type_name::<std::io::Error>()));
+        assert_eq!(chain[0].ty, "std::io::Error");
     }
 
     #[test]
