@@ -189,10 +189,12 @@ fn kept_range<'a>(
 ) -> Option<(usize, usize)> {
     // Innermost first here: drop the capture machinery on top. It is interleaved
     // with std/core/tokio helper frames (`Option::map`, `LocalKey::try_with`), so cut
-    // after the outermost SDK frame of the leading library-only run.
+    // after the outermost SDK frame of the leading library-only run. Between the
+    // tracing layer and the `error!` that called it lies tracing's dispatch: cut
+    // that too, so the crashing frame is the user's.
     let mut cut = 0;
     for (i, f) in frames.clone().enumerate() {
-        if is_capture_frame(f) {
+        if is_capture_frame(f) || is_dispatch_frame(f) {
             cut = i + 1;
         } else if !is_library_frame(f) {
             break;
@@ -333,6 +335,17 @@ fn function_of(frame: &Frame) -> &str {
 fn is_capture_frame(frame: &Frame) -> bool {
     let f = function_of(frame).trim_start_matches('<');
     CAPTURE_PREFIXES.iter().any(|p| f.starts_with(p.trim_start_matches('<')))
+}
+
+/// tracing's event and span dispatch, including the closures its macros expand to
+/// in the caller's crate (their source is tracing's `macros.rs`).
+fn is_dispatch_frame(frame: &Frame) -> bool {
+    let f = function_of(frame).trim_start_matches('<');
+    ["tracing::", "tracing_core::", "tracing_subscriber::"].iter().any(|p| f.starts_with(p))
+        || frame.abs_path.as_deref().is_some_and(|p| {
+            p.contains("/.cargo/registry/")
+                && ["/tracing-0.", "/tracing-core-", "/tracing-subscriber-"].iter().any(|c| p.contains(c))
+        })
 }
 
 fn is_library_frame(frame: &Frame) -> bool {
@@ -547,6 +560,31 @@ mod tests {
         cache.push_frames(usize::MAX - 1, &mut out);
         assert!(cache.len() <= SYMBOL_CACHE_CAPACITY, "{}", cache.len());
         assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn tracing_dispatch_above_the_caller_is_trimmed() {
+        let at = |function: &str, path: &str| Frame { abs_path: Some(path.to_owned()), ..frame(function) };
+        // Innermost first, as unwound from the tracing layer's capture.
+        let frames = vec![
+            frame("sentry_lite_core::api::capture_event"),
+            frame("sentry_lite_tracing::layer::SentryLayer::on_event"),
+            frame("<tracing_subscriber::layer::layered::Layered<L,S> as tracing_core::subscriber::Subscriber>::event"),
+            frame("core::ops::function::Fn::call"),
+            frame("tracing_core::dispatcher::Dispatch::event"),
+            frame("tracing_core::event::Event::dispatch"),
+            at(
+                "my_app::pay::{{closure}}",
+                "/home/u/.cargo/registry/src/index.crates.io-1/tracing-0.1.41/src/macros.rs",
+            ),
+            at("my_app::pay", "/src/pay.rs"),
+            frame("tracing_core::dispatcher::get_default"),
+            frame("main"),
+        ];
+        let (start, end) = kept_range(frames.iter()).unwrap();
+        assert_eq!(frames[start].function.as_deref(), Some("my_app::pay"));
+        // Dispatch frames below the caller stay: they are where it was called from.
+        assert_eq!(end - start, 2, "{:?}", &frames[start..end]);
     }
 
     #[test]
