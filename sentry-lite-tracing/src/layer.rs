@@ -440,8 +440,10 @@ fn log_item(metadata: &Metadata<'_>, fields: &EventFields, span: Option<&Span>) 
         if !fields.fields.is_empty() {
             attributes
                 .insert("sentry.message.template".into(), Attribute::from(&AttributeValue::from(message.as_str())));
-            for (i, (_, v)) in fields.fields.iter().enumerate() {
-                attributes.insert(format!("sentry.message.parameter.{i}"), attr(v));
+            // Fields are named, not positions in the message: the spec's
+            // `sentry.message.parameter.<name>` form.
+            for (k, v) in &fields.fields {
+                attributes.insert(format!("sentry.message.parameter.{k}"), attr(v));
             }
         }
     }

@@ -16,7 +16,7 @@
 //! Logs are sent when `ClientOptions::enable_logs` is set (or
 //! [`SentryLayer::enable_logs`]); each carries the trace and span ids of the span it
 //! was emitted in, the message as `sentry.message.template` with the fields as
-//! `sentry.message.parameter.N` (and as attributes by name), and the default
+//! `sentry.message.parameter.<field name>` (and as attributes by name), and the default
 //! attributes (`sentry.environment`, `sentry.release`, `sentry.sdk.*`, `server.address`).
 //!
 //! # Example

@@ -290,7 +290,7 @@ fn logs_are_batched_with_trace_ids() {
     // in either order: find logs by content, not position.
     let first = logs
         .iter()
-        .find(|l| l["attributes"]["sentry.message.parameter.0"]["value"] == 0)
+        .find(|l| l["attributes"]["sentry.message.parameter.i"]["value"] == 0)
         .expect("the first item's log");
     assert_eq!(first["body"], "item processed");
     assert_eq!(first["level"], "info");
@@ -298,7 +298,8 @@ fn logs_are_batched_with_trace_ids() {
     assert_eq!(first["span_id"], batch["span_id"]);
     let a = &first["attributes"];
     assert_eq!(a["sentry.message.template"]["value"], "item processed");
-    assert_eq!(a["sentry.message.parameter.0"]["value"], 0);
+    assert_eq!(a["sentry.message.parameter.i"]["value"], 0);
+    assert!(a.get("sentry.message.parameter.0").is_none(), "fields are named parameters");
     assert_eq!(a["i"]["type"], "integer");
     assert_eq!(a["sentry.release"]["value"], "app@1");
     assert_eq!(a["sentry.sdk.name"]["value"], sentry_lite_core::SDK_NAME);
