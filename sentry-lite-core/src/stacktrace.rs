@@ -354,16 +354,32 @@ fn is_library_frame(frame: &Frame) -> bool {
         || ["std::", "core::", "alloc::", "tokio::", "parking_lot::", "once_cell::"].iter().any(|p| f.starts_with(p))
 }
 
+/// The process's and threads' start-up below the first frame that matters: glibc's
+/// entry points, Rust's `lang_start` and thread spawning, and the `catch_unwind`
+/// and closure-call shims between them.
 fn is_startup_frame(frame: &Frame) -> bool {
+    const EXACT: &[&str] = &["main", "_start", "clone", "clone3", "__clone", "__clone3", "start_thread", "__rust_try"];
+    const PREFIXES: &[&str] = &[
+        "__libc_start_main",
+        "__libc_start_call_main",
+        "std::rt::",
+        "std::sys::backtrace::__rust_begin_short_backtrace",
+        "std::sys::thread::",
+        "std::thread::lifecycle::",
+        "std::thread::Builder::spawn_unchecked",
+        "std::panic::catch_unwind",
+        "std::panicking::catch_unwind",
+        "std::panicking::try",
+        "core::ops::function::FnOnce::call_once",
+        "alloc::boxed::Box<dyn core::ops::function::FnOnce",
+        "core::panic::unwind_safe::AssertUnwindSafe<F> as core::ops::function::FnOnce",
+    ];
     let f = function_of(frame);
-    f.is_empty()
-        || f.starts_with("std::rt::")
-        || f.starts_with("std::sys::backtrace::__rust_begin_short_backtrace")
-        || f.starts_with("core::ops::function::FnOnce::call_once")
-        || f == "main"
-        || f == "__libc_start_main"
-        || f.starts_with("__libc_start_call_main")
-        || f == "_start"
+    if f.is_empty() || EXACT.contains(&f) {
+        return true;
+    }
+    let f = f.trim_start_matches('<');
+    PREFIXES.iter().any(|p| f.starts_with(p))
 }
 
 /// Crates whose frames are never the application's own.
@@ -528,15 +544,14 @@ mod tests {
         let st = bt.resolve(&InAppRules { include: &[], exclude: &[] }).unwrap();
         assert!(st.frames.iter().all(|f| !f.function.as_deref().unwrap_or("").starts_with("backtrace::")));
         assert!(st.frames.len() <= MAX_FRAMES);
-        // A test thread starts in glibc (`clone3`, `start_thread`): never in-app.
-        let libc: Vec<_> = st
-            .frames
-            .iter()
-            .filter(|f| {
-                f.module.is_none() && matches!(f.function.as_deref(), Some("start_thread" | "clone3" | "__clone3"))
-            })
-            .collect();
-        assert!(!libc.is_empty() && libc.iter().all(|f| f.in_app == Some(false)), "{libc:?}");
+        // A test thread starts in glibc (`clone3`, `start_thread`) and std's spawn
+        // shims: trimmed with the start-up frames.
+        assert!(
+            st.frames.iter().all(|f| !matches!(f.function.as_deref(), Some("start_thread" | "clone3" | "__clone3"))),
+            "{:#?}",
+            st.frames
+        );
+        assert!(st.frames.first().is_some_and(|f| !is_startup_frame(f)), "{:#?}", st.frames);
         assert!(st.frames.iter().all(|f| f.symbol_addr.is_none()));
     }
 
@@ -585,6 +600,51 @@ mod tests {
         assert_eq!(frames[start].function.as_deref(), Some("my_app::pay"));
         // Dispatch frames below the caller stay: they are where it was called from.
         assert_eq!(end - start, 2, "{:?}", &frames[start..end]);
+    }
+
+    #[test]
+    fn process_and_thread_start_up_below_the_first_real_frame_is_trimmed() {
+        // Innermost first, as a capture sees them.
+        let main_thread = [
+            "sentry_lite_core::api::capture_error",
+            "my_app::run",
+            "my_app::main",
+            "core::ops::function::FnOnce::call_once",
+            "std::sys::backtrace::__rust_begin_short_backtrace",
+            "std::rt::lang_start::{{closure}}",
+            "std::panicking::catch_unwind::do_call",
+            "__rust_try",
+            "std::panic::catch_unwind",
+            "std::rt::lang_start_internal",
+            "main",
+            "__libc_start_call_main",
+            "__libc_start_main_impl",
+            "_start",
+        ];
+        let frames: Vec<Frame> = main_thread.iter().map(|f| frame(f)).collect();
+        let (start, end) = kept_range(frames.iter()).unwrap();
+        let kept: Vec<_> = frames[start..end].iter().map(|f| f.function.as_deref().unwrap()).collect();
+        assert_eq!(kept, ["my_app::run", "my_app::main"]);
+
+        let spawned = [
+            "sentry_lite_core::api::capture_error",
+            "my_app::worker",
+            "tokio::runtime::blocking::pool::Inner::run",
+            "std::sys::backtrace::__rust_begin_short_backtrace",
+            "std::thread::lifecycle::spawn_unchecked::{{closure}}::{{closure}}",
+            "<core::panic::unwind_safe::AssertUnwindSafe<F> as core::ops::function::FnOnce<()>>::call_once",
+            "std::panicking::catch_unwind::do_call",
+            "std::panic::catch_unwind",
+            "core::ops::function::FnOnce::call_once{{vtable.shim}}",
+            "<alloc::boxed::Box<dyn core::ops::function::FnOnce<(), Output = ()> + core::marker::Send> as core::ops::function::FnOnce<()>>::call_once",
+            "<std::sys::thread::unix::Thread>::new::thread_start",
+            "start_thread",
+            "clone3",
+        ];
+        let frames: Vec<Frame> = spawned.iter().map(|f| frame(f)).collect();
+        let (start, end) = kept_range(frames.iter()).unwrap();
+        let kept: Vec<_> = frames[start..end].iter().map(|f| f.function.as_deref().unwrap()).collect();
+        assert_eq!(kept, ["my_app::worker", "tokio::runtime::blocking::pool::Inner::run"]);
     }
 
     #[test]
