@@ -13,7 +13,8 @@
 //!   matched route, else the URL path) that ends when the response body has been
 //!   sent, or is marked cancelled when the client goes away first;
 //! - **catches handler panics**, reports each once (fatal, `mechanism: panic`,
-//!   linked to the span) and answers `500`, so the server keeps serving.
+//!   linked to the span; with `sentry_lite_panic`'s hook installed, with the
+//!   panic's stack trace and location) and answers `500`, so the server keeps serving.
 //!
 //! ```text
 //! SentryService::call ── fork hub ── scope: request, propagation, segment span
