@@ -112,7 +112,6 @@ impl HttpTransport {
         let timeout = options.request_timeout;
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
-            .timeout(timeout)
             .connect_timeout(timeout.min(MAX_CONNECT_TIMEOUT))
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(MAX_CONCURRENT_REQUESTS)
@@ -186,18 +185,24 @@ impl HttpTransport {
     }
 
     async fn send_async(&self, body: Vec<u8>, gzipped: bool) -> SendOutcome {
-        let deadline = tokio::time::Instant::now() + self.timeout;
+        // One timer for the whole exchange (reqwest's own timeout and a second one
+        // for the body would register two more per request).
+        let deadline = tokio::time::sleep(self.timeout);
+        tokio::pin!(deadline);
         let mut request = self.client.post(self.url.clone()).headers(self.headers.clone());
         if gzipped {
             request = request.header(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }
         request = request.body(body);
 
-        // reqwest enforces the same total timeout; this is a second fence.
-        let mut response = match tokio::time::timeout_at(deadline, request.send()).await {
-            Err(_) => return SendOutcome::NetworkError(format!("request timed out after {:?}", self.timeout)),
-            Ok(Err(e)) => return SendOutcome::NetworkError(describe_request_error(e, self.timeout)),
-            Ok(Ok(response)) => response,
+        let sent = tokio::select! {
+            biased;
+            sent = request.send() => sent,
+            () = &mut deadline => return SendOutcome::NetworkError(format!("request timed out after {:?}", self.timeout)),
+        };
+        let mut response = match sent {
+            Err(e) => return SendOutcome::NetworkError(describe_request_error(e, self.timeout)),
+            Ok(response) => response,
         };
 
         let status = response.status();
@@ -206,7 +211,7 @@ impl HttpTransport {
 
         // The status is authoritative; drain the body so the connection can be
         // reused, but ignore failures and stop at the deadline or the size bound.
-        let _ = tokio::time::timeout_at(deadline, async {
+        let drain = async {
             let mut read = 0usize;
             while let Ok(Some(chunk)) = response.chunk().await {
                 read += chunk.len();
@@ -214,8 +219,12 @@ impl HttpTransport {
                     break;
                 }
             }
-        })
-        .await;
+        };
+        tokio::select! {
+            biased;
+            () = drain => {}
+            () = &mut deadline => {}
+        }
 
         if status.is_success() {
             SendOutcome::Sent { rate_limits }
