@@ -259,7 +259,10 @@ impl SpanBuffer {
         if let Some(evicted) = evicted {
             client.record_drop(DiscardReason::BufferOverflow, DataCategory::Span, evicted.0.len() as u64);
         }
-        self.submit(ready, client);
+        // Most spans complete nothing: no call, no vector to drop.
+        if !ready.is_empty() {
+            self.submit(ready, client);
+        }
     }
 
     fn submit(&self, traces: Vec<(Records, Refs)>, client: &Client) {

@@ -279,17 +279,23 @@ impl<T> Clone for Table<T> {
 const REFS_LOOKBACK: usize = 8;
 
 impl<T> Table<T> {
+    #[inline]
     fn intern(&mut self, item: &Arc<T>) -> u32 {
-        let Some(first) = &self.first else {
-            self.first = Some(item.clone());
-            return 0;
-        };
+        // Most batches have one segment and one thread: a pointer compare.
+        match &self.first {
+            Some(first) if Arc::ptr_eq(first, item) => 0,
+            Some(_) => self.intern_rest(item),
+            None => {
+                self.first = Some(item.clone());
+                0
+            }
+        }
+    }
+
+    fn intern_rest(&mut self, item: &Arc<T>) -> u32 {
         let recent = self.rest.len().saturating_sub(REFS_LOOKBACK);
         if let Some(i) = self.rest[recent..].iter().rposition(|t| Arc::ptr_eq(t, item)) {
             return (recent + i + 1) as u32;
-        }
-        if Arc::ptr_eq(first, item) {
-            return 0;
         }
         self.rest.push(item.clone());
         self.rest.len() as u32
@@ -326,6 +332,7 @@ impl<T> Table<T> {
 
 impl Refs {
     /// Points `record` at its segment and thread, adding them if new.
+    #[inline]
     pub(crate) fn add(&mut self, record: &mut SpanRecord, segment: &Arc<SegmentShared>, thread: &Arc<ThreadInfo>) {
         record.segment = self.segments.intern(segment);
         record.thread = self.threads.intern(thread);
