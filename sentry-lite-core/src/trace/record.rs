@@ -301,7 +301,7 @@ impl<T> Table<T> {
         self.rest.len() as u32
     }
 
-    fn get(&self, i: u32) -> &T {
+    fn get(&self, i: u32) -> &Arc<T> {
         let entry = match i {
             0 => self.first.as_ref(),
             i => self.rest.get(i as usize - 1),
@@ -349,6 +349,16 @@ impl Refs {
 
     pub(crate) fn thread(&self, r: &SpanRecord) -> &ThreadInfo {
         self.threads.get(r.thread)
+    }
+
+    /// The shared reference to `r`'s thread, to point it into another table.
+    pub(crate) fn thread_arc(&self, r: &SpanRecord) -> &Arc<ThreadInfo> {
+        self.threads.get(r.thread)
+    }
+
+    /// The shared reference to `r`'s segment, to point it into another table.
+    pub(crate) fn segment_arc(&self, r: &SpanRecord) -> &Arc<SegmentShared> {
+        self.segments.get(r.segment)
     }
 
     /// Takes over `other`'s entries, re-pointing its `records` (tests).

@@ -90,6 +90,8 @@ pub(crate) struct SegmentShared {
     hub: Mutex<Weak<Hub>>,
     /// Static mode: finished children waiting for the segment.
     pub(crate) children: Mutex<super::static_mode::Children>,
+    /// Stream mode: finished children waiting for the span buffer.
+    pub(crate) stage: Mutex<super::stage::Stage>,
 }
 
 impl fmt::Debug for SegmentShared {
@@ -357,6 +359,7 @@ impl Span {
                 meta: Mutex::new(SegmentMeta { name, ..SegmentMeta::default() }),
                 hub: Mutex::new(Arc::downgrade(hub)),
                 children: Mutex::default(),
+                stage: Mutex::default(),
             });
             let data = SpanData {
                 name: SpanName::default(),
