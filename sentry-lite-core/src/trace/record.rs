@@ -381,9 +381,14 @@ impl Refs {
 
 /// Rough serialized size, for the 5 MB bucket bound.
 pub(crate) fn estimate_size(r: &SpanRecord) -> usize {
-    let attrs: usize = r.attributes.iter().map(|(k, v)| k.len() + value_size(v) + 32).sum();
+    estimate_parts(&r.name, &r.attributes)
+}
+
+/// [`estimate_size`] of a record with this name and these attributes.
+pub(crate) fn estimate_parts(name: &SpanName, attributes: &[(String, AttributeValue)]) -> usize {
+    let attrs: usize = attributes.iter().map(|(k, v)| k.len() + value_size(v) + 32).sum();
     // Ids, timestamps, status and the common attributes.
-    900 + r.name.byte_len() + attrs
+    900 + name.byte_len() + attrs
 }
 
 fn value_size(v: &AttributeValue) -> usize {

@@ -24,7 +24,7 @@ use crate::options::TraceLifecycle;
 use crate::protocol::{AttributeValue, DataCategory, DiscardReason, DynamicSamplingContext, SpanStatus, TraceContext};
 
 use super::propagation::{format_rate, format_sample_rand, Baggage};
-use super::record::{IntoSpanName, SharedStr, SpanName, SpanRecord, ThreadInfo};
+use super::record::{estimate_parts, IntoSpanName, SharedStr, SpanName, SpanRecord, ThreadInfo};
 use super::sampling::{decide, new_sample_rand, SamplingContext};
 use super::PropagationContext;
 
@@ -174,6 +174,32 @@ impl SpanInner {
             return;
         }
         guard.finished = true;
+        let segment = &self.segment;
+        if !self.is_segment && segment.lifecycle() != TraceLifecycle::Static {
+            // The usual child: straight into the bucket lent to the segment.
+            let mut stage = segment.stage.lock();
+            if stage.admit_size(estimate_parts(&guard.name, &guard.attributes)) {
+                let end = SystemTime::now();
+                let thread = guard.thread.take().unwrap_or_else(ThreadInfo::current);
+                let data = &mut *guard;
+                stage.keep_with(segment, &thread, || SpanRecord {
+                    span_id: self.span_id,
+                    parent_span_id: self.parent_span_id,
+                    start: self.start,
+                    end,
+                    is_segment: false,
+                    name: std::mem::take(&mut data.name),
+                    op: data.op.clone(),
+                    origin: data.origin.clone(),
+                    status: data.status,
+                    attributes: std::mem::take(&mut data.attributes),
+                    segment: 0,
+                    thread: 0,
+                    scope: None,
+                });
+                return;
+            }
+        }
         let name = std::mem::take(&mut guard.name);
         let op = guard.op.clone();
         let origin = guard.origin.clone();
@@ -182,7 +208,6 @@ impl SpanInner {
         let thread = guard.thread.take();
         drop(guard);
         let end = SystemTime::now();
-        let segment = &self.segment;
         let mut record = SpanRecord {
             span_id: self.span_id,
             parent_span_id: self.parent_span_id,

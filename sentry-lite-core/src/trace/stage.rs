@@ -48,15 +48,33 @@ impl Stage {
     /// Whether the loan has room for `record` (counted in if so).
     #[inline]
     pub(crate) fn admit(&mut self, record: &SpanRecord) -> bool {
-        if self.records.len() >= self.limit {
-            return false;
-        }
-        let size = estimate_size(record);
-        if self.bytes + size > MAX_BUCKET_BYTES {
+        self.admit_size(estimate_size(record))
+    }
+
+    /// Whether the loan has room for a record of this estimated size (counted in
+    /// if so).
+    #[inline]
+    pub(crate) fn admit_size(&mut self, size: usize) -> bool {
+        if self.records.len() >= self.limit || self.bytes + size > MAX_BUCKET_BYTES {
             return false;
         }
         self.bytes += size;
         true
+    }
+
+    /// Stages an admitted record built in place by `make` (its fields are moved
+    /// from the span's data straight into the bucket: one copy less).
+    #[inline]
+    pub(crate) fn keep_with(
+        &mut self,
+        segment: &Arc<SegmentShared>,
+        thread: &Arc<ThreadInfo>,
+        make: impl FnOnce() -> SpanRecord,
+    ) {
+        self.records.push(make());
+        if let Some(record) = self.records.last_mut() {
+            self.refs.add(record, segment, thread);
+        }
     }
 
     /// Stages an admitted record.
