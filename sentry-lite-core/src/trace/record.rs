@@ -64,6 +64,7 @@ impl Default for SpanName {
 }
 
 impl SpanName {
+    #[inline]
     fn copy(s: &str) -> Self {
         if s.len() <= INLINE {
             let mut buf = [0; INLINE];
@@ -110,6 +111,7 @@ pub trait IntoSpanName {
 }
 
 impl IntoSpanName for &str {
+    #[inline]
     fn into_span_name(self) -> SpanName {
         SpanName::copy(self)
     }
@@ -209,6 +211,7 @@ const WELL_KNOWN: &[&str] = &[
 
 impl SharedStr {
     /// `None` for the empty string.
+    #[inline]
     pub(crate) fn new(s: &str) -> Option<SharedStr> {
         if s.is_empty() {
             return None;
