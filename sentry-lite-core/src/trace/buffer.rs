@@ -12,9 +12,10 @@
 //! Children usually do not take this path one by one: the buffer lends the
 //! trace's bucket to their segment with room for a few more (see `stage`).
 //!
-//! At most `max_buffered_spans` spans are held (lent room included), counting both the buffered ones and
-//! those handed to the worker but not yet serialized ([`InFlight`]), so memory stays
-//! bounded when the worker is slower than the producer. On overflow the oldest
+//! At most `max_buffered_spans` spans are held (room lent to segments included),
+//! counting both the buffered ones and those handed to the worker but not yet
+//! serialized ([`InFlight`]), so memory stays bounded when the worker is slower
+//! than the producer. On overflow the oldest
 //! bucket (O(log n), by creation order) is dropped and counted; when the spans in
 //! flight alone fill the bound, the new span is dropped and counted too.
 
