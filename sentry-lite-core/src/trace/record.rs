@@ -41,6 +41,15 @@ impl ThreadInfo {
     pub(crate) fn current() -> Arc<ThreadInfo> {
         THREAD.try_with(Arc::clone).unwrap_or_else(|_| Arc::new(Self::compute()))
     }
+
+    /// This thread's info unless it is `known` (then nothing: no reference count
+    /// touched, which the worker's batches also hold).
+    #[inline]
+    pub(crate) fn unless_current(known: &Arc<ThreadInfo>) -> Option<Arc<ThreadInfo>> {
+        THREAD
+            .try_with(|t| (!Arc::ptr_eq(t, known)).then(|| t.clone()))
+            .unwrap_or_else(|_| Some(Arc::new(Self::compute())))
+    }
 }
 
 /// Inline capacity of a [`SpanName`].

@@ -88,6 +88,9 @@ pub(crate) struct SegmentShared {
     pub(crate) meta: Mutex<SegmentMeta>,
     /// The hub whose scopes are applied to the segment when it finishes.
     hub: Mutex<Weak<Hub>>,
+    /// The thread the segment started on, shared by its spans that start there
+    /// (no reference count per span).
+    pub(crate) thread: Arc<ThreadInfo>,
     /// Static mode: finished children waiting for the segment.
     pub(crate) children: Mutex<super::static_mode::Children>,
     /// Stream mode: finished children waiting for the span buffer.
@@ -150,7 +153,8 @@ struct SpanData {
     origin: Option<SharedStr>,
     status: SpanStatus,
     attributes: Vec<(String, AttributeValue)>,
-    /// Moved into the record at the end (one reference count, not two).
+    /// The thread the span started on when not its segment's (see
+    /// [`SegmentShared::thread`]).
     thread: Option<Arc<ThreadInfo>>,
     /// Op, origin and status stay readable after the end, for events captured in
     /// the span but processed later.
@@ -180,9 +184,10 @@ impl SpanInner {
             let mut stage = segment.stage.lock();
             if stage.admit_size(estimate_parts(&guard.name, &guard.attributes)) {
                 let end = SystemTime::now();
-                let thread = guard.thread.take().unwrap_or_else(ThreadInfo::current);
+                let own_thread = guard.thread.take();
+                let thread = own_thread.as_ref().unwrap_or(&segment.thread);
                 let data = &mut *guard;
-                stage.keep_with(segment, &thread, || SpanRecord {
+                stage.keep_with(segment, thread, || SpanRecord {
                     span_id: self.span_id,
                     parent_span_id: self.parent_span_id,
                     start: self.start,
@@ -223,7 +228,7 @@ impl SpanInner {
             thread: 0,
             scope: None,
         };
-        let thread = thread.unwrap_or_else(ThreadInfo::current);
+        let thread = thread.as_ref().unwrap_or(&segment.thread);
         if self.is_segment {
             let status = {
                 let mut meta = segment.meta.lock();
@@ -236,8 +241,8 @@ impl SpanInner {
             record.scope = segment.hub().map(|h| Box::new(h.span_snapshot()));
         }
         match segment.lifecycle() {
-            TraceLifecycle::Static => super::static_mode::collect(record, segment, &thread),
-            _ => segment.client.span_buffer().push(record, segment, &thread),
+            TraceLifecycle::Static => super::static_mode::collect(record, segment, thread),
+            _ => segment.client.span_buffer().push(record, segment, thread),
         }
     }
 }
@@ -383,6 +388,7 @@ impl Span {
                 client,
                 meta: Mutex::new(SegmentMeta { name, ..SegmentMeta::default() }),
                 hub: Mutex::new(Arc::downgrade(hub)),
+                thread: ThreadInfo::current(),
                 children: Mutex::default(),
                 stage: Mutex::default(),
             });
@@ -392,7 +398,7 @@ impl Span {
                 origin: origin.map(SharedStr::Static),
                 status: SpanStatus::Ok,
                 attributes,
-                thread: Some(ThreadInfo::current()),
+                thread: None,
                 finished: false,
             };
             Span {
@@ -548,7 +554,7 @@ impl Span {
                     origin: origin.map(SharedStr::Static),
                     status: SpanStatus::Ok,
                     attributes,
-                    thread: Some(ThreadInfo::current()),
+                    thread: ThreadInfo::unless_current(&segment.thread),
                     finished: false,
                 };
                 Span {

@@ -658,3 +658,37 @@ fn lent_room_counts_against_the_bound() {
     });
     assert!(client.span_buffer().peak() <= bound, "peak {}", client.span_buffer().peak());
 }
+
+#[test]
+fn a_span_reports_the_thread_it_started_on() {
+    let (hub, transport, client) = setup(ClientOptions::new().with_traces_sample_rate(1.0));
+    let root = Hub::run(hub, || super::start_root_span("seg", "task"));
+    let here = root.start_child("started here", "work");
+    let (there, there_id) = {
+        let root = root.clone();
+        std::thread::Builder::new()
+            .name("elsewhere".into())
+            .spawn(move || {
+                let there = root.start_child("started there", "work");
+                // Finished on its segment's thread below; `here` finishes there.
+                (there, crate::trace::record::ThreadInfo::current().id.clone())
+            })
+            .unwrap()
+            .join()
+            .unwrap()
+    };
+    std::thread::spawn(move || here.finish()).join().unwrap();
+    there.finish();
+    root.finish();
+    assert!(client.flush(Duration::from_secs(5)));
+    let spans = sent_spans(&transport);
+    let attr = |name: &str, key: &str| {
+        let span = spans.iter().find(|s| s["name"] == name).unwrap();
+        span["attributes"][key]["value"].as_str().map(str::to_owned)
+    };
+    let main_id = crate::trace::record::ThreadInfo::current().id.clone();
+    assert_eq!(attr("started here", "thread.id").as_deref(), Some(main_id.as_str()));
+    assert_eq!(attr("seg", "thread.id").as_deref(), Some(main_id.as_str()));
+    assert_eq!(attr("started there", "thread.id"), Some(there_id));
+    assert_eq!(attr("started there", "thread.name").as_deref(), Some("elsewhere"));
+}
