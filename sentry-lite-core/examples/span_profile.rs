@@ -1,5 +1,6 @@
 //! Runs one hot-path workload in a loop, for `perf record` / callgrind:
-//! `cargo run --release -p sentry-lite-core --example span_profile -- child 1000000`.
+//! `cargo run --release -p sentry-lite-core --example span_profile -- child 1000000`
+//! (workloads: child, child100, unsampled, root, message, tag).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,6 +30,16 @@ fn main() {
             let root = sentry_lite_core::start_root_span("root", "task");
             for _ in 0..n {
                 root.start_child("child", "db.query").finish();
+            }
+        }
+        "child100" => {
+            // As the benchmark's child span case: a new root every 100 children.
+            for _ in 0..n / 100 {
+                let root = sentry_lite_core::start_root_span("root", "task");
+                for _ in 0..100 {
+                    root.start_child("child", "db.query").finish();
+                }
+                root.finish();
             }
         }
         "root" => {

@@ -9,9 +9,13 @@
 //! Everything goes when the 5 s timer (started by the first buffered span) fires,
 //! on flush and on close.
 //!
-//! At most `max_buffered_spans` spans are held, counting both the buffered ones and
-//! those handed to the worker but not yet serialized ([`InFlight`]), so memory stays
-//! bounded when the worker is slower than the producer. On overflow the oldest
+//! Children usually do not take this path one by one: the buffer lends the
+//! trace's bucket to their segment with room for a few more (see `stage`).
+//!
+//! At most `max_buffered_spans` spans are held (room lent to segments included),
+//! counting both the buffered ones and those handed to the worker but not yet
+//! serialized ([`InFlight`]), so memory stays bounded when the worker is slower
+//! than the producer. On overflow the oldest
 //! bucket (O(log n), by creation order) is dropped and counted; when the spans in
 //! flight alone fill the bound, the new span is dropped and counted too.
 
@@ -33,6 +37,7 @@ use crate::transport::worker::{Buffer, Job};
 
 use super::record::{estimate_size, Records, Refs, SpanBatchJob, SpanRecord, ThreadInfo};
 use super::span::SegmentShared;
+use super::stage::GRANT;
 
 /// Most spans in one span v2 item (Relay's limit).
 pub(crate) const MAX_SPANS_PER_ENVELOPE: usize = 1000;
@@ -67,6 +72,8 @@ struct Bucket {
     bytes: usize,
     /// Order of creation, the key in [`State::order`].
     seq: u64,
+    /// Its records are in a segment's stage (see `stage`).
+    lent: bool,
 }
 
 #[derive(Default)]
@@ -77,7 +84,12 @@ struct State {
     /// Complete traces waiting to leave together (counted in `total`).
     complete: Vec<(Records, Refs)>,
     complete_spans: usize,
+    /// Spans in buckets and complete traces (lent buckets: as when lent).
     total: usize,
+    /// Room lent to stages, staged spans included: held like `total`.
+    reserved: usize,
+    /// Segments with a loan; each knows its position (`Stage::slot`).
+    stages: Vec<Arc<SegmentShared>>,
     seq: u64,
     deadline: Option<Instant>,
     closed: bool,
@@ -156,9 +168,11 @@ impl SpanBuffer {
         Self { state: Mutex::default(), capacity: capacity.max(1), in_flight: Arc::default() }
     }
 
-    /// Spans held right now (not counting those in flight to the worker).
+    /// Spans held right now, staged ones included (not counting those in flight
+    /// to the worker).
     pub(crate) fn len(&self) -> usize {
-        self.state.lock().total
+        let state = self.state.lock();
+        state.total + state.stages.iter().map(|s| s.stage.lock().staged()).sum::<usize>()
     }
 
     /// Spans handed to the worker and not yet serialized.
@@ -179,11 +193,29 @@ impl SpanBuffer {
         Box::new(SpanBatchJob { spans, refs, _in_flight: InFlightGuard { counter: self.in_flight.clone(), n } })
     }
 
-    /// Buffers a finished span. A full bucket goes to the worker at once; a trace
-    /// whose segment finished waits with the other complete ones (see module
-    /// docs). Over the bound (buffered + in flight), complete traces are sent, the
-    /// oldest open bucket is dropped, and the span too if that is not enough.
-    pub(crate) fn push(&self, mut record: SpanRecord, segment: &Arc<SegmentShared>, thread: &Arc<ThreadInfo>) {
+    /// Buffers a finished span: a child goes into the bucket lent to its segment
+    /// if there is room (see `stage`), else through [`Self::push_locked`].
+    #[inline]
+    pub(crate) fn push(&self, record: SpanRecord, segment: &Arc<SegmentShared>, thread: &Arc<ThreadInfo>) {
+        if !record.is_segment {
+            let mut stage = segment.stage.lock();
+            if stage.admit(&record) {
+                stage.keep(record, segment, thread);
+                return;
+            }
+        }
+        self.push_locked(record, segment, thread);
+    }
+
+    /// Buffers a finished span under the buffer's lock, after taking back the
+    /// bucket lent to its segment. A full bucket goes to the worker at once; a
+    /// trace whose segment finished waits with the other complete ones (see
+    /// module docs). Over the bound (buffered + lent + in flight), every loan
+    /// ends, complete traces are sent, the oldest open bucket is dropped, and the
+    /// span too if that is not enough. A child's segment then gets a new loan.
+    // Out of line: the staging path above stays small (no large prologue).
+    #[inline(never)]
+    fn push_locked(&self, mut record: SpanRecord, segment: &Arc<SegmentShared>, thread: &Arc<ThreadInfo>) {
         if let Some(scope) = record.scope.as_mut() {
             slim(scope);
         }
@@ -200,11 +232,17 @@ impl SpanBuffer {
         }
         let mut evicted = None;
         let mut ready = Vec::new();
-        if guard.total + self.in_flight() >= self.capacity {
+        let state = &mut *guard;
+        // Staged children first: back in their bucket before their segment completes it.
+        state.collect(segment, true, &mut ready);
+        if state.held() + self.in_flight() >= self.capacity {
+            state.collect_all(true, &mut ready);
+        }
+        if state.held() + self.in_flight() >= self.capacity {
             // Complete traces go to the worker rather than being dropped.
-            ready = guard.take_complete();
-            evicted = guard.drop_oldest();
-            if guard.total + self.in_flight() >= self.capacity {
+            ready.extend(state.take_complete());
+            evicted = state.drop_oldest();
+            if state.held() + self.in_flight() >= self.capacity {
                 // The worker is behind: nothing buffered is left to make room.
                 drop(guard);
                 let n = evicted.map_or(0, |(e, _)| e.len()) as u64 + 1;
@@ -214,7 +252,6 @@ impl SpanBuffer {
                 return;
             }
         }
-        let state = &mut *guard;
         #[cfg(test)]
         let is_segment = is_segment && !state.hold;
         if is_segment && !state.buckets.contains_key(&trace_id) {
@@ -226,40 +263,55 @@ impl SpanBuffer {
             state.complete_spans += 1;
             state.total += 1;
         } else {
-            let bucket = match state.buckets.entry(trace_id) {
-                Entry::Occupied(e) => e.into_mut(),
-                Entry::Vacant(e) => {
-                    let seq = state.seq;
-                    state.seq += 1;
-                    state.order.insert(seq, trace_id);
-                    e.insert(Bucket { spans: self.in_flight.vec(), refs: Refs::default(), bytes: 0, seq })
-                }
-            };
-            bucket.refs.add(&mut record, segment, thread);
-            bucket.spans.push(record);
-            bucket.bytes += size;
-            let full = bucket.spans.len() >= MAX_SPANS_PER_ENVELOPE || bucket.bytes >= MAX_BUCKET_BYTES;
-            state.total += 1;
-            #[cfg(test)]
-            let full = full && !state.hold;
-            if full {
-                ready.extend(state.take(&trace_id).map(|(spans, refs)| (Records::Many(spans), refs)));
-            } else if is_segment {
+            state.insert(&self.in_flight, record, size, segment, thread, true, &mut ready);
+            if is_segment {
                 state.complete(&trace_id);
+            } else {
+                self.lend(state, segment);
             }
         }
         if state.complete_spans >= SHIP_COMPLETE_AT {
             ready.extend(state.take_complete());
         }
-        if state.total > 0 && state.deadline.is_none() {
+        if !state.idle() && state.deadline.is_none() {
             state.deadline = Some(Instant::now() + FLUSH_INTERVAL);
         }
-        state.peak = state.peak.max(state.total + self.in_flight());
+        state.peak = state.peak.max(state.held() + self.in_flight());
         drop(guard);
         if let Some(evicted) = evicted {
             client.record_drop(DiscardReason::BufferOverflow, DataCategory::Span, evicted.0.len() as u64);
         }
-        self.submit(ready, client);
+        // Most spans complete nothing: no call, no vector to drop.
+        if !ready.is_empty() {
+            self.submit(ready, client);
+        }
+    }
+
+    /// Lends the trace's bucket to the segment, with room for its next children:
+    /// at most [`GRANT`], an eighth of the free room under the bound, and what
+    /// the bucket can still take.
+    fn lend(&self, state: &mut State, segment: &Arc<SegmentShared>) {
+        let free = self.capacity.saturating_sub(state.held() + self.in_flight());
+        let trace_id = segment.state.trace_id;
+        let len = state.buckets.get(&trace_id).map_or(0, |b| b.spans.len());
+        let n = GRANT.min(free / 8).min(MAX_SPANS_PER_ENVELOPE.saturating_sub(len));
+        if n == 0 {
+            return;
+        }
+        let mut stage = segment.stage.lock();
+        if stage.slot.is_some() {
+            return;
+        }
+        let bucket = state.bucket(&self.in_flight, trace_id);
+        bucket.lent = true;
+        stage.records = std::mem::take(&mut bucket.spans);
+        stage.refs = std::mem::take(&mut bucket.refs);
+        stage.bytes = bucket.bytes;
+        stage.base = stage.records.len();
+        stage.limit = stage.base + n;
+        stage.slot = Some(state.stages.len());
+        state.stages.push(segment.clone());
+        state.reserved += n;
     }
 
     fn submit(&self, traces: Vec<(Records, Refs)>, client: &Client) {
@@ -303,6 +355,7 @@ impl SpanBuffer {
     /// Everything buffered, for tests that look at records.
     pub(crate) fn take_records(&self) -> (Vec<SpanRecord>, Refs) {
         let mut state = self.state.lock();
+        state.collect_all(false, &mut Vec::new());
         state.total = 0;
         state.deadline = None;
         state.order.clear();
@@ -319,11 +372,163 @@ impl SpanBuffer {
 }
 
 impl State {
+    /// Spans counted against the bound (granted room included).
+    fn held(&self) -> usize {
+        self.total + self.reserved
+    }
+
+    /// Nothing buffered, nothing granted: no timer needed.
+    fn idle(&self) -> bool {
+        self.total == 0 && self.stages.is_empty()
+    }
+
+    /// Puts a record in its trace's bucket; with `ship`, a full bucket goes to
+    /// `ready` (otherwise `drain` splits it).
+    #[allow(clippy::too_many_arguments)]
+    fn insert(
+        &mut self,
+        pool: &InFlight,
+        mut record: SpanRecord,
+        size: usize,
+        segment: &Arc<SegmentShared>,
+        thread: &Arc<ThreadInfo>,
+        ship: bool,
+        ready: &mut Vec<(Records, Refs)>,
+    ) {
+        let trace_id = segment.state.trace_id;
+        let bucket = self.bucket(pool, trace_id);
+        bucket.refs.add(&mut record, segment, thread);
+        bucket.spans.push(record);
+        bucket.bytes += size;
+        self.total += 1;
+        if ship {
+            self.ship_if_full(trace_id, ready);
+        }
+    }
+
+    /// The trace's bucket (taken back if lent), new ones in creation order.
+    fn bucket(&mut self, pool: &InFlight, trace_id: TraceId) -> &mut Bucket {
+        self.reclaim(trace_id);
+        match self.buckets.entry(trace_id) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                let seq = self.seq;
+                self.seq += 1;
+                self.order.insert(seq, trace_id);
+                e.insert(Bucket { spans: pool.vec(), refs: Refs::default(), bytes: 0, seq, lent: false })
+            }
+        }
+    }
+
+    /// Takes back the trace's bucket if a segment has it (another segment of the
+    /// trace than the one at hand: rare).
+    fn reclaim(&mut self, trace_id: TraceId) {
+        if self.buckets.get(&trace_id).is_some_and(|b| b.lent) {
+            let borrower = self.stages.iter().find(|s| s.state.trace_id == trace_id).cloned();
+            if let Some(segment) = borrower {
+                self.collect(&segment, false, &mut Vec::new());
+            }
+        }
+    }
+
+    /// A full bucket goes to `ready`, in batches of at most
+    /// [`MAX_SPANS_PER_ENVELOPE`].
+    fn ship_if_full(&mut self, trace_id: TraceId, ready: &mut Vec<(Records, Refs)>) {
+        let Some(bucket) = self.buckets.get(&trace_id) else {
+            return;
+        };
+        let full = bucket.spans.len() >= MAX_SPANS_PER_ENVELOPE || bucket.bytes >= MAX_BUCKET_BYTES;
+        #[cfg(test)]
+        let full = full && !self.hold;
+        if !full {
+            return;
+        }
+        if let Some((mut spans, refs)) = self.take(&trace_id) {
+            while spans.len() > MAX_SPANS_PER_ENVELOPE {
+                let rest = spans.split_off(MAX_SPANS_PER_ENVELOPE);
+                ready.push((Records::Many(spans), refs.clone()));
+                spans = rest;
+            }
+            ready.push((Records::Many(spans), refs));
+        }
+    }
+
+    /// Takes back the bucket lent to a segment, with its staged children.
+    fn collect(&mut self, segment: &Arc<SegmentShared>, ship: bool, ready: &mut Vec<(Records, Refs)>) {
+        let mut stage = segment.stage.lock();
+        let Some(slot) = stage.slot.take() else {
+            return;
+        };
+        self.stages.swap_remove(slot);
+        if let Some(moved) = self.stages.get(slot) {
+            // Another segment's stage: only the buffer's lock holder takes two.
+            moved.stage.lock().slot = Some(slot);
+        }
+        self.give_back(segment, &mut stage, ship, ready);
+    }
+
+    /// Takes back every lent bucket (timer, flush, close, overflow).
+    fn collect_all(&mut self, ship: bool, ready: &mut Vec<(Records, Refs)>) {
+        for segment in std::mem::take(&mut self.stages) {
+            let mut stage = segment.stage.lock();
+            stage.slot = None;
+            self.give_back(&segment, &mut stage, ship, ready);
+        }
+    }
+
+    fn give_back(
+        &mut self,
+        segment: &Arc<SegmentShared>,
+        stage: &mut super::stage::Stage,
+        ship: bool,
+        ready: &mut Vec<(Records, Refs)>,
+    ) {
+        self.reserved -= stage.reserved();
+        self.total += stage.staged();
+        let trace_id = segment.state.trace_id;
+        let spans = std::mem::take(&mut stage.records);
+        let refs = std::mem::take(&mut stage.refs);
+        let bytes = std::mem::take(&mut stage.bytes);
+        (stage.base, stage.limit) = (0, 0);
+        match self.buckets.get_mut(&trace_id) {
+            Some(bucket) if bucket.lent => {
+                bucket.lent = false;
+                (bucket.spans, bucket.refs, bucket.bytes) = (spans, refs, bytes);
+                if bucket.spans.is_empty() {
+                    let seq = bucket.seq;
+                    self.buckets.remove(&trace_id);
+                    self.order.remove(&seq);
+                } else if ship {
+                    self.ship_if_full(trace_id, ready);
+                }
+            }
+            // Not expected: a lent bucket stays in its place until given back.
+            Some(bucket) => {
+                for mut record in spans {
+                    let (segment, thread) = (refs.segment_arc(&record), refs.thread_arc(&record));
+                    bucket.refs.add(&mut record, segment, thread);
+                    bucket.spans.push(record);
+                }
+                bucket.bytes += bytes;
+            }
+            None if !spans.is_empty() => {
+                let seq = self.seq;
+                self.seq += 1;
+                self.order.insert(seq, trace_id);
+                self.buckets.insert(trace_id, Bucket { spans, refs, bytes, seq, lent: false });
+            }
+            None => {}
+        }
+        if self.idle() {
+            self.deadline = None;
+        }
+    }
+
     fn take(&mut self, trace_id: &TraceId) -> Option<(Vec<SpanRecord>, Refs)> {
         let bucket = self.buckets.remove(trace_id)?;
         self.order.remove(&bucket.seq);
         self.total -= bucket.spans.len();
-        if self.total == 0 {
+        if self.idle() {
             self.deadline = None;
         }
         Some((bucket.spans, bucket.refs))
@@ -332,6 +537,7 @@ impl State {
     /// Moves a trace whose segment finished to the complete ones: still buffered
     /// (in `total`, under the running timer) until enough complete traces wait.
     fn complete(&mut self, trace_id: &TraceId) {
+        self.reclaim(*trace_id);
         if let Some(bucket) = self.buckets.remove(trace_id) {
             self.order.remove(&bucket.seq);
             self.complete_spans += bucket.spans.len();
@@ -343,7 +549,7 @@ impl State {
     fn take_complete(&mut self) -> Vec<(Records, Refs)> {
         self.total -= self.complete_spans;
         self.complete_spans = 0;
-        if self.total == 0 {
+        if self.idle() {
             self.deadline = None;
         }
         std::mem::take(&mut self.complete)
@@ -365,9 +571,10 @@ impl Buffer for SpanBuffer {
         let (complete, buckets) = {
             let mut state = self.state.lock();
             let due = force || state.deadline.is_some_and(|d| d <= Instant::now());
-            if !due || state.total == 0 {
+            if !due || state.idle() {
                 return Vec::new();
             }
+            state.collect_all(false, &mut Vec::new());
             let complete = state.take_complete();
             state.total = 0;
             state.deadline = None;
@@ -395,7 +602,10 @@ impl Buffer for SpanBuffer {
     }
 
     fn close(&self) {
-        self.state.lock().closed = true;
+        let mut state = self.state.lock();
+        state.closed = true;
+        // Staged spans stay buffered for the final drain; no new grant.
+        state.collect_all(false, &mut Vec::new());
     }
 }
 

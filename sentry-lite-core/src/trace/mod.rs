@@ -15,7 +15,7 @@
 //! * `future`: [`trace`] and [`SpanFutureExt::in_span`].
 //! * `continuation`: [`continue_trace`] and [`PropagationContext`].
 //! * [`propagation`]: header formats.
-//! * `buffer` / `record` / `static_mode`: what happens after `finish`.
+//! * `buffer` / `stage` / `record` / `static_mode`: what happens after `finish`.
 //!
 //! Scope data on segments: tags become attributes under their own key; `user.id`,
 //! `user.email`, `user.name` and `user.ip_address` are added only with
@@ -30,6 +30,7 @@ pub mod propagation;
 mod record;
 mod sampling;
 pub(crate) mod span;
+mod stage;
 mod static_mode;
 #[cfg(test)]
 mod tests;

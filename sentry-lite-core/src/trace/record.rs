@@ -41,6 +41,15 @@ impl ThreadInfo {
     pub(crate) fn current() -> Arc<ThreadInfo> {
         THREAD.try_with(Arc::clone).unwrap_or_else(|_| Arc::new(Self::compute()))
     }
+
+    /// This thread's info unless it is `known` (then nothing: no reference count
+    /// touched, which the worker's batches also hold).
+    #[inline]
+    pub(crate) fn unless_current(known: &Arc<ThreadInfo>) -> Option<Arc<ThreadInfo>> {
+        THREAD
+            .try_with(|t| (!Arc::ptr_eq(t, known)).then(|| t.clone()))
+            .unwrap_or_else(|_| Some(Arc::new(Self::compute())))
+    }
 }
 
 /// Inline capacity of a [`SpanName`].
@@ -64,6 +73,7 @@ impl Default for SpanName {
 }
 
 impl SpanName {
+    #[inline]
     fn copy(s: &str) -> Self {
         if s.len() <= INLINE {
             let mut buf = [0; INLINE];
@@ -110,6 +120,7 @@ pub trait IntoSpanName {
 }
 
 impl IntoSpanName for &str {
+    #[inline]
     fn into_span_name(self) -> SpanName {
         SpanName::copy(self)
     }
@@ -209,6 +220,7 @@ const WELL_KNOWN: &[&str] = &[
 
 impl SharedStr {
     /// `None` for the empty string.
+    #[inline]
     pub(crate) fn new(s: &str) -> Option<SharedStr> {
         if s.is_empty() {
             return None;
@@ -279,23 +291,29 @@ impl<T> Clone for Table<T> {
 const REFS_LOOKBACK: usize = 8;
 
 impl<T> Table<T> {
+    #[inline]
     fn intern(&mut self, item: &Arc<T>) -> u32 {
-        let Some(first) = &self.first else {
-            self.first = Some(item.clone());
-            return 0;
-        };
+        // Most batches have one segment and one thread: a pointer compare.
+        match &self.first {
+            Some(first) if Arc::ptr_eq(first, item) => 0,
+            Some(_) => self.intern_rest(item),
+            None => {
+                self.first = Some(item.clone());
+                0
+            }
+        }
+    }
+
+    fn intern_rest(&mut self, item: &Arc<T>) -> u32 {
         let recent = self.rest.len().saturating_sub(REFS_LOOKBACK);
         if let Some(i) = self.rest[recent..].iter().rposition(|t| Arc::ptr_eq(t, item)) {
             return (recent + i + 1) as u32;
-        }
-        if Arc::ptr_eq(first, item) {
-            return 0;
         }
         self.rest.push(item.clone());
         self.rest.len() as u32
     }
 
-    fn get(&self, i: u32) -> &T {
+    fn get(&self, i: u32) -> &Arc<T> {
         let entry = match i {
             0 => self.first.as_ref(),
             i => self.rest.get(i as usize - 1),
@@ -326,6 +344,7 @@ impl<T> Table<T> {
 
 impl Refs {
     /// Points `record` at its segment and thread, adding them if new.
+    #[inline]
     pub(crate) fn add(&mut self, record: &mut SpanRecord, segment: &Arc<SegmentShared>, thread: &Arc<ThreadInfo>) {
         record.segment = self.segments.intern(segment);
         record.thread = self.threads.intern(thread);
@@ -342,6 +361,16 @@ impl Refs {
 
     pub(crate) fn thread(&self, r: &SpanRecord) -> &ThreadInfo {
         self.threads.get(r.thread)
+    }
+
+    /// The shared reference to `r`'s thread, to point it into another table.
+    pub(crate) fn thread_arc(&self, r: &SpanRecord) -> &Arc<ThreadInfo> {
+        self.threads.get(r.thread)
+    }
+
+    /// The shared reference to `r`'s segment, to point it into another table.
+    pub(crate) fn segment_arc(&self, r: &SpanRecord) -> &Arc<SegmentShared> {
+        self.segments.get(r.segment)
     }
 
     /// Takes over `other`'s entries, re-pointing its `records` (tests).
@@ -364,9 +393,14 @@ impl Refs {
 
 /// Rough serialized size, for the 5 MB bucket bound.
 pub(crate) fn estimate_size(r: &SpanRecord) -> usize {
-    let attrs: usize = r.attributes.iter().map(|(k, v)| k.len() + value_size(v) + 32).sum();
+    estimate_parts(&r.name, &r.attributes)
+}
+
+/// [`estimate_size`] of a record with this name and these attributes.
+pub(crate) fn estimate_parts(name: &SpanName, attributes: &[(String, AttributeValue)]) -> usize {
+    let attrs: usize = attributes.iter().map(|(k, v)| k.len() + value_size(v) + 32).sum();
     // Ids, timestamps, status and the common attributes.
-    900 + r.name.byte_len() + attrs
+    900 + name.byte_len() + attrs
 }
 
 fn value_size(v: &AttributeValue) -> usize {

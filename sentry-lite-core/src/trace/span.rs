@@ -24,7 +24,7 @@ use crate::options::TraceLifecycle;
 use crate::protocol::{AttributeValue, DataCategory, DiscardReason, DynamicSamplingContext, SpanStatus, TraceContext};
 
 use super::propagation::{format_rate, format_sample_rand, Baggage};
-use super::record::{IntoSpanName, SharedStr, SpanName, SpanRecord, ThreadInfo};
+use super::record::{estimate_parts, IntoSpanName, SharedStr, SpanName, SpanRecord, ThreadInfo};
 use super::sampling::{decide, new_sample_rand, SamplingContext};
 use super::PropagationContext;
 
@@ -88,8 +88,13 @@ pub(crate) struct SegmentShared {
     pub(crate) meta: Mutex<SegmentMeta>,
     /// The hub whose scopes are applied to the segment when it finishes.
     hub: Mutex<Weak<Hub>>,
+    /// The thread the segment started on, shared by its spans that start there
+    /// (no reference count per span).
+    pub(crate) thread: Arc<ThreadInfo>,
     /// Static mode: finished children waiting for the segment.
     pub(crate) children: Mutex<super::static_mode::Children>,
+    /// Stream mode: finished children waiting for the span buffer.
+    pub(crate) stage: Mutex<super::stage::Stage>,
 }
 
 impl fmt::Debug for SegmentShared {
@@ -148,7 +153,8 @@ struct SpanData {
     origin: Option<SharedStr>,
     status: SpanStatus,
     attributes: Vec<(String, AttributeValue)>,
-    /// Moved into the record at the end (one reference count, not two).
+    /// The thread the span started on when not its segment's (see
+    /// [`SegmentShared::thread`]).
     thread: Option<Arc<ThreadInfo>>,
     /// Op, origin and status stay readable after the end, for events captured in
     /// the span but processed later.
@@ -172,6 +178,33 @@ impl SpanInner {
             return;
         }
         guard.finished = true;
+        let segment = &self.segment;
+        if !self.is_segment && segment.lifecycle() != TraceLifecycle::Static {
+            // The usual child: straight into the bucket lent to the segment.
+            let mut stage = segment.stage.lock();
+            if stage.admit_size(estimate_parts(&guard.name, &guard.attributes)) {
+                let end = SystemTime::now();
+                let own_thread = guard.thread.take();
+                let thread = own_thread.as_ref().unwrap_or(&segment.thread);
+                let data = &mut *guard;
+                stage.keep_with(segment, thread, || SpanRecord {
+                    span_id: self.span_id,
+                    parent_span_id: self.parent_span_id,
+                    start: self.start,
+                    end,
+                    is_segment: false,
+                    name: std::mem::take(&mut data.name),
+                    op: data.op.clone(),
+                    origin: data.origin.clone(),
+                    status: data.status,
+                    attributes: std::mem::take(&mut data.attributes),
+                    segment: 0,
+                    thread: 0,
+                    scope: None,
+                });
+                return;
+            }
+        }
         let name = std::mem::take(&mut guard.name);
         let op = guard.op.clone();
         let origin = guard.origin.clone();
@@ -180,7 +213,6 @@ impl SpanInner {
         let thread = guard.thread.take();
         drop(guard);
         let end = SystemTime::now();
-        let segment = &self.segment;
         let mut record = SpanRecord {
             span_id: self.span_id,
             parent_span_id: self.parent_span_id,
@@ -196,7 +228,7 @@ impl SpanInner {
             thread: 0,
             scope: None,
         };
-        let thread = thread.unwrap_or_else(ThreadInfo::current);
+        let thread = thread.as_ref().unwrap_or(&segment.thread);
         if self.is_segment {
             let status = {
                 let mut meta = segment.meta.lock();
@@ -209,8 +241,8 @@ impl SpanInner {
             record.scope = segment.hub().map(|h| Box::new(h.span_snapshot()));
         }
         match segment.lifecycle() {
-            TraceLifecycle::Static => super::static_mode::collect(record, segment, &thread),
-            _ => segment.client.span_buffer().push(record, segment, &thread),
+            TraceLifecycle::Static => super::static_mode::collect(record, segment, thread),
+            _ => segment.client.span_buffer().push(record, segment, thread),
         }
     }
 }
@@ -356,7 +388,9 @@ impl Span {
                 client,
                 meta: Mutex::new(SegmentMeta { name, ..SegmentMeta::default() }),
                 hub: Mutex::new(Arc::downgrade(hub)),
+                thread: ThreadInfo::current(),
                 children: Mutex::default(),
+                stage: Mutex::default(),
             });
             let data = SpanData {
                 name: SpanName::default(),
@@ -364,7 +398,7 @@ impl Span {
                 origin: origin.map(SharedStr::Static),
                 status: SpanStatus::Ok,
                 attributes,
-                thread: Some(ThreadInfo::current()),
+                thread: None,
                 finished: false,
             };
             Span {
@@ -520,7 +554,7 @@ impl Span {
                     origin: origin.map(SharedStr::Static),
                     status: SpanStatus::Ok,
                     attributes,
-                    thread: Some(ThreadInfo::current()),
+                    thread: ThreadInfo::unless_current(&segment.thread),
                     finished: false,
                 };
                 Span {

@@ -494,3 +494,201 @@ fn a_segment_finishing_keeps_the_running_timer() {
     assert_eq!(client.span_buffer().len(), 2);
     assert_eq!(client.span_buffer().deadline(), Some(first));
 }
+
+/// Every span item of the transport's envelopes, as JSON.
+fn sent_spans(transport: &TestTransport) -> Vec<serde_json::Value> {
+    let mut spans = Vec::new();
+    for env in transport.envelopes() {
+        for item in env.items.iter().filter(|i| i.ty() == &ItemType::Span) {
+            let payload: serde_json::Value = serde_json::from_slice(item.payload()).unwrap();
+            spans.extend(payload["items"].as_array().unwrap().iter().cloned());
+        }
+    }
+    spans
+}
+
+#[test]
+fn staged_children_count_in_len_and_leave_on_flush() {
+    let (hub, transport, client) = setup(ClientOptions::new().with_traces_sample_rate(1.0));
+    let root = Hub::run(hub, || super::start_root_span("seg", "task"));
+    // The first child goes through the buffer and gets the bucket lent; the
+    // others are staged in the segment.
+    for i in 0..10 {
+        root.start_child(format!("c{i}"), "work").finish();
+    }
+    assert!(root.segment().unwrap().stage.lock().staged() > 0, "children are staged");
+    assert_eq!(client.span_buffer().len(), 10);
+    assert!(client.span_buffer().deadline().is_some());
+    assert!(client.flush(Duration::from_secs(5)));
+    assert_eq!(client.span_buffer().len(), 0);
+    assert!(client.span_buffer().deadline().is_none());
+    let spans = sent_spans(&transport);
+    assert_eq!(spans.len(), 10);
+    let parent = root.span_id().to_string();
+    let names: std::collections::BTreeSet<_> = spans.iter().map(|s| s["name"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(names.len(), 10);
+    assert!(spans.iter().all(|s| s["parent_span_id"] == parent.as_str()));
+    // The segment's staged children were taken back: a later child is fine too.
+    root.start_child("late", "work").finish();
+    root.finish();
+    assert!(client.flush(Duration::from_secs(5)));
+    assert_eq!(sent_spans(&transport).len(), 12);
+}
+
+#[test]
+fn staged_children_leave_with_their_segment_and_on_close() {
+    let (hub, transport, client) = setup(ClientOptions::new().with_traces_sample_rate(1.0));
+    Hub::run(hub.clone(), || {
+        let root = super::start_root_span("one", "task");
+        for _ in 0..5 {
+            root.start_child("c", "work").finish();
+        }
+        root.finish();
+    });
+    // One complete trace, its staged children with it (no loan left).
+    assert_eq!(client.span_buffer().len(), 6);
+    let open = Hub::run(hub, || super::start_root_span("two", "task"));
+    for _ in 0..5 {
+        open.start_child("c", "work").finish();
+    }
+    assert_eq!(client.span_buffer().len(), 11);
+    assert!(client.close(Duration::from_secs(5)));
+    assert_eq!(sent_spans(&transport).len(), 11);
+    // Closed: nothing staged any more, the next child is counted as dropped.
+    open.start_child("c", "work").finish();
+    assert_eq!(client.span_buffer().len(), 0);
+    assert_eq!(client.discarded(DiscardReason::BufferOverflow, DataCategory::Span), 1);
+}
+
+#[test]
+fn drain_takes_staged_children() {
+    let (hub, _t, client) = setup(ClientOptions::new().with_traces_sample_rate(1.0));
+    let root = Hub::run(hub, || super::start_root_span("seg", "task"));
+    for _ in 0..7 {
+        root.start_child("c", "work").finish();
+    }
+    // What the worker's timer does once the deadline passed.
+    let jobs = client.span_buffer().drain(true);
+    let n: u64 = jobs.iter().map(|j| j.category().1).sum();
+    assert_eq!(n, 7);
+    assert_eq!(client.span_buffer().len(), 0);
+    assert!(client.span_buffer().deadline().is_none());
+}
+
+#[test]
+fn two_segments_of_one_trace_share_the_lent_bucket() {
+    let (hub, transport, client) = setup(ClientOptions::new().with_traces_sample_rate(1.0));
+    let headers = [("sentry-trace", "0123456789abcdef0123456789abcdef-0123456789abcdef-1")];
+    let (a, b) = Hub::run(hub.clone(), || {
+        hub.configure_scope(|s| s.set_propagation(super::continue_trace(headers)));
+        (super::start_root_span("a", "task"), super::start_root_span("b", "task"))
+    });
+    assert_eq!(a.trace_id(), b.trace_id());
+    for _ in 0..3 {
+        a.start_child("from a", "work").finish();
+        b.start_child("from b", "work").finish();
+    }
+    assert_eq!(client.span_buffer().len(), 6);
+    a.finish();
+    b.start_child("after a", "work").finish();
+    b.finish();
+    assert!(client.flush(Duration::from_secs(5)));
+    let spans = sent_spans(&transport);
+    assert_eq!(spans.len(), 9);
+    let count = |name: &str, parent: super::Span| {
+        let id = parent.span_id().to_string();
+        spans.iter().filter(|s| s["name"] == name && s["parent_span_id"] == id.as_str()).count()
+    };
+    assert_eq!(count("from a", a.clone()), 3);
+    assert_eq!(count("from b", b.clone()), 3);
+    assert_eq!(count("after a", b.clone()), 1);
+}
+
+#[test]
+fn children_finishing_on_many_threads_all_arrive_once() {
+    let (hub, transport, client) = setup(ClientOptions::new().with_traces_sample_rate(1.0));
+    let root = Hub::run(hub, || super::start_root_span("seg", "task"));
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let root = root.clone();
+            std::thread::spawn(move || {
+                for i in 0..700 {
+                    let child = root.start_child(format!("t{t} c{i}"), "work");
+                    child.set_attribute("i", i);
+                    child.finish();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    root.finish();
+    assert!(client.flush(Duration::from_secs(10)));
+    let spans = sent_spans(&transport);
+    assert_eq!(client.discarded(DiscardReason::BufferOverflow, DataCategory::Span), 0);
+    assert_eq!(spans.len(), 2801);
+    let names: std::collections::BTreeSet<_> = spans.iter().map(|s| s["name"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(names.len(), 2801, "every span once");
+    let parent = root.span_id().to_string();
+    for s in spans.iter().filter(|s| s["is_segment"] == false) {
+        assert_eq!(s["parent_span_id"], parent.as_str());
+        let name = s["name"].as_str().unwrap();
+        let i: i64 = name.rsplit('c').next().unwrap().parse().unwrap();
+        assert_eq!(s["attributes"]["i"]["value"], i, "{name}: its own attributes");
+    }
+}
+
+#[test]
+fn lent_room_counts_against_the_bound() {
+    let bound = 100;
+    let options = ClientOptions { max_buffered_spans: bound, ..ClientOptions::new().with_traces_sample_rate(1.0) };
+    let (hub, _t, client) = setup(options);
+    Hub::run(hub, || {
+        let roots: Vec<_> = (0..30).map(|i| super::start_root_span(format!("r{i}"), "task")).collect();
+        for _ in 0..10 {
+            for r in &roots {
+                r.start_child("c", "work").finish();
+                assert!(client.span_buffer().len() <= bound);
+            }
+        }
+        // 300 children for a bound of 100: the oldest buckets went, counted.
+        let dropped = client.discarded(DiscardReason::BufferOverflow, DataCategory::Span);
+        assert_eq!(dropped as usize + client.span_buffer().len(), 300);
+    });
+    assert!(client.span_buffer().peak() <= bound, "peak {}", client.span_buffer().peak());
+}
+
+#[test]
+fn a_span_reports_the_thread_it_started_on() {
+    let (hub, transport, client) = setup(ClientOptions::new().with_traces_sample_rate(1.0));
+    let root = Hub::run(hub, || super::start_root_span("seg", "task"));
+    let here = root.start_child("started here", "work");
+    let (there, there_id) = {
+        let root = root.clone();
+        std::thread::Builder::new()
+            .name("elsewhere".into())
+            .spawn(move || {
+                let there = root.start_child("started there", "work");
+                // Finished on its segment's thread below; `here` finishes there.
+                (there, crate::trace::record::ThreadInfo::current().id.clone())
+            })
+            .unwrap()
+            .join()
+            .unwrap()
+    };
+    std::thread::spawn(move || here.finish()).join().unwrap();
+    there.finish();
+    root.finish();
+    assert!(client.flush(Duration::from_secs(5)));
+    let spans = sent_spans(&transport);
+    let attr = |name: &str, key: &str| {
+        let span = spans.iter().find(|s| s["name"] == name).unwrap();
+        span["attributes"][key]["value"].as_str().map(str::to_owned)
+    };
+    let main_id = crate::trace::record::ThreadInfo::current().id.clone();
+    assert_eq!(attr("started here", "thread.id").as_deref(), Some(main_id.as_str()));
+    assert_eq!(attr("seg", "thread.id").as_deref(), Some(main_id.as_str()));
+    assert_eq!(attr("started there", "thread.id"), Some(there_id));
+    assert_eq!(attr("started there", "thread.name").as_deref(), Some("elsewhere"));
+}

@@ -1,0 +1,98 @@
+//! Per-segment staging of finished children (stream mode).
+//!
+//! Handing every finished span to the span buffer costs its lock, a lookup of the
+//! trace's bucket and the bookkeeping of the bound, the timer and the complete
+//! traces. Instead, when a child takes that path, the buffer *lends* the trace's
+//! bucket to the child's segment with room for a few more children (reserved
+//! against `max_buffered_spans`, so the bound stays exact). The children that
+//! finish next go straight into the lent bucket under the segment's own,
+//! uncontended lock: one copy of the record, no other bookkeeping. The bucket
+//! goes back (moved, not copied) when the room is used up (the next child takes
+//! the buffer's path again), when the segment finishes (its children leave with
+//! it, as before), and whenever the buffer needs it: the timer, `flush`, `close`,
+//! an overflow, another segment of the same trace, `len` (counted in place).
+//!
+//! While lent, the bucket's table holds the segment that holds the stage: the
+//! buffer lists every stage and always takes its bucket back (at the latest on
+//! the timer), which ends that cycle like it ends the buffer's own.
+//!
+//! Lock order: the buffer's state, then a stage. Staging takes the stage's lock
+//! only.
+
+use std::sync::Arc;
+
+use super::buffer::MAX_BUCKET_BYTES;
+use super::record::{estimate_size, Refs, SpanRecord, ThreadInfo};
+use super::span::SegmentShared;
+
+/// Most children staged per loan: a trip through the buffer per this many spans.
+pub(crate) const GRANT: usize = 64;
+
+/// A segment's loan of its trace's bucket.
+#[derive(Debug, Default)]
+pub(crate) struct Stage {
+    /// The bucket's records, then the staged ones.
+    pub(crate) records: Vec<SpanRecord>,
+    pub(crate) refs: Refs,
+    /// Estimated serialized size of `records`.
+    pub(crate) bytes: usize,
+    /// Records the bucket had when lent.
+    pub(crate) base: usize,
+    /// Records the loan may reach (`base` + the reserved room).
+    pub(crate) limit: usize,
+    /// Position in the buffer's list of stages, while lent.
+    pub(crate) slot: Option<usize>,
+}
+
+impl Stage {
+    /// Whether the loan has room for `record` (counted in if so).
+    #[inline]
+    pub(crate) fn admit(&mut self, record: &SpanRecord) -> bool {
+        self.admit_size(estimate_size(record))
+    }
+
+    /// Whether the loan has room for a record of this estimated size (counted in
+    /// if so).
+    #[inline]
+    pub(crate) fn admit_size(&mut self, size: usize) -> bool {
+        if self.records.len() >= self.limit || self.bytes + size > MAX_BUCKET_BYTES {
+            return false;
+        }
+        self.bytes += size;
+        true
+    }
+
+    /// Stages an admitted record built in place by `make` (its fields are moved
+    /// from the span's data straight into the bucket: one copy less).
+    #[inline]
+    pub(crate) fn keep_with(
+        &mut self,
+        segment: &Arc<SegmentShared>,
+        thread: &Arc<ThreadInfo>,
+        make: impl FnOnce() -> SpanRecord,
+    ) {
+        self.records.push(make());
+        if let Some(record) = self.records.last_mut() {
+            self.refs.add(record, segment, thread);
+        }
+    }
+
+    /// Stages an admitted record.
+    #[inline]
+    pub(crate) fn keep(&mut self, mut record: SpanRecord, segment: &Arc<SegmentShared>, thread: &Arc<ThreadInfo>) {
+        // The segment and thread are in the bucket's tables already (the child
+        // that got the loan put them there): two pointer compares.
+        self.refs.add(&mut record, segment, thread);
+        self.records.push(record);
+    }
+
+    /// Spans staged since the loan.
+    pub(crate) fn staged(&self) -> usize {
+        self.records.len().saturating_sub(self.base)
+    }
+
+    /// Room reserved for the loan.
+    pub(crate) fn reserved(&self) -> usize {
+        self.limit.saturating_sub(self.base)
+    }
+}
