@@ -21,7 +21,10 @@ use super::span::SegmentShared;
 /// The thread a span started on, computed once per thread.
 #[derive(Debug)]
 pub(crate) struct ThreadInfo {
-    pub(crate) id: String,
+    /// `thread.id`, an integer attribute (sentry-conventions).
+    pub(crate) id: u64,
+    /// `id` in decimal, written as it is by the direct JSON writer.
+    pub(crate) id_digits: String,
     pub(crate) name: Option<String>,
 }
 
@@ -33,8 +36,9 @@ impl ThreadInfo {
     fn compute() -> Self {
         let t = std::thread::current();
         // `ThreadId(7)` → `7`: stable for the thread's life, unique in the process.
-        let id: String = format!("{:?}", t.id()).chars().filter(char::is_ascii_digit).collect();
-        Self { id, name: t.name().map(str::to_owned) }
+        let id_digits: String = format!("{:?}", t.id()).chars().filter(char::is_ascii_digit).collect();
+        let id = id_digits.parse().unwrap_or(0);
+        Self { id, id_digits: id.to_string(), name: t.name().map(str::to_owned) }
     }
 
     /// This thread's info (a reference-count increment).
@@ -445,7 +449,7 @@ impl SpanRecord {
         }
         put("sentry.origin", string(self.origin()));
         put("sentry.trace_lifecycle", string("stream"));
-        put("thread.id", string(thread.id.clone()));
+        put("thread.id", Attribute::from(&AttributeValue::from(thread.id)));
         if let Some(name) = &thread.name {
             put("thread.name", string(name.clone()));
         }
@@ -574,7 +578,6 @@ impl Serialize for Attrs<'_> {
         common.push(("sentry.origin", r.origin()));
         common.push(("sentry.trace_lifecycle", "stream"));
         let thread = v.refs.thread(r);
-        common.push(("thread.id", &thread.id));
         if let Some(name) = &thread.name {
             common.push(("thread.name", name));
         }
@@ -596,6 +599,9 @@ impl Serialize for Attrs<'_> {
             if !own(k) && !scoped.contains_key(k) {
                 map.serialize_entry(k, &StrAttr(val))?;
             }
+        }
+        if !own("thread.id") && !scoped.contains_key("thread.id") {
+            map.serialize_entry("thread.id", &ValueAttr(&AttributeValue::from(thread.id)))?;
         }
         for (k, val) in &scoped {
             if !own(k) {
@@ -942,7 +948,9 @@ fn fast_item(spans: &[SpanRecord], refs: &Refs, client: &ClientInner, segments: 
         }
         static_attr(&mut out, attr_prefix!("sentry.origin"), r.origin());
         let thread = refs.thread(r);
-        static_attr(&mut out, attr_prefix!("thread.id"), &thread.id);
+        out.extend_from_slice(b"\"thread.id\":{\"type\":\"integer\",\"value\":");
+        out.extend_from_slice(thread.id_digits.as_bytes());
+        out.extend_from_slice(b"},");
         if let Some(name) = &thread.name {
             static_attr(&mut out, attr_prefix!("thread.name"), name);
         }

@@ -454,10 +454,10 @@ fn a_batch_holds_one_reference_per_segment_and_thread_not_per_span() {
     let (records, refs) = client.span_buffer().take_records();
     assert_eq!(records.len(), 1001);
     assert_eq!(refs.segments().count(), 1);
-    let threads: std::collections::BTreeSet<&str> = records.iter().map(|r| refs.thread(r).id.as_str()).collect();
+    let threads: std::collections::BTreeSet<u64> = records.iter().map(|r| refs.thread(r).id).collect();
     assert_eq!(threads.len(), 2);
     for r in &records {
-        let here = refs.thread(r).id == records.last().map(|s| refs.thread(s).id.clone()).unwrap_or_default();
+        let here = refs.thread(r).id == records.last().map(|s| refs.thread(s).id).unwrap_or_default();
         assert_eq!(here, &*r.name != "there", "{:?} on the wrong thread", &*r.name);
     }
 }
@@ -671,7 +671,7 @@ fn a_span_reports_the_thread_it_started_on() {
             .spawn(move || {
                 let there = root.start_child("started there", "work");
                 // Finished on its segment's thread below; `here` finishes there.
-                (there, crate::trace::record::ThreadInfo::current().id.clone())
+                (there, crate::trace::record::ThreadInfo::current().id)
             })
             .unwrap()
             .join()
@@ -684,11 +684,13 @@ fn a_span_reports_the_thread_it_started_on() {
     let spans = sent_spans(&transport);
     let attr = |name: &str, key: &str| {
         let span = spans.iter().find(|s| s["name"] == name).unwrap();
-        span["attributes"][key]["value"].as_str().map(str::to_owned)
+        span["attributes"][key].clone()
     };
-    let main_id = crate::trace::record::ThreadInfo::current().id.clone();
-    assert_eq!(attr("started here", "thread.id").as_deref(), Some(main_id.as_str()));
-    assert_eq!(attr("seg", "thread.id").as_deref(), Some(main_id.as_str()));
-    assert_eq!(attr("started there", "thread.id"), Some(there_id));
-    assert_eq!(attr("started there", "thread.name").as_deref(), Some("elsewhere"));
+    let main_id = crate::trace::record::ThreadInfo::current().id;
+    // An integer attribute, as sentry-conventions define `thread.id`.
+    assert_eq!(attr("started here", "thread.id"), serde_json::json!({"type": "integer", "value": main_id}));
+    assert_eq!(attr("seg", "thread.id")["value"], main_id);
+    assert_eq!(attr("started there", "thread.id")["value"], there_id);
+    assert_ne!(there_id, main_id);
+    assert_eq!(attr("started there", "thread.name")["value"], "elsewhere");
 }
