@@ -621,10 +621,7 @@ mod tests {
             "__libc_start_main_impl",
             "_start",
         ];
-        let frames: Vec<Frame> = main_thread.iter().map(|f| frame(f)).collect();
-        let (start, end) = kept_range(frames.iter()).unwrap();
-        let kept: Vec<_> = frames[start..end].iter().map(|f| f.function.as_deref().unwrap()).collect();
-        assert_eq!(kept, ["my_app::run", "my_app::main"]);
+        assert_eq!(kept_functions(&main_thread), ["my_app::run", "my_app::main"]);
 
         let spawned = [
             "sentry_lite_core::api::capture_error",
@@ -641,10 +638,14 @@ mod tests {
             "start_thread",
             "clone3",
         ];
-        let frames: Vec<Frame> = spawned.iter().map(|f| frame(f)).collect();
+        assert_eq!(kept_functions(&spawned), ["my_app::worker", "tokio::runtime::blocking::pool::Inner::run"]);
+    }
+
+    /// The functions [`kept_range`] keeps of a stack given innermost first.
+    fn kept_functions(functions: &[&str]) -> Vec<String> {
+        let frames: Vec<Frame> = functions.iter().map(|f| frame(f)).collect();
         let (start, end) = kept_range(frames.iter()).unwrap();
-        let kept: Vec<_> = frames[start..end].iter().map(|f| f.function.as_deref().unwrap()).collect();
-        assert_eq!(kept, ["my_app::worker", "tokio::runtime::blocking::pool::Inner::run"]);
+        frames[start..end].iter().filter_map(|f| f.function.clone()).collect()
     }
 
     #[test]
