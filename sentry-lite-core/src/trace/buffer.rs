@@ -271,7 +271,13 @@ impl SpanBuffer {
             }
         }
         if state.complete_spans >= SHIP_COMPLETE_AT {
-            ready.extend(state.take_complete());
+            let complete = state.take_complete();
+            // Usually nothing else is ready: the group is moved, not copied.
+            if ready.is_empty() {
+                ready = complete;
+            } else {
+                ready.extend(complete);
+            }
         }
         if !state.idle() && state.deadline.is_none() {
             state.deadline = Some(Instant::now() + FLUSH_INTERVAL);
@@ -552,7 +558,10 @@ impl State {
         if self.idle() {
             self.deadline = None;
         }
-        std::mem::take(&mut self.complete)
+        // Sized for the next group: grown one push at a time, the vector of
+        // large records would be reallocated and copied ~7 times per group.
+        let next = if self.complete.is_empty() { Vec::new() } else { Vec::with_capacity(SHIP_COMPLETE_AT) };
+        std::mem::replace(&mut self.complete, next)
     }
 
     /// Removes the oldest bucket (to be dropped outside the lock): O(log n).
