@@ -73,7 +73,8 @@ impl TraceState {
 /// Mutable state of a segment, read by its children at flush time.
 #[derive(Debug, Default)]
 pub(crate) struct SegmentMeta {
-    pub(crate) name: String,
+    /// Inline when short: a root span's name costs no allocation.
+    pub(crate) name: SpanName,
     pub(crate) source: Option<String>,
     pub(crate) status: Option<SpanStatus>,
     pub(crate) dsc: Option<DynamicSamplingContext>,
@@ -109,7 +110,7 @@ impl fmt::Debug for SegmentShared {
 impl SegmentShared {
     /// The segment's current name.
     pub(crate) fn name(&self) -> String {
-        self.meta.lock().name.clone()
+        self.meta.lock().name.to_string()
     }
 
     /// `sentry.span.source` of the segment (`custom` unless set).
@@ -124,7 +125,7 @@ impl SegmentShared {
             return dsc.clone();
         }
         let good_name = meta.source.as_deref() != Some("url") && !meta.name.is_empty();
-        let transaction = good_name.then(|| meta.name.clone());
+        let transaction = good_name.then(|| meta.name.to_string());
         let dsc = self.state.dsc(Some(client), transaction);
         meta.dsc = Some(dsc.clone());
         dsc
@@ -321,7 +322,7 @@ impl Span {
     /// A new local root (segment) in the current hub: continues the scope's
     /// propagation context if any, else starts a new trace; samples it.
     pub(crate) fn new_root(
-        name: String,
+        name: SpanName,
         op: &str,
         origin: Option<&'static str>,
         attributes: Vec<(String, AttributeValue)>,
@@ -593,7 +594,7 @@ impl Span {
     pub fn set_name(&self, name: impl Into<String>) {
         self.with_data(|data, inner| {
             if inner.is_segment {
-                inner.segment.meta.lock().name = name.into();
+                inner.segment.meta.lock().name = name.into().into_span_name();
             } else {
                 data.name = name.into().into_span_name();
             }
