@@ -216,9 +216,6 @@ impl SpanBuffer {
     // Out of line: the staging path above stays small (no large prologue).
     #[inline(never)]
     fn push_locked(&self, mut record: SpanRecord, segment: &Arc<SegmentShared>, thread: &Arc<ThreadInfo>) {
-        if let Some(scope) = record.scope.as_mut() {
-            slim(scope);
-        }
         let client = &*segment.client;
         let trace_id = segment.state.trace_id;
         let is_segment = record.is_segment;
@@ -325,6 +322,18 @@ impl SpanBuffer {
             client.submit(self.job(spans, refs));
         }
     }
+}
+
+/// The scopes a streamed segment keeps (see [`slim`]): none when no scope has
+/// tags or a user, the only scope data its span carries, so most segments cost
+/// no box (allocated here, freed on the worker).
+pub(crate) fn segment_scope(mut snapshot: ScopeSnapshot) -> Option<Box<ScopeSnapshot>> {
+    let bare = |s: &Scope| s.tags.is_empty() && s.user.is_none();
+    if bare(&snapshot.global) && bare(&snapshot.isolation) && bare(&snapshot.current) {
+        return None;
+    }
+    slim(&mut snapshot);
+    Some(Box::new(snapshot))
 }
 
 /// Keeps of a segment's scopes only what its span carries (tags and user; see
@@ -645,5 +654,29 @@ mod tests {
         let mut snapshot = ScopeSnapshot { global: Scope::default(), isolation: Scope::default(), current: bare };
         slim(&mut snapshot);
         assert!(snapshot.current.transaction.is_none());
+    }
+
+    #[test]
+    fn segment_scope_is_kept_only_with_tags_or_a_user() {
+        let mut bare = Scope::default();
+        bare.set_request(Some(Request::default()));
+        bare.set_transaction(Some("GET /"));
+        let snapshot = ScopeSnapshot { global: Scope::default(), isolation: bare.clone(), current: bare.clone() };
+        assert!(segment_scope(snapshot).is_none());
+        for which in 0..3 {
+            let mut tagged = Scope::default();
+            tagged.set_tag("tier", "gold");
+            let mut scopes = [Scope::default(), bare.clone(), bare.clone()];
+            scopes[which] = tagged;
+            let [global, isolation, current] = scopes;
+            let kept = segment_scope(ScopeSnapshot { global, isolation, current }).expect("tags are kept");
+            let tags = [&kept.global, &kept.isolation, &kept.current].map(|s| s.tag("tier"));
+            assert_eq!(tags.iter().flatten().count(), 1);
+        }
+        let mut with_user = Scope::default();
+        with_user.set_user(Some(User { id: Some("7".into()), ..Default::default() }));
+        let snapshot = ScopeSnapshot { global: Scope::default(), isolation: with_user, current: bare };
+        let kept = segment_scope(snapshot).expect("a user is kept");
+        assert!(kept.current.request.is_none(), "slimmed");
     }
 }

@@ -239,7 +239,15 @@ impl SpanInner {
             if let Some(status) = status {
                 record.status = status;
             }
-            record.scope = segment.hub().map(|h| Box::new(h.span_snapshot()));
+            let lifecycle = segment.lifecycle();
+            record.scope = segment.hub().and_then(|h| {
+                let snapshot = h.span_snapshot();
+                match lifecycle {
+                    // The transaction event applies the whole scopes.
+                    TraceLifecycle::Static => Some(Box::new(snapshot)),
+                    _ => super::buffer::segment_scope(snapshot),
+                }
+            });
         }
         match segment.lifecycle() {
             TraceLifecycle::Static => super::static_mode::collect(record, segment, thread),
@@ -354,8 +362,11 @@ impl Span {
                 if !client.is_enabled() {
                     return None;
                 }
+                // Only the sampler reads the name: without one, no `deref` of
+                // the inline name (a UTF-8 check).
+                let has_sampler = client.options().traces_sampler.is_some();
                 let ctx = SamplingContext {
-                    name: &name,
+                    name: if has_sampler { &name } else { "" },
                     op,
                     parent_sampled,
                     parent_sample_rate: parent_rate,
