@@ -324,14 +324,11 @@ impl SpanBuffer {
     }
 }
 
-/// The scopes a streamed segment keeps (see [`slim`]): none when no scope has
-/// tags or a user, the only scope data its span carries, so most segments cost
-/// no box (allocated here, freed on the worker).
-pub(crate) fn segment_scope(mut snapshot: ScopeSnapshot) -> Option<Box<ScopeSnapshot>> {
-    let bare = |s: &Scope| s.tags.is_empty() && s.user.is_none();
-    if bare(&snapshot.global) && bare(&snapshot.isolation) && bare(&snapshot.current) {
-        return None;
-    }
+/// The scopes a streamed segment keeps, from the hub that ran it: only tags and
+/// users (see [`slim`]), and none at all when no scope has any, so most
+/// segments cost no box (allocated here, freed on the worker).
+pub(crate) fn segment_scope(hub: &crate::hub::Hub) -> Option<Box<ScopeSnapshot>> {
+    let mut snapshot = hub.span_tag_scopes()?;
     slim(&mut snapshot);
     Some(Box::new(snapshot))
 }
@@ -658,25 +655,20 @@ mod tests {
 
     #[test]
     fn segment_scope_is_kept_only_with_tags_or_a_user() {
-        let mut bare = Scope::default();
-        bare.set_request(Some(Request::default()));
-        bare.set_transaction(Some("GET /"));
-        let snapshot = ScopeSnapshot { global: Scope::default(), isolation: bare.clone(), current: bare.clone() };
-        assert!(segment_scope(snapshot).is_none());
-        for which in 0..3 {
-            let mut tagged = Scope::default();
-            tagged.set_tag("tier", "gold");
-            let mut scopes = [Scope::default(), bare.clone(), bare.clone()];
-            scopes[which] = tagged;
-            let [global, isolation, current] = scopes;
-            let kept = segment_scope(ScopeSnapshot { global, isolation, current }).expect("tags are kept");
-            let tags = [&kept.global, &kept.isolation, &kept.current].map(|s| s.tag("tier"));
-            assert_eq!(tags.iter().flatten().count(), 1);
-        }
-        let mut with_user = Scope::default();
-        with_user.set_user(Some(User { id: Some("7".into()), ..Default::default() }));
-        let snapshot = ScopeSnapshot { global: Scope::default(), isolation: with_user, current: bare };
-        let kept = segment_scope(snapshot).expect("a user is kept");
+        let hub = crate::hub::Hub::new_from_top(&crate::hub::Hub::main());
+        hub.configure_scope(|s| {
+            s.set_request(Some(Request::default()));
+            s.set_transaction(Some("GET /"));
+        });
+        assert!(segment_scope(&hub).is_none(), "no tags, no user: nothing kept");
+        hub.configure_isolation_scope(|s| s.set_user(Some(User { id: Some("7".into()), ..Default::default() })));
+        let kept = segment_scope(&hub).expect("a user is kept");
+        assert_eq!(kept.isolation.user().and_then(|u| u.id.as_deref()), Some("7"));
+        assert!(kept.current.request.is_none() && kept.current.transaction.is_none());
+        hub.configure_isolation_scope(|s| s.set_user(None));
+        hub.configure_scope(|s| s.set_tag("tier", "gold"));
+        let kept = segment_scope(&hub).expect("tags are kept");
+        assert_eq!(kept.current.tag("tier"), Some("gold"));
         assert!(kept.current.request.is_none(), "slimmed");
     }
 }

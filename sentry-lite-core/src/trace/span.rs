@@ -242,13 +242,10 @@ impl SpanInner {
                 record.status = status;
             }
             let lifecycle = segment.lifecycle();
-            record.scope = segment.hub().and_then(|h| {
-                let snapshot = h.span_snapshot();
-                match lifecycle {
-                    // The transaction event applies the whole scopes.
-                    TraceLifecycle::Static => Some(Box::new(snapshot)),
-                    _ => super::buffer::segment_scope(snapshot),
-                }
+            record.scope = segment.hub().and_then(|h| match lifecycle {
+                // The transaction event applies the whole scopes.
+                TraceLifecycle::Static => Some(Box::new(h.span_snapshot())),
+                _ => super::buffer::segment_scope(&h),
             });
         }
         match segment.lifecycle() {
