@@ -35,7 +35,7 @@ mod static_mode;
 #[cfg(test)]
 mod tests;
 
-pub use context::{current_span, enter_span, pop_entered_span, push_entered_span, EnteredSpan};
+pub use context::{current_span, current_span_if_active, enter_span, pop_entered_span, push_entered_span, EnteredSpan};
 pub use continuation::{continue_trace, PropagationContext};
 pub use future::{trace, AsyncWork, InSpan, SpanFutureExt, SyncWork, Traced, TracedFuture};
 pub use record::IntoSpanName;
