@@ -255,6 +255,23 @@ impl Hub {
         snapshot
     }
 
+    /// The scopes of a streamed segment span, which only carries their tags and
+    /// users: `None`, and no copy taken, when no scope has any (the usual case).
+    pub(crate) fn span_tag_scopes(&self) -> Option<ScopeSnapshot> {
+        let bare = |s: &Scope| s.tags.is_empty() && s.user.is_none();
+        let current = self.read_scope(|s| (!bare(s)).then(|| s.clone()));
+        let isolation = self.read_isolation_scope(|s| (!bare(s)).then(|| s.clone()));
+        let global = GLOBAL_SCOPE.try_read_for(READ_PATIENCE).and_then(|s| (!bare(&s)).then(|| s.clone()));
+        if current.is_none() && isolation.is_none() && global.is_none() {
+            return None;
+        }
+        let mut global = global.unwrap_or_default();
+        if !global.breadcrumbs.is_empty() {
+            global.breadcrumbs = Default::default();
+        }
+        Some(ScopeSnapshot { global, isolation: isolation.unwrap_or_default(), current: current.unwrap_or_default() })
+    }
+
     /// Changes the isolation scope (breadcrumbs and user of the unit of work).
     pub fn configure_isolation_scope<R>(&self, f: impl FnOnce(&mut Scope) -> R) -> R {
         f(&mut self.isolation.lock())

@@ -237,10 +237,10 @@ where
         let span = match started {
             Some(span) => span,
             None => {
-                if !sdk_active() {
-                    return;
-                }
-                match sentry_lite_core::current_span() {
+                // Whether the SDK is active here and which span is current: one
+                // hub lookup.
+                let Some(current) = sentry_lite_core::current_span_if_active() else { return };
+                match current {
                     // No tracing parent with a Sentry span: the SDK's current span (a
                     // future's, an `enter_span`'s) is the parent, like `start_span`.
                     Some(parent) if !attrs.is_root() => child_of(&parent),

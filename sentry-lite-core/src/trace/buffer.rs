@@ -216,9 +216,6 @@ impl SpanBuffer {
     // Out of line: the staging path above stays small (no large prologue).
     #[inline(never)]
     fn push_locked(&self, mut record: SpanRecord, segment: &Arc<SegmentShared>, thread: &Arc<ThreadInfo>) {
-        if let Some(scope) = record.scope.as_mut() {
-            slim(scope);
-        }
         let client = &*segment.client;
         let trace_id = segment.state.trace_id;
         let is_segment = record.is_segment;
@@ -271,7 +268,13 @@ impl SpanBuffer {
             }
         }
         if state.complete_spans >= SHIP_COMPLETE_AT {
-            ready.extend(state.take_complete());
+            let complete = state.take_complete();
+            // Usually nothing else is ready: the group is moved, not copied.
+            if ready.is_empty() {
+                ready = complete;
+            } else {
+                ready.extend(complete);
+            }
         }
         if !state.idle() && state.deadline.is_none() {
             state.deadline = Some(Instant::now() + FLUSH_INTERVAL);
@@ -319,6 +322,15 @@ impl SpanBuffer {
             client.submit(self.job(spans, refs));
         }
     }
+}
+
+/// The scopes a streamed segment keeps, from the hub that ran it: only tags and
+/// users (see [`slim`]), and none at all when no scope has any, so most
+/// segments cost no box (allocated here, freed on the worker).
+pub(crate) fn segment_scope(hub: &crate::hub::Hub) -> Option<Box<ScopeSnapshot>> {
+    let mut snapshot = hub.span_tag_scopes()?;
+    slim(&mut snapshot);
+    Some(Box::new(snapshot))
 }
 
 /// Keeps of a segment's scopes only what its span carries (tags and user; see
@@ -552,7 +564,10 @@ impl State {
         if self.idle() {
             self.deadline = None;
         }
-        std::mem::take(&mut self.complete)
+        // Sized for the next group: grown one push at a time, the vector of
+        // large records would be reallocated and copied ~7 times per group.
+        let next = if self.complete.is_empty() { Vec::new() } else { Vec::with_capacity(SHIP_COMPLETE_AT) };
+        std::mem::replace(&mut self.complete, next)
     }
 
     /// Removes the oldest bucket (to be dropped outside the lock): O(log n).
@@ -636,5 +651,24 @@ mod tests {
         let mut snapshot = ScopeSnapshot { global: Scope::default(), isolation: Scope::default(), current: bare };
         slim(&mut snapshot);
         assert!(snapshot.current.transaction.is_none());
+    }
+
+    #[test]
+    fn segment_scope_is_kept_only_with_tags_or_a_user() {
+        let hub = crate::hub::Hub::new_from_top(&crate::hub::Hub::main());
+        hub.configure_scope(|s| {
+            s.set_request(Some(Request::default()));
+            s.set_transaction(Some("GET /"));
+        });
+        assert!(segment_scope(&hub).is_none(), "no tags, no user: nothing kept");
+        hub.configure_isolation_scope(|s| s.set_user(Some(User { id: Some("7".into()), ..Default::default() })));
+        let kept = segment_scope(&hub).expect("a user is kept");
+        assert_eq!(kept.isolation.user().and_then(|u| u.id.as_deref()), Some("7"));
+        assert!(kept.current.request.is_none() && kept.current.transaction.is_none());
+        hub.configure_isolation_scope(|s| s.set_user(None));
+        hub.configure_scope(|s| s.set_tag("tier", "gold"));
+        let kept = segment_scope(&hub).expect("tags are kept");
+        assert_eq!(kept.current.tag("tier"), Some("gold"));
+        assert!(kept.current.request.is_none(), "slimmed");
     }
 }

@@ -39,6 +39,22 @@ pub fn current_span() -> Option<Span> {
     Hub::with_current(|hub| hub.read_scope(|s| s.span.clone()))
 }
 
+/// For integrations that start spans (the `tracing` layer): `None` when no
+/// enabled client is bound where this thread would capture, else the current
+/// span if any. One hub lookup answers both.
+#[doc(hidden)]
+pub fn current_span_if_active() -> Option<Option<Span>> {
+    if !EVER_ENABLED.load(std::sync::atomic::Ordering::Relaxed) {
+        return None;
+    }
+    Hub::with_current(|hub| {
+        if !hub.is_active() {
+            return None;
+        }
+        Some(entered_span().or_else(|| hub.read_scope(|s| s.span.clone())))
+    })
+}
+
 /// An integration's own name for an entry: `(its instance, its id of the span)`.
 type EntryKey = (u64, u64);
 const NO_KEY: EntryKey = (0, 0);

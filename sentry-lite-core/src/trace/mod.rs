@@ -35,7 +35,7 @@ mod static_mode;
 #[cfg(test)]
 mod tests;
 
-pub use context::{current_span, enter_span, pop_entered_span, push_entered_span, EnteredSpan};
+pub use context::{current_span, current_span_if_active, enter_span, pop_entered_span, push_entered_span, EnteredSpan};
 pub use continuation::{continue_trace, PropagationContext};
 pub use future::{trace, AsyncWork, InSpan, SpanFutureExt, SyncWork, Traced, TracedFuture};
 pub use record::IntoSpanName;
@@ -63,7 +63,7 @@ use crate::protocol::AttributeValue;
 pub fn start_span(name: impl IntoSpanName, op: &str) -> Span {
     match current_span() {
         Some(parent) => parent.start_child(name, op),
-        None => Span::new_root(name.into_span_name().to_string(), op, None, Vec::new()),
+        None => Span::new_root(name.into_span_name(), op, None, Vec::new()),
     }
 }
 
@@ -77,28 +77,28 @@ pub fn start_span(name: impl IntoSpanName, op: &str) -> Span {
 /// assert_eq!(root.parent_span_id(), None);
 /// root.finish();
 /// ```
-pub fn start_root_span(name: impl Into<String>, op: &str) -> Span {
-    Span::new_root(name.into(), op, None, Vec::new())
+pub fn start_root_span(name: impl IntoSpanName, op: &str) -> Span {
+    Span::new_root(name.into_span_name(), op, None, Vec::new())
 }
 
 /// [`start_root_span`] with initial attributes, which `traces_sampler` sees.
 pub fn start_root_span_with_attributes(
-    name: impl Into<String>,
+    name: impl IntoSpanName,
     op: &str,
     attributes: Vec<(String, AttributeValue)>,
 ) -> Span {
-    Span::new_root(name.into(), op, None, attributes)
+    Span::new_root(name.into_span_name(), op, None, attributes)
 }
 
 /// A root span with its origin and attributes set at once: for integrations.
 #[doc(hidden)]
 pub fn start_root_span_with(
-    name: impl Into<String>,
+    name: impl IntoSpanName,
     op: &str,
     origin: &'static str,
     attributes: Vec<(String, AttributeValue)>,
 ) -> Span {
-    Span::new_root(name.into(), op, Some(origin), attributes)
+    Span::new_root(name.into_span_name(), op, Some(origin), attributes)
 }
 
 /// Propagation headers (`sentry-trace`, `baggage`, `traceparent`) for an outgoing

@@ -694,3 +694,27 @@ fn a_span_reports_the_thread_it_started_on() {
     assert_ne!(there_id, main_id);
     assert_eq!(attr("started there", "thread.name")["value"], "elsewhere");
 }
+
+#[test]
+fn current_span_if_active_answers_both_questions() {
+    let (hub, _transport, _client) = setup(ClientOptions::new().with_traces_sample_rate(1.0));
+    Hub::run(hub, || {
+        assert!(matches!(super::current_span_if_active(), Some(None)), "active, no span");
+        let root = super::start_root_span("r", "task");
+        {
+            let _entered = super::enter_span(&root);
+            let current = super::current_span_if_active().flatten().expect("entered span");
+            assert_eq!(current.span_id(), root.span_id());
+        }
+        let scoped = root.start_child("c", "work");
+        Hub::current().configure_scope(|s| s.set_span(Some(scoped.clone())));
+        let current = super::current_span_if_active().flatten().expect("scope span");
+        assert_eq!(current.span_id(), scoped.span_id());
+    });
+    let disabled = Arc::new(Client::new(ClientOptions::new(), None));
+    if !disabled.is_enabled() {
+        let hub = Arc::new(Hub::new_from_top(&Hub::main()));
+        hub.bind_client(Some(disabled));
+        Hub::run(hub, || assert!(super::current_span_if_active().is_none(), "inactive: nothing"));
+    }
+}
