@@ -358,10 +358,7 @@ fn is_library_frame(frame: &Frame) -> bool {
 /// entry points, Rust's `lang_start` and thread spawning, and the `catch_unwind`
 /// and closure-call shims between them.
 fn is_startup_frame(frame: &Frame) -> bool {
-    const EXACT: &[&str] = &["main", "_start", "clone", "clone3", "__clone", "__clone3", "start_thread", "__rust_try"];
     const PREFIXES: &[&str] = &[
-        "__libc_start_main",
-        "__libc_start_call_main",
         "std::rt::",
         "std::sys::backtrace::__rust_begin_short_backtrace",
         "std::sys::thread::",
@@ -375,7 +372,7 @@ fn is_startup_frame(frame: &Frame) -> bool {
         "core::panic::unwind_safe::AssertUnwindSafe<F> as core::ops::function::FnOnce",
     ];
     let f = function_of(frame);
-    if f.is_empty() || EXACT.contains(&f) {
+    if f.is_empty() || f == "main" || f == "__rust_try" || is_glibc_entry(f) {
         return true;
     }
     let f = f.trim_start_matches('<');
@@ -412,24 +409,18 @@ const NOT_IN_APP: &[&str] = &[
 /// glibc's process and thread entry points (the oldest frames of every stack),
 /// which carry no module path: by name, or by glibc's relative source paths.
 fn is_libc_frame(name: &str, abs_path: Option<&str>) -> bool {
-    const ENTRY_POINTS: &[&str] = &[
-        "_start",
-        "__libc_start_main",
-        "__libc_start_main_impl",
-        "__libc_start_call_main",
-        "start_thread",
-        "clone",
-        "clone3",
-        "__clone",
-        "__clone3",
-        "__clone_internal",
-    ];
     if name.contains("::") {
         return false;
     }
-    ENTRY_POINTS.contains(&name)
+    is_glibc_entry(name)
         || abs_path
             .is_some_and(|p| p.starts_with("./") && ["/csu/", "/nptl/", "/sysdeps/"].iter().any(|dir| p.contains(dir)))
+}
+
+/// glibc's process and thread entry points, by symbol name.
+fn is_glibc_entry(name: &str) -> bool {
+    const EXACT: &[&str] = &["_start", "start_thread", "clone", "clone3", "__clone", "__clone3", "__clone_internal"];
+    EXACT.contains(&name) || name.starts_with("__libc_start_main") || name.starts_with("__libc_start_call_main")
 }
 
 /// Decides which frames are the application's own code.
