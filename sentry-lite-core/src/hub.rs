@@ -219,7 +219,7 @@ impl Hub {
     /// Changes the current scope.
     ///
     /// If `f` panics while holding the scope, the panic hook's capture does not
-    /// deadlock: the SDK's own reads wait at most [`READ_PATIENCE`] and then proceed
+    /// deadlock: the SDK's own reads wait at most 100 ms and then proceed
     /// without the scope.
     pub fn configure_scope<R>(&self, f: impl FnOnce(&mut Scope) -> R) -> R {
         f(self.stack.lock().top_mut())

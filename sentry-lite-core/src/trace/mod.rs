@@ -9,7 +9,7 @@
 //!                              └► static: segment collector ─► worker: transaction event
 //! ```
 //!
-//! * [`span`]: the [`Span`] handle, recording and non-recording.
+//! * `span`: the [`Span`] handle, recording and non-recording.
 //! * [`sampling`](SamplingContext): `traces_sample_rate`, `traces_sampler`, `sample_rand`.
 //! * `context`: which span is current (entered stack, then the hub's scope).
 //! * `future`: [`trace`] and [`SpanFutureExt::in_span`].

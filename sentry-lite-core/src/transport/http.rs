@@ -71,7 +71,7 @@ const AUTH_HEADER: &str = "x-sentry-auth";
 
 /// Sends envelopes to Sentry over HTTP(S).
 ///
-/// Created by the client on its worker thread (see the [module docs](self)); it owns a
+/// Created by the client on its worker thread; it owns a
 /// current-thread Tokio runtime and a connection pool. Certificates are validated
 /// against the bundled Mozilla roots (`webpki-roots`) plus
 /// [`ClientOptions::extra_root_certs`]; `HTTP_PROXY` / `HTTPS_PROXY` / `NO_PROXY` from
@@ -246,7 +246,7 @@ impl Transport for HttpTransport {
         }
     }
 
-    /// Runs the requests concurrently, [`MAX_CONCURRENT_REQUESTS`] at a time.
+    /// Runs the requests concurrently, `MAX_CONCURRENT_REQUESTS` at a time.
     fn send_batch(&mut self, batch: &[(&Envelope, &[u8])]) -> Vec<SendOutcome> {
         if let Err(outcome) = self.runtime() {
             return vec![outcome; batch.len()];
