@@ -26,9 +26,7 @@
 //! * the error cases capture `peer_sentry::error_chain()` (3-level source chain).
 
 use std::any::Any;
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::io::Write as _;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -38,6 +36,7 @@ use sentry_lite_core::{Breadcrumb, Client, ClientOptions, Dsn, Hub, Level, NoopT
 use tracing_subscriber::layer::SubscriberExt as _;
 
 use crate::harness::{time_chunked, time_loop, BatchFn, Contender};
+use crate::loopback::{Receiver, Sdk};
 use crate::peer_sentry::error_chain;
 use crate::MemFn;
 
@@ -369,317 +368,72 @@ pub(crate) fn wire_error_event() -> Option<(u64, u64)> {
 
 // -------------------------------------------------------------- loopback --
 
-/// Result of one run of the end-to-end throughput case.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Throughput {
-    /// Error events captured by the producer during the run.
-    pub(crate) sent: u64,
-    /// Error events the loopback receiver got (envelopes with an `event` item).
-    pub(crate) received: u64,
-    /// HTTP requests the receiver got (events + client reports).
-    pub(crate) requests: u64,
-    /// Requests sent with `Content-Encoding: gzip`.
-    pub(crate) gzipped: u64,
-    /// Body bytes the receiver got on the wire.
-    pub(crate) wire_bytes: u64,
-    /// Errors the client dropped (queue overflow).
-    pub(crate) dropped_queue: u64,
-    /// Errors the client dropped for network / send errors.
-    pub(crate) dropped_network: u64,
-    /// Producer time (first capture to last capture).
-    pub(crate) produce: Duration,
-    /// Wall time from the first capture to the end of the flush.
-    pub(crate) elapsed: Duration,
-    /// CPU time of the SDK's worker thread during the run (kernel time included).
-    pub(crate) worker_cpu: Duration,
-    /// CPU time of the producer thread during the run.
-    pub(crate) producer_cpu: Duration,
-    /// CPU time of the receiver's threads during the run.
-    pub(crate) receiver_cpu: Duration,
+/// Our gzipped error envelope (3-level chain, stack trace) as the transport
+/// sends it (fast level), for the bare-reqwest floor.
+pub(crate) fn error_envelope_gzip() -> Vec<u8> {
+    let envs = capture_envelopes(Opts { attach_stacktrace: true, ..Opts::default() }, || {
+        sentry_lite_core::capture_error(&error_chain());
+    });
+    let raw = envs.first().expect("one error envelope").to_vec();
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(&raw).expect("gzip");
+    enc.finish().expect("gzip")
 }
 
-impl Throughput {
-    /// Delivered events per second of wall time, final flush included.
-    pub(crate) fn delivered_per_s(&self) -> f64 {
-        self.received as f64 / self.elapsed.as_secs_f64()
-    }
-
-    /// Every captured event arrived and nothing was dropped.
-    pub(crate) fn complete(&self) -> bool {
-        self.received == self.sent && self.dropped_queue == 0 && self.dropped_network == 0
-    }
-
-    /// CPU per delivered event, in µs.
-    pub(crate) fn per_event_us(&self, cpu: Duration) -> f64 {
-        cpu.as_secs_f64() * 1e6 / self.received.max(1) as f64
-    }
-}
-
-#[derive(Default)]
-struct RecvStats {
-    events: AtomicU64,
-    requests: AtomicU64,
-    gzipped: AtomicU64,
-    bytes: AtomicU64,
-}
-
-/// Thread name (as the kernel truncates it) of the receiver's threads.
-const RECV_THREAD: &str = "loopback-recv";
-/// Kernel name of the SDK's worker thread (`sentry-lite-worker`, truncated to 15 bytes).
-const WORKER_THREAD: &str = "sentry-lite-wor";
-
-/// On-CPU time of this process's threads whose name starts with `prefix`
-/// (`/proc/self/task/*/schedstat`, nanoseconds); zero where `/proc` is missing.
-fn threads_cpu(prefix: &str) -> Duration {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return Duration::ZERO };
-    let mut ns = 0u64;
-    for task in tasks.flatten() {
-        let path = task.path();
-        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
-        if !comm.trim_end().starts_with(prefix) {
-            continue;
-        }
-        ns += schedstat_ns(&path.join("schedstat"));
-    }
-    Duration::from_nanos(ns)
-}
-
-/// On-CPU time of the calling thread.
-fn own_cpu() -> Duration {
-    Duration::from_nanos(schedstat_ns(std::path::Path::new("/proc/thread-self/schedstat")))
-}
-
-fn schedstat_ns(path: &std::path::Path) -> u64 {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
-        .unwrap_or(0)
-}
-
-/// Minimal keep-alive HTTP/1.1 receiver: answers every request `200` with an
-/// empty body and counts envelopes holding an `event` item. It inflates only
-/// the first 2 KiB of each body (enough for the envelope and first item
-/// headers), with one inflater per connection, so that it takes as little as
-/// possible of the CPU the SDK's worker shares with it on this machine.
-fn serve_connection(stream: TcpStream, stats: Arc<RecvStats>) {
-    let _ = stream.set_nodelay(true);
-    let mut writer = match stream.try_clone() {
-        Ok(w) => w,
-        Err(_) => return,
-    };
-    let mut reader = BufReader::with_capacity(64 * 1024, stream);
-    let mut line = String::new();
-    let mut body = Vec::new();
-    let mut inflate = flate2::Decompress::new(false);
-    let mut head = Vec::with_capacity(2048);
-    loop {
-        // request line + headers
-        let mut content_length = 0usize;
-        let mut gzip = false;
-        let mut first = true;
-        loop {
-            line.clear();
-            match reader.read_line(&mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-            let l = line.trim_end();
-            if l.is_empty() {
-                if first {
-                    continue;
-                }
-                break;
-            }
-            first = false;
-            if let Some((k, v)) = l.split_once(':') {
-                let k = k.trim();
-                if k.eq_ignore_ascii_case("content-length") {
-                    content_length = v.trim().parse().unwrap_or(0);
-                } else if k.eq_ignore_ascii_case("content-encoding") {
-                    gzip = v.trim().eq_ignore_ascii_case("gzip");
-                }
-            }
-        }
-        body.resize(content_length, 0);
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        if writer.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").is_err() {
-            return;
-        }
-        head.clear();
-        if gzip {
-            // A gzip member without optional header fields (what the SDK writes):
-            // 10 header bytes, then raw deflate.
-            if body.len() > 10 && body[..3] == [0x1f, 0x8b, 8] && body[3] == 0 {
-                inflate.reset(false);
-                let _ = inflate.decompress_vec(&body[10..], &mut head, flate2::FlushDecompress::Sync);
-            }
-        } else {
-            head.extend_from_slice(&body[..body.len().min(2048)]);
-        }
-        let text = String::from_utf8_lossy(&head);
-        // item headers: `{"length":…,"type":"event"}` (key order may vary)
-        let events = text.lines().filter(|l| l.starts_with('{') && l.contains("\"type\":\"event\"")).count() as u64;
-        stats.events.fetch_add(events, Ordering::Relaxed);
-        stats.requests.fetch_add(1, Ordering::Relaxed);
-        stats.gzipped.fetch_add(u64::from(gzip), Ordering::Relaxed);
-        stats.bytes.fetch_add(content_length as u64, Ordering::Relaxed);
-    }
-}
-
-/// A loopback receiver plus an SDK client (default options: `attach_stacktrace`
-/// on, queue of 1 000) that sends to it over the real HTTP transport.
-struct Loopback {
-    port: u16,
-    stats: Arc<RecvStats>,
-    stop: Arc<AtomicBool>,
+/// Our client sending to a loopback receiver over the real HTTP transport,
+/// with default options (`attach_stacktrace` on, queue of 1 000): what a user gets.
+pub(crate) struct LoopbackSdk {
     client: Arc<Client>,
     hub: Arc<Hub>,
+    err: crate::peer_sentry::RequestFailed,
 }
 
-impl Loopback {
-    fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind receiver");
-        let port = listener.local_addr().expect("addr").port();
-        let stats = Arc::new(RecvStats::default());
-        let stop = Arc::new(AtomicBool::new(false));
-        {
-            let stats = stats.clone();
-            let stop = stop.clone();
-            std::thread::Builder::new()
-                .name(RECV_THREAD.into())
-                .spawn(move || {
-                    for s in listener.incoming() {
-                        if stop.load(Ordering::Relaxed) {
-                            break;
-                        }
-                        if let Ok(s) = s {
-                            let stats = stats.clone();
-                            let _ = std::thread::Builder::new()
-                                .name(RECV_THREAD.into())
-                                .spawn(move || serve_connection(s, stats));
-                        }
-                    }
-                })
-                .expect("receiver thread");
-        }
-        let dsn = dsn(&format!("http://public@127.0.0.1:{port}/1"));
-        // Default options (attach_stacktrace on, queue 1 000): what a user gets.
-        let client = Arc::new(Client::new(ClientOptions::new(), Some(dsn)));
+impl LoopbackSdk {
+    pub(crate) fn new(receiver: &Receiver) -> Self {
+        let client = Arc::new(Client::new(ClientOptions::new(), Some(dsn(&receiver.dsn()))));
         assert!(client.is_enabled());
         let hub = Arc::new(Hub::new_from_top(&Hub::main()));
         hub.bind_client(Some(client.clone()));
-        let err = error_chain();
+        let sdk = LoopbackSdk { client, hub, err: error_chain() };
         // warm up: connections, symbol cache
-        Hub::run(hub.clone(), || {
-            for _ in 0..200 {
-                sentry_lite_core::capture_error(&err);
-            }
-        });
-        client.flush(FLUSH);
-        Loopback { port, stats, stop, client, hub }
-    }
-
-    /// One run of `duration`: unpaced (`rate` = `None`: capture as fast as the
-    /// producer can), or `rate` events/s paced in 10 ms slots. Flushes at the end.
-    fn run(&self, duration: Duration, rate: Option<u64>) -> Throughput {
-        let (stats, client) = (&self.stats, &self.client);
-        let dropped_network = || {
-            client.discarded(DiscardReason::NetworkError, DataCategory::Error)
-                + client.discarded(DiscardReason::SendError, DataCategory::Error)
-        };
-        let base = (
-            stats.events.load(Ordering::Relaxed),
-            stats.requests.load(Ordering::Relaxed),
-            stats.gzipped.load(Ordering::Relaxed),
-            stats.bytes.load(Ordering::Relaxed),
-            client.discarded(DiscardReason::QueueOverflow, DataCategory::Error),
-            dropped_network(),
-        );
-        let cpu0 = (threads_cpu(WORKER_THREAD), own_cpu(), threads_cpu(RECV_THREAD));
-        let err = error_chain();
-        let t0 = Instant::now();
-        let mut sent = 0u64;
-        Hub::run(self.hub.clone(), || match rate {
-            None => {
-                while t0.elapsed() < duration {
-                    for _ in 0..64 {
-                        sentry_lite_core::capture_error(&err);
-                    }
-                    sent += 64;
-                }
-            }
-            Some(rate) => {
-                let slot = Duration::from_millis(10);
-                let per_slot = (rate / 100).max(1);
-                let mut next = t0;
-                while next.duration_since(t0) < duration {
-                    for _ in 0..per_slot {
-                        sentry_lite_core::capture_error(&err);
-                    }
-                    sent += per_slot;
-                    next += slot;
-                    if let Some(wait) = next.checked_duration_since(Instant::now()) {
-                        std::thread::sleep(wait);
-                    }
-                }
-            }
-        });
-        let produce = t0.elapsed();
-        client.flush(FLUSH);
-        let elapsed = t0.elapsed();
-        let cpu1 = (threads_cpu(WORKER_THREAD), own_cpu(), threads_cpu(RECV_THREAD));
-        Throughput {
-            sent,
-            received: stats.events.load(Ordering::Relaxed) - base.0,
-            requests: stats.requests.load(Ordering::Relaxed) - base.1,
-            gzipped: stats.gzipped.load(Ordering::Relaxed) - base.2,
-            wire_bytes: stats.bytes.load(Ordering::Relaxed) - base.3,
-            dropped_queue: client.discarded(DiscardReason::QueueOverflow, DataCategory::Error) - base.4,
-            dropped_network: dropped_network() - base.5,
-            produce,
-            elapsed,
-            worker_cpu: cpu1.0.saturating_sub(cpu0.0),
-            producer_cpu: cpu1.1.saturating_sub(cpu0.1),
-            receiver_cpu: cpu1.2.saturating_sub(cpu0.2),
-        }
+        sdk.bound(&mut || (0..200).for_each(|_| sdk.capture()));
+        sdk.flush();
+        sdk
     }
 }
 
-impl Drop for Loopback {
+impl Sdk for LoopbackSdk {
+    fn bound(&self, f: &mut dyn FnMut()) {
+        Hub::run(self.hub.clone(), f)
+    }
+
+    fn capture(&self) {
+        sentry_lite_core::capture_error(&self.err);
+    }
+
+    fn flush(&self) {
+        self.client.flush(FLUSH);
+    }
+
+    fn dropped(&self) -> (u64, u64) {
+        let c = &self.client;
+        (
+            c.discarded(DiscardReason::QueueOverflow, DataCategory::Error),
+            c.discarded(DiscardReason::NetworkError, DataCategory::Error)
+                + c.discarded(DiscardReason::SendError, DataCategory::Error),
+        )
+    }
+
+    fn worker_thread(&self) -> &'static str {
+        // `sentry-lite-worker`, as the kernel truncates it.
+        "sentry-lite-wor"
+    }
+}
+
+impl Drop for LoopbackSdk {
     fn drop(&mut self) {
         self.client.close(Duration::from_secs(2));
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = TcpStream::connect(("127.0.0.1", self.port)); // wake the accept loop
     }
-}
-
-/// End-to-end, unpaced: one producer thread captures error events (3-level
-/// chain, the default `attach_stacktrace: true`) as fast as it can for
-/// `duration` through the worker and the real HTTP transport (gzip above
-/// 1 KiB) into an in-process keep-alive receiver on 127.0.0.1, then flushes.
-/// What cannot be queued is dropped and counted; on this 2-core machine the
-/// spinning producer keeps one core to itself.
-pub(crate) fn loopback_throughput(duration: Duration) -> Option<Throughput> {
-    Some(Loopback::start().run(duration, None))
-}
-
-/// End-to-end, paced: the highest offered rate (from `rates`, tried in
-/// increasing order, stopping at the first failure) that is delivered in full,
-/// with no drops, in a run of `duration` each. Returns every run tried.
-pub(crate) fn loopback_paced(duration: Duration, rates: &[u64]) -> Vec<(u64, Throughput)> {
-    let lb = Loopback::start();
-    let mut runs = Vec::new();
-    for &rate in rates {
-        let t = lb.run(duration, Some(rate));
-        let ok = t.complete();
-        runs.push((rate, t));
-        if !ok {
-            break;
-        }
-    }
-    runs
 }
 
 // -------------------------------------------------------- span sustained --

@@ -1,4 +1,5 @@
-//! Peer: the official `sentry` SDK (0.49.5), with a no-op transport.
+//! Peer: the official `sentry` SDK (0.49.5), with a no-op transport (its own
+//! reqwest transport in the end-to-end loopback case, see `loopback.rs`).
 //!
 //! Every contender gets its own [`Hub`] bound to a [`Client`] built like
 //! `sentry::init` does (`apply_defaults`: backtrace, contexts and panic
@@ -306,4 +307,69 @@ pub(crate) fn axum_app(base: axum::Router, traces_sample_rate: f32) -> (axum::Ro
         });
     let router = base.layer(sentry_tower::SentryHttpLayer::new().enable_transaction()).layer(new_hub);
     (router, t)
+}
+
+// -------------------------------------------------------------- loopback --
+
+/// sentry with its own reqwest transport (the `sentry::init` default: one
+/// request at a time, uncompressed, queue of 30) sending to a loopback
+/// receiver. `attach_stacktrace` is on so the event matches ours.
+pub(crate) struct LoopbackSdk {
+    hub: Arc<Hub>,
+    err: RequestFailed,
+}
+
+impl LoopbackSdk {
+    pub(crate) fn new(receiver: &crate::loopback::Receiver) -> Self {
+        // sentry's reqwest is built without a crypto provider of its own.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let opts = ClientOptions::new().dsn(receiver.dsn().as_str()).attach_stacktrace(true);
+        // `apply_defaults` installs the default (reqwest) transport factory.
+        let client = sentry::Client::with_options(sentry::apply_defaults(opts));
+        assert!(client.is_enabled(), "sentry client must be enabled");
+        let hub = Arc::new(Hub::new(Some(Arc::new(client)), Arc::new(Scope::default())));
+        let sdk = LoopbackSdk { hub, err: error_chain() };
+        // warm up: connection, symbol cache
+        Hub::run(sdk.hub.clone(), || {
+            (0..20).for_each(|_| {
+                sentry::capture_error(&sdk.err);
+            })
+        });
+        crate::loopback::Sdk::flush(&sdk);
+        sdk
+    }
+}
+
+impl crate::loopback::Sdk for LoopbackSdk {
+    fn bound(&self, f: &mut dyn FnMut()) {
+        Hub::run(self.hub.clone(), f)
+    }
+
+    fn capture(&self) {
+        sentry::capture_error(&self.err);
+    }
+
+    fn flush(&self) {
+        if let Some(client) = self.hub.client() {
+            client.flush(Some(std::time::Duration::from_secs(30)));
+        }
+    }
+
+    fn dropped(&self) -> (u64, u64) {
+        // sentry keeps its client-report counts private: delivery is judged
+        // by the receiver's count alone.
+        (0, 0)
+    }
+
+    fn worker_thread(&self) -> &'static str {
+        "sentry-transpor"
+    }
+}
+
+impl Drop for LoopbackSdk {
+    fn drop(&mut self) {
+        if let Some(client) = self.hub.client() {
+            client.close(Some(std::time::Duration::from_secs(2)));
+        }
+    }
 }
