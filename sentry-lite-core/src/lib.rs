@@ -75,6 +75,6 @@ pub use stacktrace::{InAppRules, RawBacktrace};
 pub use trace::{
     continue_trace, current_span, current_span_if_active, enter_span, pop_entered_span, push_entered_span,
     start_root_span, start_root_span_with, start_root_span_with_attributes, start_span, trace, trace_headers,
-    EnteredSpan, PropagationContext, SamplingContext, Span, SpanFutureExt, Traced,
+    AttributeKey, EnteredSpan, PropagationContext, SamplingContext, Span, SpanFutureExt, Traced,
 };
 pub use transport::{InboxTransport, NoopTransport, SendOutcome, TestTransport, Transport, TransportFactory};

@@ -4,7 +4,7 @@ use std::error::Error;
 use std::fmt::{self, Write as _};
 
 use sentry_lite_core::protocol::AttributeValue;
-use sentry_lite_core::Span;
+use sentry_lite_core::{AttributeKey, Span};
 use tracing_core::field::{Field, Visit};
 
 use crate::fields::{NAME_FIELDS, OP_FIELD};
@@ -98,12 +98,13 @@ impl Visit for SpanAttributes<'_> {
 /// (already read by [`SpanNaming`]).
 #[derive(Debug, Default)]
 pub(crate) struct AttributeList {
-    pub(crate) attributes: Vec<(String, AttributeValue)>,
+    pub(crate) attributes: Vec<(AttributeKey, AttributeValue)>,
 }
 
 impl AttributeList {
     fn put(&mut self, field: &Field, value: AttributeValue) {
-        self.attributes.push((field.name().to_owned(), value));
+        // The field name is `'static`: borrowed, no allocation.
+        self.attributes.push((AttributeKey::Borrowed(field.name()), value));
     }
 }
 

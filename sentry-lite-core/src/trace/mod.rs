@@ -38,9 +38,9 @@ mod tests;
 pub use context::{current_span, current_span_if_active, enter_span, pop_entered_span, push_entered_span, EnteredSpan};
 pub use continuation::{continue_trace, PropagationContext};
 pub use future::{trace, AsyncWork, InSpan, SpanFutureExt, SyncWork, Traced, TracedFuture};
-pub use record::IntoSpanName;
 #[doc(hidden)]
 pub use record::SpanName;
+pub use record::{AttributeKey, IntoSpanName};
 pub use sampling::SamplingContext;
 pub use span::Span;
 
@@ -85,7 +85,7 @@ pub fn start_root_span(name: impl IntoSpanName, op: &str) -> Span {
 pub fn start_root_span_with_attributes(
     name: impl IntoSpanName,
     op: &str,
-    attributes: Vec<(String, AttributeValue)>,
+    attributes: Vec<(AttributeKey, AttributeValue)>,
 ) -> Span {
     Span::new_root(name.into_span_name(), op, None, attributes)
 }
@@ -96,7 +96,7 @@ pub fn start_root_span_with(
     name: impl IntoSpanName,
     op: &str,
     origin: &'static str,
-    attributes: Vec<(String, AttributeValue)>,
+    attributes: Vec<(AttributeKey, AttributeValue)>,
 ) -> Span {
     Span::new_root(name.into_span_name(), op, Some(origin), attributes)
 }

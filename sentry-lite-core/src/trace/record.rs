@@ -56,6 +56,20 @@ impl ThreadInfo {
     }
 }
 
+/// A span attribute's key: a `&'static str` (a literal, a `tracing` field name) is
+/// kept as is, with no allocation; a `String` is owned.
+///
+/// # Examples
+/// ```
+/// use sentry_lite_core::{protocol::AttributeValue, AttributeKey};
+/// let attributes: Vec<(AttributeKey, AttributeValue)> =
+///     vec![("db.system".into(), "sqlite".into()), (format!("db.{}", "name").into(), "main".into())];
+/// let root = sentry_lite_core::start_root_span_with_attributes("job", "queue.process", attributes);
+/// root.set_attribute("rows", 3);
+/// root.finish();
+/// ```
+pub type AttributeKey = std::borrow::Cow<'static, str>;
+
 /// Inline capacity of a [`SpanName`].
 const INLINE: usize = 30;
 
@@ -250,7 +264,7 @@ pub(crate) struct SpanRecord {
     pub(crate) op: Option<SharedStr>,
     pub(crate) origin: Option<SharedStr>,
     pub(crate) status: SpanStatus,
-    pub(crate) attributes: Vec<(String, AttributeValue)>,
+    pub(crate) attributes: Vec<(AttributeKey, AttributeValue)>,
     /// Index of the segment in the batch's [`Refs`].
     pub(crate) segment: u32,
     /// Index of the thread the span started on in the batch's [`Refs`].
@@ -401,7 +415,7 @@ pub(crate) fn estimate_size(r: &SpanRecord) -> usize {
 }
 
 /// [`estimate_size`] of a record with this name and these attributes.
-pub(crate) fn estimate_parts(name: &SpanName, attributes: &[(String, AttributeValue)]) -> usize {
+pub(crate) fn estimate_parts(name: &SpanName, attributes: &[(AttributeKey, AttributeValue)]) -> usize {
     let attrs: usize = attributes.iter().map(|(k, v)| k.len() + value_size(v) + 32).sum();
     // Ids, timestamps, status and the common attributes.
     900 + name.byte_len() + attrs
@@ -465,7 +479,7 @@ impl SpanRecord {
             }
         }
         for (k, v) in &self.attributes {
-            attributes.insert(k.clone(), Attribute::from(v));
+            attributes.insert(k.to_string(), Attribute::from(v));
         }
         SpanV2 {
             trace_id: segment.state.trace_id,
@@ -561,7 +575,7 @@ impl Serialize for Attrs<'_> {
         let v = self.0;
         let r = v.r;
         let c = v.common;
-        let own = |k: &str| r.attributes.iter().any(|(key, _)| key == k);
+        let own = |k: &str| r.attributes.iter().any(|(key, _)| *key == *k);
         let mut map = s.serialize_map(None)?;
         let mut common: Vec<(&str, &str)> = Vec::with_capacity(16);
         if let Some(release) = c.release {
@@ -891,7 +905,7 @@ fn fast_eligible(r: &SpanRecord, scoped: &BTreeMap<&str, &str>) -> bool {
     let reserved = |k: &str| COMMON_KEYS.contains(&k) || (r.is_segment && SEGMENT_KEYS.contains(&k));
     scoped.keys().all(|k| !reserved(k))
         && r.attributes.iter().enumerate().all(|(i, (k, _))| {
-            !reserved(k) && !scoped.contains_key(k.as_str()) && !r.attributes[i + 1..].iter().any(|(l, _)| l == k)
+            !reserved(k) && !scoped.contains_key(&**k) && !r.attributes[i + 1..].iter().any(|(l, _)| l == k)
         })
 }
 

@@ -4,6 +4,7 @@
 //! this SDK makes, and a `sample_rand` derived for an incoming decision without one
 //! is chosen inside the interval consistent with that decision (PROTOCOL §6).
 
+use super::record::AttributeKey;
 use crate::ids::random_u64;
 use crate::options::ClientOptions;
 use crate::protocol::AttributeValue;
@@ -24,7 +25,7 @@ pub struct SamplingContext<'a> {
     /// The upstream sample rate when continuing a trace, if it sent one.
     pub parent_sample_rate: Option<f64>,
     /// Attributes given when the span was started.
-    pub attributes: &'a [(String, AttributeValue)],
+    pub attributes: &'a [(AttributeKey, AttributeValue)],
 }
 
 /// A fresh `sample_rand`: uniform in `[0, 1)` on a grid of 10⁻⁶, so the value sent

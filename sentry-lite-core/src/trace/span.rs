@@ -24,7 +24,7 @@ use crate::options::TraceLifecycle;
 use crate::protocol::{AttributeValue, DataCategory, DiscardReason, DynamicSamplingContext, SpanStatus, TraceContext};
 
 use super::propagation::{format_rate, format_sample_rand, Baggage};
-use super::record::{estimate_parts, IntoSpanName, SharedStr, SpanName, SpanRecord, ThreadInfo};
+use super::record::{estimate_parts, AttributeKey, IntoSpanName, SharedStr, SpanName, SpanRecord, ThreadInfo};
 use super::sampling::{decide, new_sample_rand, SamplingContext};
 use super::PropagationContext;
 
@@ -155,7 +155,7 @@ struct SpanData {
     op: Option<SharedStr>,
     origin: Option<SharedStr>,
     status: SpanStatus,
-    attributes: Vec<(String, AttributeValue)>,
+    attributes: Vec<(AttributeKey, AttributeValue)>,
     /// The thread the span started on when not its segment's (see
     /// [`SegmentShared::thread`]).
     thread: Option<Arc<ThreadInfo>>,
@@ -332,7 +332,7 @@ impl Span {
         name: SpanName,
         op: &str,
         origin: Option<&'static str>,
-        attributes: Vec<(String, AttributeValue)>,
+        attributes: Vec<(AttributeKey, AttributeValue)>,
     ) -> Span {
         if !EVER_ENABLED.load(std::sync::atomic::Ordering::Relaxed) {
             let state = TraceState {
@@ -513,7 +513,7 @@ impl Span {
         &self,
         name: impl IntoSpanName,
         op: &str,
-        attributes: Vec<(String, AttributeValue)>,
+        attributes: Vec<(AttributeKey, AttributeValue)>,
     ) -> Span {
         self.start_child_with(name, op, None, attributes)
     }
@@ -525,7 +525,7 @@ impl Span {
         name: impl IntoSpanName,
         op: &str,
         origin: Option<&'static str>,
-        attributes: Vec<(String, AttributeValue)>,
+        attributes: Vec<(AttributeKey, AttributeValue)>,
     ) -> Span {
         self.child(name, || non_empty(op).and_then(SharedStr::new), origin, attributes)
     }
@@ -538,7 +538,7 @@ impl Span {
         name: impl IntoSpanName,
         op: &'static str,
         origin: Option<&'static str>,
-        attributes: Vec<(String, AttributeValue)>,
+        attributes: Vec<(AttributeKey, AttributeValue)>,
     ) -> Span {
         self.child(name, || non_empty(op).map(SharedStr::Static), origin, attributes)
     }
@@ -548,7 +548,7 @@ impl Span {
         name: impl IntoSpanName,
         op: impl FnOnce() -> Option<SharedStr>,
         origin: Option<&'static str>,
-        attributes: Vec<(String, AttributeValue)>,
+        attributes: Vec<(AttributeKey, AttributeValue)>,
     ) -> Span {
         match &self.repr {
             Repr::Recording(parent) => {
@@ -616,8 +616,9 @@ impl Span {
         self.with_data(|data, _| data.op = SharedStr::new(op));
     }
 
-    /// Sets an attribute (replacing one with the same key).
-    pub fn set_attribute(&self, key: impl Into<String>, value: impl Into<AttributeValue>) {
+    /// Sets an attribute (replacing one with the same key). A `&'static str` key
+    /// costs no allocation; other keys are given as `String` (see [`AttributeKey`]).
+    pub fn set_attribute(&self, key: impl Into<AttributeKey>, value: impl Into<AttributeValue>) {
         self.with_data(|data, _| {
             let key = key.into();
             let value = value.into();

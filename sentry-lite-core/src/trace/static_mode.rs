@@ -85,7 +85,8 @@ fn attribute_json(v: &AttributeValue) -> Value {
 }
 
 fn data_of(r: &SpanRecord, refs: &Refs) -> BTreeMap<String, Value> {
-    let mut data: BTreeMap<String, Value> = r.attributes.iter().map(|(k, v)| (k.clone(), attribute_json(v))).collect();
+    let mut data: BTreeMap<String, Value> =
+        r.attributes.iter().map(|(k, v)| (k.to_string(), attribute_json(v))).collect();
     let thread = refs.thread(r);
     data.insert("thread.id".into(), json!(thread.id));
     if let Some(name) = &thread.name {

@@ -474,12 +474,35 @@ fn children_can_start_with_attributes_and_origin() {
     });
     let (records, _) = client.span_buffer().take_records();
     let by_name = |n: &str| records.iter().find(|r| &*r.name == n || (r.is_segment && n == "root")).unwrap();
-    assert_eq!(by_name("plain").attributes, vec![("rows".to_owned(), AttributeValue::I64(3))]);
+    assert_eq!(by_name("plain").attributes, vec![("rows".into(), AttributeValue::I64(3))]);
     assert_eq!(by_name("plain").origin(), "manual");
     assert_eq!(by_name("integration").origin(), "auto.db");
-    assert_eq!(by_name("integration").attributes, vec![("x".to_owned(), AttributeValue::Bool(true))]);
+    assert_eq!(by_name("integration").attributes, vec![("x".into(), AttributeValue::Bool(true))]);
     assert_eq!(by_name("root").origin(), "auto.test");
-    assert_eq!(by_name("root").attributes, vec![("a".to_owned(), AttributeValue::I64(1))]);
+    assert_eq!(by_name("root").attributes, vec![("a".into(), AttributeValue::I64(1))]);
+}
+
+/// `&'static str` keys are kept borrowed (no allocation per attribute); `String`
+/// keys are owned; a repeated key replaces the value whatever its form.
+#[test]
+fn static_attribute_keys_are_not_copied() {
+    use std::borrow::Cow;
+    let (hub, _t, client) = setup(ClientOptions::new().with_traces_sample_rate(1.0));
+    client.span_buffer().hold();
+    Hub::run(hub, || {
+        let root = super::start_root_span("root", "task");
+        let child = root.start_child("child", "db");
+        child.set_attribute("static", 1);
+        child.set_attribute(format!("own{}", 1), 2);
+        child.set_attribute("own1", 3);
+        child.finish();
+        root.finish();
+    });
+    let (records, _) = client.span_buffer().take_records();
+    let child = records.iter().find(|r| !r.is_segment).unwrap();
+    assert!(matches!(&child.attributes[0], (Cow::Borrowed("static"), AttributeValue::I64(1))));
+    assert!(matches!(&child.attributes[1], (Cow::Owned(k), AttributeValue::I64(3)) if k == "own1"));
+    assert_eq!(child.attributes.len(), 2);
 }
 
 #[test]
