@@ -23,6 +23,9 @@ fn main() {
     let client = Arc::new(Client::new(options, None));
     let hub = Arc::new(Hub::new_from_top(&Hub::main()));
     hub.bind_client(Some(client.clone()));
+    // The worker calibrates the span clock when it starts: wait for it, so that
+    // short runs (callgrind) measure spans that read the counter.
+    client.flush(Duration::from_secs(30));
     let start = Instant::now();
     let cpu_start = thread_cpu_ns();
     Hub::run(hub, || match workload.as_str() {

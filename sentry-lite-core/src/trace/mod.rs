@@ -16,6 +16,8 @@
 //! * `continuation`: [`continue_trace`] and [`PropagationContext`].
 //! * [`propagation`]: header formats.
 //! * `buffer` / `stage` / `record` / `static_mode`: what happens after `finish`.
+//! * `clock`: span timestamps, counter ticks on the caller turned into wall-clock
+//!   time on the worker.
 //!
 //! Scope data on segments: tags become attributes under their own key; `user.id`,
 //! `user.email`, `user.name` and `user.ip_address` are added only with
@@ -23,6 +25,7 @@
 //! op, origin, thread, server, OS) are added on the worker when serializing.
 
 pub(crate) mod buffer;
+pub(crate) mod clock;
 mod context;
 mod continuation;
 mod future;

@@ -16,6 +16,7 @@ use crate::protocol::{
 };
 use crate::transport::worker::Job;
 
+use super::clock::{Anchor, Tick};
 use super::span::SegmentShared;
 
 /// The thread a span started on, computed once per thread.
@@ -200,8 +201,22 @@ impl std::ops::Deref for SharedStr {
     }
 }
 
-/// Ops and origins common enough to never allocate.
-const WELL_KNOWN: &[&str] = &[
+/// Ops and origins common enough to never allocate: a `match`, which compiles
+/// to a switch on the length and fixed-size compares (a scan of a list called
+/// `memcmp` per entry of the same length: ~45 instructions for `db.query`).
+macro_rules! well_known {
+    ($($s:literal),* $(,)?) => {
+        #[inline]
+        fn well_known(s: &str) -> Option<&'static str> {
+            match s {
+                $($s => Some($s),)*
+                _ => None,
+            }
+        }
+    };
+}
+
+well_known![
     "db",
     "db.query",
     "db.sql.query",
@@ -243,7 +258,7 @@ impl SharedStr {
         if s.is_empty() {
             return None;
         }
-        Some(match WELL_KNOWN.iter().find(|k| **k == s) {
+        Some(match well_known(s) {
             Some(k) => SharedStr::Static(k),
             None => SharedStr::Shared(Arc::from(s)),
         })
@@ -256,8 +271,9 @@ impl SharedStr {
 pub(crate) struct SpanRecord {
     pub(crate) span_id: SpanId,
     pub(crate) parent_span_id: Option<SpanId>,
-    pub(crate) start: SystemTime,
-    pub(crate) end: SystemTime,
+    /// Converted to wall-clock time on the worker (see `clock`).
+    pub(crate) start: Tick,
+    pub(crate) end: Tick,
     pub(crate) is_segment: bool,
     /// Empty for segments: their name is read from the segment.
     pub(crate) name: SpanName,
@@ -442,7 +458,7 @@ impl SpanRecord {
     }
 
     /// The span v2 form: own attributes over the common ones, scope data on segments.
-    pub(crate) fn to_v2(&self, client: &ClientInner, refs: &Refs, segment_name: &str) -> SpanV2 {
+    pub(crate) fn to_v2(&self, client: &ClientInner, refs: &Refs, segment_name: &str, anchor: &Anchor) -> SpanV2 {
         let options = &client.options;
         let segment = refs.segment(self);
         let thread = refs.thread(self);
@@ -481,6 +497,7 @@ impl SpanRecord {
         for (k, v) in &self.attributes {
             attributes.insert(k.to_string(), Attribute::from(v));
         }
+        let (start, end) = anchor.span(self.start, self.end);
         SpanV2 {
             trace_id: segment.state.trace_id,
             span_id: self.span_id,
@@ -488,8 +505,8 @@ impl SpanRecord {
             name: if self.is_segment { segment_name.to_owned() } else { self.name.to_string() },
             status: if self.status.is_ok() { "ok" } else { "error" }.to_owned(),
             is_segment: self.is_segment,
-            start_timestamp: Timestamp::from_system_time(self.start),
-            end_timestamp: Timestamp::from_system_time(self.end.max(self.start)),
+            start_timestamp: Timestamp::from_system_time(start),
+            end_timestamp: Timestamp::from_system_time(end),
             attributes,
         }
     }
@@ -547,6 +564,7 @@ struct View<'a> {
     common: &'a Common<'a>,
     segment_name: &'a str,
     segment_id: &'a str,
+    anchor: &'a Anchor,
 }
 
 struct StrAttr<'a>(&'a str);
@@ -644,8 +662,9 @@ impl Serialize for View<'_> {
         st.serialize_field("name", if r.is_segment { self.segment_name } else { &r.name })?;
         st.serialize_field("status", if r.status.is_ok() { "ok" } else { "error" })?;
         st.serialize_field("is_segment", &r.is_segment)?;
-        st.serialize_field("start_timestamp", &Timestamp::from_system_time(r.start))?;
-        st.serialize_field("end_timestamp", &Timestamp::from_system_time(r.end.max(r.start)))?;
+        let (start, end) = self.anchor.span(r.start, r.end);
+        st.serialize_field("start_timestamp", &Timestamp::from_system_time(start))?;
+        st.serialize_field("end_timestamp", &Timestamp::from_system_time(end))?;
         st.serialize_field("attributes", &Attrs(self))?;
         st.end()
     }
@@ -723,14 +742,15 @@ impl Job for SpanBatchJob {
             segments.iter().find(|(s, _, _)| *s == id).map_or(("", ""), |(_, n, i)| (n.as_str(), i.as_str()))
         };
         let count = spans.len() as u64;
+        let anchor = Anchor::current();
         let item = match &client.options.before_send_span {
-            None => Ok(fast_item(spans, refs, client, &segments)),
+            None => Ok(fast_item(spans, refs, client, &segments, &anchor)),
             Some(before) => {
                 let items: Vec<SpanV2> = spans
                     .iter()
                     .map(|record| {
                         let seg_id = refs.segment(record).span_id;
-                        let mut span = record.to_v2(client, refs, segment_of(seg_id).0);
+                        let mut span = record.to_v2(client, refs, segment_of(seg_id).0, &anchor);
                         let (trace_id, span_id) = (span.trace_id, span.span_id);
                         before(&mut span);
                         // It may change a span, not move it to another trace.
@@ -912,7 +932,13 @@ fn fast_eligible(r: &SpanRecord, scoped: &BTreeMap<&str, &str>) -> bool {
 /// The span v2 container of a batch, written directly: the attributes shared by
 /// the batch, a segment or a thread are escaped once, not once per span. Same
 /// JSON as serializing [`View`]s (which segments and unusual spans still use).
-fn fast_item(spans: &[SpanRecord], refs: &Refs, client: &ClientInner, segments: &[(SpanId, String, IdText)]) -> Item {
+fn fast_item(
+    spans: &[SpanRecord],
+    refs: &Refs,
+    client: &ClientInner,
+    segments: &[(SpanId, String, IdText)],
+    anchor: &Anchor,
+) -> Item {
     let shared = client.span_attributes.get_or_init(|| shared_attributes(&Common::new(client)));
     // Only spans taking the general path need it.
     let mut common = None;
@@ -933,7 +959,8 @@ fn fast_item(spans: &[SpanRecord], refs: &Refs, client: &ClientInner, segments: 
         };
         if !fast_eligible(r, &scoped) {
             let common = common.get_or_insert_with(|| Common::new(client));
-            let _ = serde_json::to_writer(&mut out, &View { r, refs, common, segment_name, segment_id });
+            let view = View { r, refs, common, segment_name, segment_id, anchor };
+            let _ = serde_json::to_writer(&mut out, &view);
             continue;
         }
         out.extend_from_slice(b"{\"trace_id\":");
@@ -948,10 +975,11 @@ fn fast_item(spans: &[SpanRecord], refs: &Refs, client: &ClientInner, segments: 
         json_str(&mut out, if r.is_segment { segment_name } else { &r.name });
         out.extend_from_slice(if r.status.is_ok() { b",\"status\":\"ok\"" } else { b",\"status\":\"error\"" });
         out.extend_from_slice(if r.is_segment { b",\"is_segment\":true" } else { b",\"is_segment\":false" });
+        let (start, end) = anchor.span(r.start, r.end);
         out.extend_from_slice(b",\"start_timestamp\":");
-        timestamp(&mut out, r.start);
+        timestamp(&mut out, start);
         out.extend_from_slice(b",\"end_timestamp\":");
-        timestamp(&mut out, r.end.max(r.start));
+        timestamp(&mut out, end);
         out.extend_from_slice(b",\"attributes\":{");
         out.extend_from_slice(shared);
         // Escaping is a scan and a copy for usual names: no per-segment cache.
@@ -999,7 +1027,9 @@ pub(crate) fn view_json(r: &SpanRecord, refs: &Refs, client: &ClientInner) -> se
     let common = Common::new(client);
     let name = refs.segment(r).name();
     let id = refs.segment(r).span_id.to_string();
-    serde_json::to_value(View { r, refs, common: &common, segment_name: &name, segment_id: &id }).unwrap_or_default()
+    let anchor = Anchor::current();
+    let view = View { r, refs, common: &common, segment_name: &name, segment_id: &id, anchor: &anchor };
+    serde_json::to_value(view).unwrap_or_default()
 }
 
 /// The user of a segment's scopes, innermost first.
@@ -1015,4 +1045,18 @@ fn user_attributes(user: &crate::protocol::User) -> [(&'static str, &Option<Stri
         ("user.name", &user.username),
         ("user.ip_address", &user.ip_address),
     ]
+}
+
+#[cfg(test)]
+mod shared_str_tests {
+    use super::SharedStr;
+
+    #[test]
+    fn well_known_ops_are_static_others_shared() {
+        assert!(matches!(SharedStr::new("db.query"), Some(SharedStr::Static("db.query"))));
+        assert!(matches!(SharedStr::new("auto.http.reqwest"), Some(SharedStr::Static(_))));
+        // Same length as a well-known op, different bytes.
+        assert!(matches!(SharedStr::new("db.quers"), Some(SharedStr::Shared(s)) if &*s == "db.quers"));
+        assert!(SharedStr::new("").is_none());
+    }
 }

@@ -11,11 +11,9 @@
 //! buffer (stream mode) or the segment's collector (static mode): one short lock,
 //! no serialization. Everything else happens on the worker.
 
+use parking_lot::Mutex;
 use std::fmt;
 use std::sync::{Arc, Weak};
-use std::time::SystemTime;
-
-use parking_lot::Mutex;
 
 use crate::client::{Client, ClientInner};
 use crate::hub::{Hub, EVER_ENABLED};
@@ -23,6 +21,7 @@ use crate::ids::{SpanId, TraceId};
 use crate::options::TraceLifecycle;
 use crate::protocol::{AttributeValue, DataCategory, DiscardReason, DynamicSamplingContext, SpanStatus, TraceContext};
 
+use super::clock::Tick;
 use super::propagation::{format_rate, format_sample_rand, Baggage};
 use super::record::{estimate_parts, AttributeKey, IntoSpanName, SharedStr, SpanName, SpanRecord, ThreadInfo};
 use super::sampling::{decide, new_sample_rand, SamplingContext};
@@ -168,7 +167,7 @@ struct SpanData {
 struct SpanInner {
     span_id: SpanId,
     parent_span_id: Option<SpanId>,
-    start: SystemTime,
+    start: Tick,
     is_segment: bool,
     segment: Arc<SegmentShared>,
     data: Mutex<SpanData>,
@@ -186,7 +185,7 @@ impl SpanInner {
             // The usual child: straight into the bucket lent to the segment.
             let mut stage = segment.stage.lock();
             if stage.admit_size(estimate_parts(&guard.name, &guard.attributes)) {
-                let end = SystemTime::now();
+                let end = Tick::now();
                 let own_thread = guard.thread.take();
                 let thread = own_thread.as_ref().unwrap_or(&segment.thread);
                 let data = &mut *guard;
@@ -215,7 +214,7 @@ impl SpanInner {
         let attributes = std::mem::take(&mut guard.attributes);
         let thread = guard.thread.take();
         drop(guard);
-        let end = SystemTime::now();
+        let end = Tick::now();
         let mut record = SpanRecord {
             span_id: self.span_id,
             parent_span_id: self.parent_span_id,
@@ -416,7 +415,7 @@ impl Span {
                 repr: Repr::Recording(Arc::new(SpanInner {
                     span_id,
                     parent_span_id,
-                    start: SystemTime::now(),
+                    start: Tick::now(),
                     is_segment: true,
                     segment,
                     data: Mutex::new(data),
@@ -572,7 +571,7 @@ impl Span {
                     repr: Repr::Recording(Arc::new(SpanInner {
                         span_id: SpanId::new(),
                         parent_span_id: Some(parent.span_id),
-                        start: SystemTime::now(),
+                        start: Tick::now(),
                         is_segment: false,
                         segment: segment.clone(),
                         data: Mutex::new(data),

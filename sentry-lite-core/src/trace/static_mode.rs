@@ -18,6 +18,7 @@ use crate::transport::worker::Job;
 
 use std::sync::Arc;
 
+use super::clock::Anchor;
 use super::record::{os_name, Refs, SpanRecord, ThreadInfo};
 use super::span::SegmentShared;
 
@@ -100,7 +101,7 @@ fn status_str(s: SpanStatus) -> Value {
 }
 
 /// A child in the transaction `spans` array (the pre-v2 span format).
-fn old_span(r: &SpanRecord, refs: &Refs, trace_id: &str) -> Value {
+fn old_span(r: &SpanRecord, refs: &Refs, trace_id: &str, anchor: &Anchor) -> Value {
     let mut span = Map::new();
     span.insert("trace_id".into(), json!(trace_id));
     span.insert("span_id".into(), json!(r.span_id.to_string()));
@@ -113,8 +114,9 @@ fn old_span(r: &SpanRecord, refs: &Refs, trace_id: &str) -> Value {
     span.insert("description".into(), json!(&*r.name));
     span.insert("status".into(), status_str(r.status));
     span.insert("origin".into(), json!(r.origin()));
-    span.insert("start_timestamp".into(), json!(Timestamp::from_system_time(r.start).as_secs_f64()));
-    span.insert("timestamp".into(), json!(Timestamp::from_system_time(r.end.max(r.start)).as_secs_f64()));
+    let (start, end) = anchor.span(r.start, r.end);
+    span.insert("start_timestamp".into(), json!(Timestamp::from_system_time(start).as_secs_f64()));
+    span.insert("timestamp".into(), json!(Timestamp::from_system_time(end).as_secs_f64()));
     let data = data_of(r, refs);
     if !data.is_empty() {
         span.insert("data".into(), json!(data));
@@ -129,10 +131,12 @@ impl TransactionJob {
         let trace_id = segment.state.trace_id;
         let trace_id_str = trace_id.to_string();
         let options = &client.options;
+        let anchor = Anchor::current();
+        let (start, end) = anchor.span(seg.start, seg.end);
         let mut event = Event::new();
         event.ty = Some("transaction".into());
-        event.start_timestamp = Some(Timestamp::from_system_time(seg.start));
-        event.timestamp = Timestamp::from_system_time(seg.end.max(seg.start));
+        event.start_timestamp = Some(Timestamp::from_system_time(start));
+        event.timestamp = Timestamp::from_system_time(end);
         event.transaction = Some(segment.name());
         event.transaction_info = Some(TransactionInfo { source: segment.source() });
         let mut data = data_of(seg, &self.refs);
@@ -151,7 +155,7 @@ impl TransactionJob {
         for (k, v) in &client.contexts {
             event.contexts.entry(k.clone()).or_insert_with(|| v.clone());
         }
-        event.spans = self.children.iter().map(|c| old_span(c, &self.refs, &trace_id_str)).collect();
+        event.spans = self.children.iter().map(|c| old_span(c, &self.refs, &trace_id_str, &anchor)).collect();
         event.release = options.release.as_deref().map(str::to_owned);
         event.dist = options.dist.as_deref().map(str::to_owned);
         event.environment = Some(options.effective_environment().to_owned());

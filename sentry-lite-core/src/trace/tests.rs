@@ -209,7 +209,13 @@ fn fast_serialization_matches_the_map_form() {
     let mut slow = Vec::new();
     for r in &records {
         let fast = super::record::view_json(r, &refs, client.inner());
-        let map_form = serde_json::to_value(r.to_v2(client.inner(), &refs, &refs.segment(r).name())).unwrap();
+        let map_form = serde_json::to_value(r.to_v2(
+            client.inner(),
+            &refs,
+            &refs.segment(r).name(),
+            &super::clock::Anchor::current(),
+        ))
+        .unwrap();
         assert_eq!(fast, map_form);
         match (r.is_segment, fast["name"].as_str()) {
             (true, Some("seg")) => {
@@ -422,7 +428,15 @@ fn batch_payload_matches_the_map_form() {
     assert_eq!(records.len(), 5);
     let slow: Vec<serde_json::Value> = records
         .iter()
-        .map(|r| serde_json::to_value(r.to_v2(client.inner(), &refs, &refs.segment(r).name())).unwrap())
+        .map(|r| {
+            serde_json::to_value(r.to_v2(
+                client.inner(),
+                &refs,
+                &refs.segment(r).name(),
+                &super::clock::Anchor::current(),
+            ))
+            .unwrap()
+        })
         .collect();
     let job = client.span_buffer().test_job(records, refs);
     let env = crate::transport::worker::Job::run(job, client.inner()).expect("envelope");

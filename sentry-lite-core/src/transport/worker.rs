@@ -85,6 +85,8 @@ impl Worker {
         let inner = client.clone();
         let worker_held = held.clone();
         let thread = std::thread::Builder::new().name("sentry-lite-worker".into()).spawn(move || {
+            // Here rather than on the first span's thread (~1 ms).
+            crate::trace::clock::calibrate();
             let transport = inner.create_transport();
             let spool = inner.options.spool_dir.as_deref().and_then(|dir| {
                 match Spool::open(dir, inner.options.spool_max_bytes, inner.options.spool_max_files) {
