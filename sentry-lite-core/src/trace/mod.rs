@@ -29,10 +29,12 @@ pub(crate) mod clock;
 mod context;
 mod continuation;
 mod future;
+mod name;
 pub mod propagation;
 mod record;
 mod sampling;
 pub(crate) mod span;
+mod span_json;
 mod stage;
 mod static_mode;
 #[cfg(test)]
@@ -41,9 +43,10 @@ mod tests;
 pub use context::{current_span, current_span_if_active, enter_span, pop_entered_span, push_entered_span, EnteredSpan};
 pub use continuation::{continue_trace, PropagationContext};
 pub use future::{trace, AsyncWork, InSpan, SpanFutureExt, SyncWork, Traced, TracedFuture};
+pub use name::IntoSpanName;
 #[doc(hidden)]
-pub use record::SpanName;
-pub use record::{AttributeKey, IntoSpanName};
+pub use name::SpanName;
+pub use record::AttributeKey;
 pub use sampling::SamplingContext;
 pub use span::Span;
 

@@ -1,9 +1,7 @@
 //! Finished spans and their serialization, which runs on the worker.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use serde::ser::{SerializeMap, SerializeStruct};
 use serde::{Serialize, Serializer};
@@ -17,7 +15,9 @@ use crate::protocol::{
 use crate::transport::worker::Job;
 
 use super::clock::{Anchor, Tick};
+use super::name::{SharedStr, SpanName};
 use super::span::SegmentShared;
+use super::span_json::{fast_item, scoped_attributes, IdText};
 
 /// The thread a span started on, computed once per thread.
 #[derive(Debug)]
@@ -70,200 +70,6 @@ impl ThreadInfo {
 /// root.finish();
 /// ```
 pub type AttributeKey = std::borrow::Cow<'static, str>;
-
-/// Inline capacity of a [`SpanName`].
-const INLINE: usize = 30;
-
-/// A span name: up to 30 bytes inline (no allocation), longer ones owned.
-#[doc(hidden)]
-#[derive(Clone)]
-pub struct SpanName(NameRepr);
-
-#[derive(Clone)]
-enum NameRepr {
-    Inline(u8, [u8; INLINE]),
-    Owned(String),
-}
-
-impl Default for SpanName {
-    fn default() -> Self {
-        SpanName(NameRepr::Inline(0, [0; INLINE]))
-    }
-}
-
-impl SpanName {
-    #[inline]
-    fn copy(s: &str) -> Self {
-        if s.len() <= INLINE {
-            let mut buf = [0; INLINE];
-            buf[..s.len()].copy_from_slice(s.as_bytes());
-            SpanName(NameRepr::Inline(s.len() as u8, buf))
-        } else {
-            SpanName(NameRepr::Owned(s.to_owned()))
-        }
-    }
-}
-
-impl SpanName {
-    /// Length in bytes (without the UTF-8 check of `deref`).
-    pub(crate) fn byte_len(&self) -> usize {
-        match &self.0 {
-            NameRepr::Inline(len, _) => usize::from(*len),
-            NameRepr::Owned(s) => s.len(),
-        }
-    }
-}
-
-impl std::ops::Deref for SpanName {
-    type Target = str;
-    fn deref(&self) -> &str {
-        match &self.0 {
-            // Copied from a `str` at a char boundary (its whole length).
-            NameRepr::Inline(len, buf) => std::str::from_utf8(&buf[..usize::from(*len)]).unwrap_or_default(),
-            NameRepr::Owned(s) => s,
-        }
-    }
-}
-
-impl fmt::Debug for SpanName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&**self, f)
-    }
-}
-
-/// What a span name can be given as: `&str` (copied, inline when short), `String`
-/// (moved), `&String`, `Box<str>`, `Cow<str>`.
-pub trait IntoSpanName {
-    #[doc(hidden)]
-    fn into_span_name(self) -> SpanName;
-}
-
-impl IntoSpanName for &str {
-    #[inline]
-    fn into_span_name(self) -> SpanName {
-        SpanName::copy(self)
-    }
-}
-
-impl IntoSpanName for &mut str {
-    fn into_span_name(self) -> SpanName {
-        SpanName::copy(self)
-    }
-}
-
-impl IntoSpanName for String {
-    fn into_span_name(self) -> SpanName {
-        SpanName(NameRepr::Owned(self))
-    }
-}
-
-impl IntoSpanName for &String {
-    fn into_span_name(self) -> SpanName {
-        SpanName::copy(self)
-    }
-}
-
-impl IntoSpanName for Box<str> {
-    fn into_span_name(self) -> SpanName {
-        SpanName(NameRepr::Owned(self.into()))
-    }
-}
-
-impl IntoSpanName for std::borrow::Cow<'_, str> {
-    fn into_span_name(self) -> SpanName {
-        match self {
-            std::borrow::Cow::Borrowed(s) => SpanName::copy(s),
-            std::borrow::Cow::Owned(s) => SpanName(NameRepr::Owned(s)),
-        }
-    }
-}
-
-impl IntoSpanName for SpanName {
-    fn into_span_name(self) -> SpanName {
-        self
-    }
-}
-
-/// An op or origin: well-known values are static, others shared.
-#[derive(Clone, Debug)]
-pub(crate) enum SharedStr {
-    Static(&'static str),
-    Shared(Arc<str>),
-}
-
-impl std::ops::Deref for SharedStr {
-    type Target = str;
-    fn deref(&self) -> &str {
-        match self {
-            SharedStr::Static(s) => s,
-            SharedStr::Shared(s) => s,
-        }
-    }
-}
-
-/// Ops and origins common enough to never allocate: a `match`, which compiles
-/// to a switch on the length and fixed-size compares (a scan of a list called
-/// `memcmp` per entry of the same length: ~45 instructions for `db.query`).
-macro_rules! well_known {
-    ($($s:literal),* $(,)?) => {
-        #[inline]
-        fn well_known(s: &str) -> Option<&'static str> {
-            match s {
-                $($s => Some($s),)*
-                _ => None,
-            }
-        }
-    };
-}
-
-well_known![
-    "db",
-    "db.query",
-    "db.sql.query",
-    "db.redis",
-    "db.sql",
-    "http.client",
-    "http.server",
-    "function",
-    "task",
-    "work",
-    "default",
-    "cache.get",
-    "cache.put",
-    "cache.remove",
-    "cache.flush",
-    "queue.process",
-    "queue.publish",
-    "file.read",
-    "file.write",
-    "rpc",
-    "grpc.client",
-    "grpc.server",
-    "middleware.handle",
-    "template.render",
-    "serialize",
-    "ui.render",
-    "graphql.execute",
-    "websocket.server",
-    "manual",
-    "auto.tracing",
-    "auto.http.axum",
-    "auto.http.reqwest",
-];
-
-impl SharedStr {
-    /// `None` for the empty string.
-    #[inline]
-    pub(crate) fn new(s: &str) -> Option<SharedStr> {
-        if s.is_empty() {
-            return None;
-        }
-        Some(match well_known(s) {
-            Some(k) => SharedStr::Static(k),
-            None => SharedStr::Shared(Arc::from(s)),
-        })
-    }
-}
 
 /// A finished span waiting in the buffer: plain data, common attributes are added
 /// when it is serialized.
@@ -533,13 +339,13 @@ fn scope_attributes(scope: &ScopeSnapshot, pii: bool, out: &mut BTreeMap<String,
 
 /// Strings shared by every span of one batch, computed once per batch.
 pub(crate) struct Common<'a> {
-    release: Option<&'a str>,
-    environment: &'a str,
-    sdk_name: &'a str,
-    sdk_version: &'a str,
-    server: Option<&'a str>,
-    os: String,
-    pii: bool,
+    pub(super) release: Option<&'a str>,
+    pub(super) environment: &'a str,
+    pub(super) sdk_name: &'a str,
+    pub(super) sdk_version: &'a str,
+    pub(super) server: Option<&'a str>,
+    pub(super) os: String,
+    pub(super) pii: bool,
 }
 
 impl<'a> Common<'a> {
@@ -558,13 +364,13 @@ impl<'a> Common<'a> {
 
 /// A span serialized straight from its record (no intermediate maps): the fast
 /// path when there is no `before_send_span`. Same output as [`SpanRecord::to_v2`].
-struct View<'a> {
-    r: &'a SpanRecord,
-    refs: &'a Refs,
-    common: &'a Common<'a>,
-    segment_name: &'a str,
-    segment_id: &'a str,
-    anchor: &'a Anchor,
+pub(super) struct View<'a> {
+    pub(super) r: &'a SpanRecord,
+    pub(super) refs: &'a Refs,
+    pub(super) common: &'a Common<'a>,
+    pub(super) segment_name: &'a str,
+    pub(super) segment_id: &'a str,
+    pub(super) anchor: &'a Anchor,
 }
 
 struct StrAttr<'a>(&'a str);
@@ -578,7 +384,7 @@ impl Serialize for StrAttr<'_> {
     }
 }
 
-struct ValueAttr<'a>(&'a AttributeValue);
+pub(super) struct ValueAttr<'a>(pub(super) &'a AttributeValue);
 
 impl Serialize for ValueAttr<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -783,245 +589,6 @@ impl Job for SpanBatchJob {
     }
 }
 
-/// Keys of the attributes every span gets; a span with an own attribute of one of
-/// these names goes through the general path.
-const COMMON_KEYS: [&str; 13] = [
-    "sentry.release",
-    "sentry.environment",
-    "sentry.sdk.name",
-    "sentry.sdk.version",
-    "sentry.segment.name",
-    "sentry.segment.id",
-    "sentry.op",
-    "sentry.origin",
-    "sentry.trace_lifecycle",
-    "thread.id",
-    "thread.name",
-    "server.address",
-    "os.name",
-];
-
-fn json_str(out: &mut Vec<u8>, s: &str) {
-    crate::protocol::json::write_str(out, s);
-}
-
-/// `"key":{"type":"string","value":` for a literal key, built at compile time:
-/// fixed keys need no escaping scan.
-macro_rules! attr_prefix {
-    ($key:literal) => {
-        concat!("\"", $key, "\":{\"type\":\"string\",\"value\":").as_bytes()
-    };
-}
-
-/// A string attribute under a literal key (see [`attr_prefix`]).
-fn static_attr(out: &mut Vec<u8>, prefix: &[u8], value: &str) {
-    out.extend_from_slice(prefix);
-    json_str(out, value);
-    out.extend_from_slice(b"},");
-}
-
-fn str_attr(out: &mut Vec<u8>, key: &str, value: &str) {
-    json_str(out, key);
-    out.extend_from_slice(b":{\"type\":\"string\",\"value\":");
-    json_str(out, value);
-    out.extend_from_slice(b"},");
-}
-
-/// An attribute value as `{"type":…,"value":…}`; scalars are written directly
-/// (no intermediate `Attribute`, which copies strings into a JSON value).
-fn value_attr(out: &mut Vec<u8>, v: &AttributeValue) {
-    match v {
-        AttributeValue::String(s) => {
-            out.extend_from_slice(b"{\"type\":\"string\",\"value\":");
-            json_str(out, s);
-            out.push(b'}');
-        }
-        AttributeValue::Bool(true) => out.extend_from_slice(b"{\"type\":\"boolean\",\"value\":true}"),
-        AttributeValue::Bool(false) => out.extend_from_slice(b"{\"type\":\"boolean\",\"value\":false}"),
-        AttributeValue::I64(i) => {
-            out.extend_from_slice(b"{\"type\":\"integer\",\"value\":");
-            let _ = serde_json::to_writer(&mut *out, i);
-            out.push(b'}');
-        }
-        other => {
-            let _ = serde_json::to_writer(&mut *out, &ValueAttr(other));
-        }
-    }
-}
-
-fn hex_id(out: &mut Vec<u8>, v: u128, digits: usize) {
-    crate::protocol::json::write_hex(out, v, digits);
-}
-
-/// A span id as its 16 hex digits, inline (no allocation, no formatting).
-struct IdText([u8; 16]);
-
-impl IdText {
-    fn of(id: SpanId) -> Self {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let v = id.as_int();
-        let mut text = [b'0'; 16];
-        for (i, digit) in text.iter_mut().enumerate() {
-            *digit = HEX[((v >> ((15 - i) * 4)) & 0xf) as usize];
-        }
-        IdText(text)
-    }
-
-    fn as_str(&self) -> &str {
-        // Hex digits only.
-        std::str::from_utf8(&self.0).unwrap_or_default()
-    }
-}
-
-fn timestamp(out: &mut Vec<u8>, t: SystemTime) {
-    let _ = serde_json::to_writer(&mut *out, &Timestamp::from_system_time(t));
-}
-
-/// Attributes only segments get, besides the scope's.
-const SEGMENT_KEYS: [&str; 2] = ["sentry.span.source", "sentry.platform"];
-
-/// A segment's scope data as attributes, inner scopes winning: tags, then `user.*`
-/// with `send_default_pii`.
-fn scoped_attributes(scope: &ScopeSnapshot, pii: bool) -> BTreeMap<&str, &str> {
-    let mut scoped = BTreeMap::new();
-    for s in [&scope.global, &scope.isolation, &scope.current] {
-        for (k, v) in s.tags.iter() {
-            scoped.insert(k.as_str(), v.as_str());
-        }
-    }
-    if pii {
-        if let Some(user) = segment_user(scope) {
-            for (key, value) in user_attributes(user) {
-                if let Some(v) = value {
-                    scoped.insert(key, v.as_str());
-                }
-            }
-        }
-    }
-    scoped
-}
-
-/// The attributes every span of a client carries, rendered once per client.
-fn shared_attributes(common: &Common<'_>) -> Vec<u8> {
-    let mut shared = Vec::with_capacity(512);
-    if let Some(release) = common.release {
-        static_attr(&mut shared, attr_prefix!("sentry.release"), release);
-    }
-    static_attr(&mut shared, attr_prefix!("sentry.environment"), common.environment);
-    static_attr(&mut shared, attr_prefix!("sentry.sdk.name"), common.sdk_name);
-    static_attr(&mut shared, attr_prefix!("sentry.sdk.version"), common.sdk_version);
-    static_attr(&mut shared, attr_prefix!("sentry.trace_lifecycle"), "stream");
-    if let Some(server) = common.server {
-        static_attr(&mut shared, attr_prefix!("server.address"), server);
-    }
-    static_attr(&mut shared, attr_prefix!("os.name"), &common.os);
-    shared
-}
-
-/// Whether a span can be written from the pre-rendered pieces: no key written
-/// twice (an own attribute or scope tag overriding a common attribute, or a
-/// repeated own attribute): those take the general path, where the last wins.
-fn fast_eligible(r: &SpanRecord, scoped: &BTreeMap<&str, &str>) -> bool {
-    let reserved = |k: &str| COMMON_KEYS.contains(&k) || (r.is_segment && SEGMENT_KEYS.contains(&k));
-    scoped.keys().all(|k| !reserved(k))
-        && r.attributes.iter().enumerate().all(|(i, (k, _))| {
-            !reserved(k) && !scoped.contains_key(&**k) && !r.attributes[i + 1..].iter().any(|(l, _)| l == k)
-        })
-}
-
-/// The span v2 container of a batch, written directly: the attributes shared by
-/// the batch, a segment or a thread are escaped once, not once per span. Same
-/// JSON as serializing [`View`]s (which segments and unusual spans still use).
-fn fast_item(
-    spans: &[SpanRecord],
-    refs: &Refs,
-    client: &ClientInner,
-    segments: &[(SpanId, String, IdText)],
-    anchor: &Anchor,
-) -> Item {
-    let shared = client.span_attributes.get_or_init(|| shared_attributes(&Common::new(client)));
-    // Only spans taking the general path need it.
-    let mut common = None;
-    let mut out = Vec::with_capacity(64 + spans.len() * (shared.len() + 640));
-    out.extend_from_slice(b"{\"version\":2,\"items\":[");
-    for (i, r) in spans.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        let segment = refs.segment(r);
-        let (segment_name, segment_id) = segments
-            .iter()
-            .find(|(s, _, _)| *s == segment.span_id)
-            .map_or(("", ""), |(_, n, i)| (n.as_str(), i.as_str()));
-        let scoped = match (&r.scope, r.is_segment) {
-            (Some(scope), true) => scoped_attributes(scope, client.options.send_default_pii),
-            _ => BTreeMap::new(),
-        };
-        if !fast_eligible(r, &scoped) {
-            let common = common.get_or_insert_with(|| Common::new(client));
-            let view = View { r, refs, common, segment_name, segment_id, anchor };
-            let _ = serde_json::to_writer(&mut out, &view);
-            continue;
-        }
-        out.extend_from_slice(b"{\"trace_id\":");
-        hex_id(&mut out, segment.state.trace_id.as_int(), 32);
-        out.extend_from_slice(b",\"span_id\":");
-        hex_id(&mut out, u128::from(r.span_id.as_int()), 16);
-        if let Some(p) = r.parent_span_id {
-            out.extend_from_slice(b",\"parent_span_id\":");
-            hex_id(&mut out, u128::from(p.as_int()), 16);
-        }
-        out.extend_from_slice(b",\"name\":");
-        json_str(&mut out, if r.is_segment { segment_name } else { &r.name });
-        out.extend_from_slice(if r.status.is_ok() { b",\"status\":\"ok\"" } else { b",\"status\":\"error\"" });
-        out.extend_from_slice(if r.is_segment { b",\"is_segment\":true" } else { b",\"is_segment\":false" });
-        let (start, end) = anchor.span(r.start, r.end);
-        out.extend_from_slice(b",\"start_timestamp\":");
-        timestamp(&mut out, start);
-        out.extend_from_slice(b",\"end_timestamp\":");
-        timestamp(&mut out, end);
-        out.extend_from_slice(b",\"attributes\":{");
-        out.extend_from_slice(shared);
-        // Escaping is a scan and a copy for usual names: no per-segment cache.
-        static_attr(&mut out, attr_prefix!("sentry.segment.name"), segment_name);
-        static_attr(&mut out, attr_prefix!("sentry.segment.id"), segment_id);
-        if let Some(op) = &r.op {
-            static_attr(&mut out, attr_prefix!("sentry.op"), op);
-        }
-        static_attr(&mut out, attr_prefix!("sentry.origin"), r.origin());
-        let thread = refs.thread(r);
-        out.extend_from_slice(b"\"thread.id\":{\"type\":\"integer\",\"value\":");
-        out.extend_from_slice(thread.id_digits.as_bytes());
-        out.extend_from_slice(b"},");
-        if let Some(name) = &thread.name {
-            static_attr(&mut out, attr_prefix!("thread.name"), name);
-        }
-        if r.is_segment {
-            static_attr(&mut out, attr_prefix!("sentry.span.source"), &segment.source());
-            static_attr(&mut out, attr_prefix!("sentry.platform"), "native");
-            for (k, v) in &scoped {
-                str_attr(&mut out, k, v);
-            }
-        }
-        for (k, v) in &r.attributes {
-            json_str(&mut out, k);
-            out.push(b':');
-            value_attr(&mut out, v);
-            out.push(b',');
-        }
-        // Every span has attributes: replace the last comma.
-        if out.last() == Some(&b',') {
-            out.pop();
-        }
-        out.extend_from_slice(b"}}");
-    }
-    out.extend_from_slice(b"]}");
-    let mut item = Item::new(crate::protocol::ItemType::Span, out);
-    item.set_header("content_type", "application/vnd.sentry.items.span.v2+json");
-    item.set_header("item_count", spans.len());
-    item
-}
-
 #[cfg(test)]
 pub(crate) fn view_json(r: &SpanRecord, refs: &Refs, client: &ClientInner) -> serde_json::Value {
     let common = Common::new(client);
@@ -1033,30 +600,16 @@ pub(crate) fn view_json(r: &SpanRecord, refs: &Refs, client: &ClientInner) -> se
 }
 
 /// The user of a segment's scopes, innermost first.
-fn segment_user(scope: &crate::hub::ScopeSnapshot) -> Option<&crate::protocol::User> {
+pub(super) fn segment_user(scope: &crate::hub::ScopeSnapshot) -> Option<&crate::protocol::User> {
     scope.current.user.as_deref().or(scope.isolation.user.as_deref()).or(scope.global.user.as_deref())
 }
 
 /// The `user.*` span attributes of a user (sent only with `send_default_pii`).
-fn user_attributes(user: &crate::protocol::User) -> [(&'static str, &Option<String>); 4] {
+pub(super) fn user_attributes(user: &crate::protocol::User) -> [(&'static str, &Option<String>); 4] {
     [
         ("user.id", &user.id),
         ("user.email", &user.email),
         ("user.name", &user.username),
         ("user.ip_address", &user.ip_address),
     ]
-}
-
-#[cfg(test)]
-mod shared_str_tests {
-    use super::SharedStr;
-
-    #[test]
-    fn well_known_ops_are_static_others_shared() {
-        assert!(matches!(SharedStr::new("db.query"), Some(SharedStr::Static("db.query"))));
-        assert!(matches!(SharedStr::new("auto.http.reqwest"), Some(SharedStr::Static(_))));
-        // Same length as a well-known op, different bytes.
-        assert!(matches!(SharedStr::new("db.quers"), Some(SharedStr::Shared(s)) if &*s == "db.quers"));
-        assert!(SharedStr::new("").is_none());
-    }
 }

@@ -22,8 +22,9 @@ use crate::options::TraceLifecycle;
 use crate::protocol::{AttributeValue, DataCategory, DiscardReason, DynamicSamplingContext, SpanStatus, TraceContext};
 
 use super::clock::Tick;
+use super::name::{IntoSpanName, SharedStr, SpanName};
 use super::propagation::{format_rate, format_sample_rand, Baggage};
-use super::record::{estimate_parts, AttributeKey, IntoSpanName, SharedStr, SpanName, SpanRecord, ThreadInfo};
+use super::record::{estimate_parts, AttributeKey, SpanRecord, ThreadInfo};
 use super::sampling::{decide, new_sample_rand, SamplingContext};
 use super::PropagationContext;
 
