@@ -197,12 +197,15 @@ where
         }
         let Some(span_ref) = ctx.span(id) else { return };
         let fields = metadata.fields();
-        let mut naming = SpanNaming::default();
-        if fields.iter().any(|f| is_special(f.name())) {
+        // Only spans with a naming field build (and drop) the naming strings.
+        let naming = fields.iter().any(|f| is_special(f.name())).then(|| {
+            let mut naming = SpanNaming::default();
             attrs.record(&mut naming);
-        }
-        let name = naming.name.as_deref().unwrap_or(metadata.name());
-        let op = naming.op.as_deref().unwrap_or(DEFAULT_SPAN_OP);
+            naming
+        });
+        let name = naming.as_ref().and_then(|n| n.name.as_deref()).unwrap_or(metadata.name());
+        let op_field = naming.as_ref().and_then(|n| n.op.as_deref());
+        let op = op_field.unwrap_or(DEFAULT_SPAN_OP);
         // Fields go in as initial attributes: one list, no lock per field.
         let attributes = || {
             let mut list = AttributeList { attributes: Vec::with_capacity(fields.len()) };
@@ -214,7 +217,7 @@ where
         let child_of = |parent: &Span| {
             // An unsampled parent has non-recording children: skip the fields.
             let attributes = if parent.is_sampled() { attributes() } else { Vec::new() };
-            match &naming.op {
+            match op_field {
                 Some(op) => parent.start_child_with(name, op, Some(SPAN_ORIGIN), attributes),
                 None => parent.start_child_with_static_op(name, DEFAULT_SPAN_OP, Some(SPAN_ORIGIN), attributes),
             }
@@ -222,32 +225,28 @@ where
         // The nearest tracing ancestor holding a Sentry span is the parent; the
         // child starts under its extensions' read lock (no handle clone).
         // Each ancestor is looked up once (`scope()` from a `SpanRef` would look
-        // it up again).
-        let mut started = None;
+        // it up again). The state goes in where the span starts (no moves of it
+        // through an `Option`).
         let mut next = if attrs.is_root() { None } else { span_ref.parent() };
         while let Some(s) = next {
             let ext = s.extensions();
             if let Some(state) = ext.get::<SentrySpan>() {
-                started = Some(child_of(&state.span));
-                break;
+                let span = child_of(&state.span);
+                drop(ext);
+                span_ref.extensions_mut().insert(SentrySpan { span });
+                return;
             }
             drop(ext);
             next = s.parent();
         }
-        let span = match started {
-            Some(span) => span,
-            None => {
-                // Whether the SDK is active here and which span is current: one
-                // hub lookup.
-                let Some(current) = sentry_lite_core::current_span_if_active() else { return };
-                match current {
-                    // No tracing parent with a Sentry span: the SDK's current span (a
-                    // future's, an `enter_span`'s) is the parent, like `start_span`.
-                    Some(parent) if !attrs.is_root() => child_of(&parent),
-                    // A new segment: the sampler sees the attributes.
-                    _ => sentry_lite_core::start_root_span_with(name, op, SPAN_ORIGIN, attributes()),
-                }
-            }
+        // Whether the SDK is active here and which span is current: one hub lookup.
+        let Some(current) = sentry_lite_core::current_span_if_active() else { return };
+        let span = match current {
+            // No tracing parent with a Sentry span: the SDK's current span (a
+            // future's, an `enter_span`'s) is the parent, like `start_span`.
+            Some(parent) if !attrs.is_root() => child_of(&parent),
+            // A new segment: the sampler sees the attributes.
+            _ => sentry_lite_core::start_root_span_with(name, op, SPAN_ORIGIN, attributes()),
         };
         span_ref.extensions_mut().insert(SentrySpan { span });
     }
@@ -278,7 +277,7 @@ where
         let Some(span_ref) = ctx.span(id) else { return };
         let ext = span_ref.extensions();
         if let Some(state) = ext.get::<SentrySpan>() {
-            state.span.clone().enter_keyed(self.key, id.into_u64());
+            state.span.enter_keyed(self.key, id.into_u64());
         }
     }
 

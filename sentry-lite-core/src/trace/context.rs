@@ -18,7 +18,7 @@ use super::Span;
 thread_local! {
     /// Entered spans, innermost last, each with the integration key it was pushed
     /// under (`NO_KEY` for the core's own guards and futures).
-    static ENTERED: RefCell<Vec<(Span, EntryKey)>> = const { RefCell::new(Vec::new()) };
+    static ENTERED: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The span currently running, if any.
@@ -59,25 +59,32 @@ pub fn current_span_if_active() -> Option<Option<Span>> {
 type EntryKey = (u64, u64);
 const NO_KEY: EntryKey = (0, 0);
 
+/// One entered span. The key comes first: exits compare it without touching the span.
+struct Entry {
+    key: EntryKey,
+    span: Span,
+}
+
 /// The innermost entered span of this thread.
 pub(crate) fn entered_span() -> Option<Span> {
-    ENTERED
-        .try_with(|stack| stack.try_borrow().ok().and_then(|s| s.last().map(|(span, _)| span.clone())))
-        .ok()
-        .flatten()
+    ENTERED.try_with(|stack| stack.try_borrow().ok().and_then(|s| s.last().map(|e| e.span.clone()))).ok().flatten()
 }
 
 /// Pushes `span` on this thread's entered stack: it becomes current until
 /// [`pop_entered_span`] with its id. Allocation-free once the stack has grown.
 /// Meant for integrations with enter/exit callbacks (the `tracing` layer).
 pub fn push_entered_span(span: Span) {
-    push(span, NO_KEY);
+    let _ = ENTERED.try_with(|stack| {
+        if let Ok(mut s) = stack.try_borrow_mut() {
+            s.push(Entry { key: NO_KEY, span });
+        }
+    });
 }
 
 /// Removes the innermost entry of the span with this id from the entered stack
 /// (tolerates out-of-order exits).
 pub fn pop_entered_span(id: SpanId) {
-    pop(|(span, _)| span.span_id() == id);
+    pop(|e| e.span.span_id() == id);
 }
 
 impl Span {
@@ -86,40 +93,65 @@ impl Span {
     /// `tracing` layer's exit then touches none of the registry's locks (a
     /// poisoned one would panic, and exits run while unwinding).
     #[doc(hidden)]
-    pub fn enter_keyed(self, owner: u64, id: u64) {
-        push(self, (owner, id));
+    pub fn enter_keyed(&self, owner: u64, id: u64) {
+        push_clone(self, (owner, id));
     }
 
     /// Removes the innermost entry pushed by [`Span::enter_keyed`] under `(owner, id)`.
+    ///
+    /// The innermost entry is dropped in place, under the stack's borrow: the
+    /// integration still holds the span (a `tracing` span cannot close while
+    /// entered), so this drop only decrements a count and never finishes it.
     #[doc(hidden)]
     pub fn exit_keyed(owner: u64, id: u64) {
-        pop(|(_, key)| *key == (owner, id));
+        let key = (owner, id);
+        let removed = ENTERED
+            .try_with(|stack| {
+                let mut s = stack.try_borrow_mut().ok()?;
+                let len = s.len();
+                if len > 0 && s[len - 1].key == key {
+                    s.truncate(len - 1);
+                    return None;
+                }
+                pop_inner(&mut s, |e| e.key == key)
+            })
+            .ok()
+            .flatten();
+        drop(removed);
     }
 }
 
-fn push(span: Span, key: EntryKey) {
+/// Pushes a clone of `span`, made straight into the stack's slot (no moves of it).
+fn push_clone(span: &Span, key: EntryKey) {
     let _ = ENTERED.try_with(|stack| {
         if let Ok(mut s) = stack.try_borrow_mut() {
-            s.push((span, key));
+            s.push(Entry { key, span: span.clone() });
         }
     });
 }
 
 /// Removes the innermost entry matching `is` (tolerates out-of-order exits).
-fn pop(is: impl Fn(&(Span, EntryKey)) -> bool) {
+fn pop(is: impl Fn(&Entry) -> bool) {
     let removed = ENTERED
         .try_with(|stack| {
             let mut s = stack.try_borrow_mut().ok()?;
             if s.last().is_some_and(&is) {
                 return s.pop();
             }
-            let pos = s.iter().rposition(is)?;
-            Some(s.remove(pos))
+            pop_inner(&mut s, is)
         })
         .ok()
         .flatten();
     // Dropping may finish the span, which must not happen while the stack is borrowed.
     drop(removed);
+}
+
+/// The out-of-order exit: kept out of line so that the common exit stays small.
+#[cold]
+#[inline(never)]
+fn pop_inner(s: &mut Vec<Entry>, is: impl Fn(&Entry) -> bool) -> Option<Entry> {
+    let pos = s.iter().rposition(is)?;
+    Some(s.remove(pos))
 }
 
 /// Makes `span` current on this thread until the guard drops.
@@ -135,7 +167,7 @@ fn pop(is: impl Fn(&(Span, EntryKey)) -> bool) {
 /// span.finish();
 /// ```
 pub fn enter_span(span: &Span) -> EnteredSpan {
-    push_entered_span(span.clone());
+    push_clone(span, NO_KEY);
     EnteredSpan { id: span.span_id(), _not_send: PhantomData }
 }
 
