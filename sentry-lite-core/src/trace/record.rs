@@ -590,8 +590,8 @@ impl Job for SpanGroupJob {
 
 /// The span v2 envelope of one trace's batch.
 fn trace_envelope(spans: &[SpanRecord], refs: &Refs, client: &ClientInner) -> Option<Envelope> {
-    let segment = refs.segment(spans.first()?);
-    let mut dsc = segment.frozen_dsc(client);
+    let segment = refs.segment_arc(spans.first()?);
+    let mut dsc = segment.dsc_for_batch(client);
     dsc.trace_id = segment.state.trace_id;
     // Segment names (and ids) as of now, once per segment in the batch.
     let mut segments: Vec<(SpanId, String, IdText)> = Vec::with_capacity(1);
