@@ -161,8 +161,11 @@ impl SegmentShared {
         *self.hub.lock() = Arc::downgrade(hub);
     }
 
-    fn hub(&self) -> Option<Arc<Hub>> {
-        self.hub.lock().upgrade()
+    /// Taken when the segment finishes (its only use): the weak count is then
+    /// released on the caller's thread, not by the worker dropping the segment
+    /// (which would pull the hub's cache line to the worker on every trace).
+    fn take_hub(&self) -> Option<Arc<Hub>> {
+        std::mem::take(&mut *self.hub.lock()).upgrade()
     }
 
     pub(crate) fn lifecycle(&self) -> TraceLifecycle {
@@ -265,7 +268,7 @@ impl SpanInner {
                 record.status = status;
             }
             let lifecycle = segment.lifecycle();
-            record.scope = segment.hub().and_then(|h| match lifecycle {
+            record.scope = segment.take_hub().and_then(|h| match lifecycle {
                 // The transaction event applies the whole scopes.
                 TraceLifecycle::Static => Some(Box::new(h.span_snapshot())),
                 _ => super::buffer::segment_scope(&h),
