@@ -182,12 +182,17 @@ impl<T> Table<T> {
     }
 }
 
+/// A record's thread index meaning "its segment's thread": a segment that
+/// started on its own thread (every root) costs the batch no second reference,
+/// taken by the producer and released by the worker.
+const SEGMENT_THREAD: u32 = u32::MAX;
+
 impl Refs {
     /// Points `record` at its segment and thread, adding them if new.
     #[inline]
     pub(crate) fn add(&mut self, record: &mut SpanRecord, segment: &Arc<SegmentShared>, thread: &Arc<ThreadInfo>) {
         record.segment = self.segments.intern(segment);
-        record.thread = self.threads.intern(thread);
+        record.thread = if Arc::ptr_eq(thread, &segment.thread) { SEGMENT_THREAD } else { self.threads.intern(thread) };
     }
 
     /// Points `record` at its thread only (its segment index stays 0).
@@ -200,12 +205,15 @@ impl Refs {
     }
 
     pub(crate) fn thread(&self, r: &SpanRecord) -> &ThreadInfo {
-        self.threads.get(r.thread)
+        self.thread_arc(r)
     }
 
     /// The shared reference to `r`'s thread, to point it into another table.
     pub(crate) fn thread_arc(&self, r: &SpanRecord) -> &Arc<ThreadInfo> {
-        self.threads.get(r.thread)
+        match r.thread {
+            SEGMENT_THREAD => &self.segment(r).thread,
+            i => self.threads.get(i),
+        }
     }
 
     /// The shared reference to `r`'s segment, to point it into another table.
@@ -219,7 +227,9 @@ impl Refs {
         let (segments, threads) = (self.segments.len() as u32, self.threads.len() as u32);
         for r in records {
             r.segment += segments;
-            r.thread += threads;
+            if r.thread != SEGMENT_THREAD {
+                r.thread += threads;
+            }
         }
         self.segments.extend(other.segments);
         self.threads.extend(other.threads);
