@@ -35,7 +35,7 @@ use crate::protocol::{DataCategory, DiscardReason};
 use crate::scope::Scope;
 use crate::transport::worker::{Buffer, Job};
 
-use super::record::{estimate_size, Records, Refs, SpanBatchJob, SpanRecord, ThreadInfo};
+use super::record::{estimate_size, Records, Refs, SpanBatchJob, SpanGroupJob, SpanRecord, ThreadInfo};
 use super::span::SegmentShared;
 use super::stage::GRANT;
 
@@ -317,9 +317,23 @@ impl SpanBuffer {
         state.reserved += n;
     }
 
-    fn submit(&self, traces: Vec<(Records, Refs)>, client: &Client) {
-        for (spans, refs) in traces {
-            client.submit(self.job(spans, refs));
+    /// One job for several traces (one envelope each, see [`SpanGroupJob`]).
+    fn group_job(&self, traces: Vec<(Records, Refs)>) -> Box<dyn Job> {
+        let n = traces.iter().map(|(s, _)| s.len()).sum();
+        self.in_flight.count.fetch_add(n, Ordering::Relaxed);
+        Box::new(SpanGroupJob { traces, _in_flight: InFlightGuard { counter: self.in_flight.clone(), n } })
+    }
+
+    fn submit(&self, mut traces: Vec<(Records, Refs)>, client: &Client) {
+        match traces.len() {
+            0 => {}
+            1 => {
+                let (spans, refs) = traces.pop().expect("one trace");
+                client.submit(self.job(spans, refs));
+            }
+            _ => {
+                client.submit(self.group_job(traces));
+            }
         }
     }
 }
@@ -598,9 +612,9 @@ impl Buffer for SpanBuffer {
         };
         let mut buckets: Vec<Bucket> = buckets.into_values().collect();
         buckets.sort_by_key(|b| b.seq);
-        let mut jobs: Vec<Box<dyn Job>> = Vec::with_capacity(complete.len() + buckets.len());
-        for (spans, refs) in complete {
-            jobs.push(self.job(spans, refs));
+        let mut jobs: Vec<Box<dyn Job>> = Vec::with_capacity(1 + buckets.len());
+        if !complete.is_empty() {
+            jobs.push(self.group_job(complete));
         }
         for bucket in buckets {
             let mut spans = bucket.spans;

@@ -182,12 +182,17 @@ impl<T> Table<T> {
     }
 }
 
+/// A record's thread index meaning "its segment's thread": a segment that
+/// started on its own thread (every root) costs the batch no second reference,
+/// taken by the producer and released by the worker.
+const SEGMENT_THREAD: u32 = u32::MAX;
+
 impl Refs {
     /// Points `record` at its segment and thread, adding them if new.
     #[inline]
     pub(crate) fn add(&mut self, record: &mut SpanRecord, segment: &Arc<SegmentShared>, thread: &Arc<ThreadInfo>) {
         record.segment = self.segments.intern(segment);
-        record.thread = self.threads.intern(thread);
+        record.thread = if Arc::ptr_eq(thread, &segment.thread) { SEGMENT_THREAD } else { self.threads.intern(thread) };
     }
 
     /// Points `record` at its thread only (its segment index stays 0).
@@ -200,12 +205,15 @@ impl Refs {
     }
 
     pub(crate) fn thread(&self, r: &SpanRecord) -> &ThreadInfo {
-        self.threads.get(r.thread)
+        self.thread_arc(r)
     }
 
     /// The shared reference to `r`'s thread, to point it into another table.
     pub(crate) fn thread_arc(&self, r: &SpanRecord) -> &Arc<ThreadInfo> {
-        self.threads.get(r.thread)
+        match r.thread {
+            SEGMENT_THREAD => &self.segment(r).thread,
+            i => self.threads.get(i),
+        }
     }
 
     /// The shared reference to `r`'s segment, to point it into another table.
@@ -219,7 +227,9 @@ impl Refs {
         let (segments, threads) = (self.segments.len() as u32, self.threads.len() as u32);
         for r in records {
             r.segment += segments;
-            r.thread += threads;
+            if r.thread != SEGMENT_THREAD {
+                r.thread += threads;
+            }
         }
         self.segments.extend(other.segments);
         self.threads.extend(other.threads);
@@ -531,62 +541,117 @@ impl Job for SpanBatchJob {
     }
 
     fn run(self: Box<Self>, client: &ClientInner) -> Option<Envelope> {
-        let refs = &self.refs;
-        let spans = self.spans.as_slice();
-        let segment = refs.segment(spans.first()?);
-        let mut dsc = segment.frozen_dsc(client);
-        dsc.trace_id = segment.state.trace_id;
-        // Segment names (and ids) as of now, once per segment in the batch.
-        let mut segments: Vec<(SpanId, String, IdText)> = Vec::with_capacity(1);
-        for seg in refs.segments() {
-            let id = seg.span_id;
-            if !segments.iter().any(|(s, _, _)| *s == id) {
-                segments.push((id, seg.name(), IdText::of(id)));
+        trace_envelope(self.spans.as_slice(), &self.refs, client)
+    }
+}
+
+/// Complete traces that left the buffer together (see `buffer`): one job on the
+/// queue, still one envelope per trace. A service finishing many one-span traces
+/// then pays one box and one queue send per group, not per request.
+pub(crate) struct SpanGroupJob {
+    pub(crate) traces: Vec<(Records, Refs)>,
+    /// Every span of the group, released when the job is dropped.
+    pub(crate) _in_flight: super::buffer::InFlightGuard,
+}
+
+impl Drop for SpanGroupJob {
+    fn drop(&mut self) {
+        for (spans, _) in std::mem::take(&mut self.traces) {
+            if let Records::Many(spans) = spans {
+                self._in_flight.recycle(spans);
             }
         }
-        let segment_of = |id: SpanId| {
-            segments.iter().find(|(s, _, _)| *s == id).map_or(("", ""), |(_, n, i)| (n.as_str(), i.as_str()))
-        };
-        let count = spans.len() as u64;
-        let anchor = Anchor::current();
-        let item = match &client.options.before_send_span {
-            None => Ok(fast_item(spans, refs, client, &segments, &anchor)),
-            Some(before) => {
-                let items: Vec<SpanV2> = spans
-                    .iter()
-                    .map(|record| {
-                        let seg_id = refs.segment(record).span_id;
-                        let mut span = record.to_v2(client, refs, segment_of(seg_id).0, &anchor);
-                        let (trace_id, span_id) = (span.trace_id, span.span_id);
-                        before(&mut span);
-                        // It may change a span, not move it to another trace.
-                        span.trace_id = trace_id;
-                        span.span_id = span_id;
-                        span
-                    })
-                    .collect();
-                Item::spans(&items)
-            }
-        };
-        let item = match item {
-            Ok(item) => item,
-            Err(_) => {
-                client.reports.record(DiscardReason::InternalSdkError, DataCategory::Span, count);
-                return None;
-            }
-        };
-        let mut envelope = Envelope::new();
-        envelope.headers.trace = Some(dsc);
-        // Name and version only: one envelope per trace, and the integrations
-        // and packages lists would be copied and written for each.
-        envelope.headers.sdk = Some(crate::protocol::SdkInfo {
-            name: client.sdk.name.clone(),
-            version: client.sdk.version.clone(),
-            ..Default::default()
-        });
-        envelope.add_item(item);
-        Some(envelope)
     }
+}
+
+impl Job for SpanGroupJob {
+    fn category(&self) -> (DataCategory, u64) {
+        (DataCategory::Span, self.traces.iter().map(|(s, _)| s.len() as u64).sum())
+    }
+
+    /// Not used by the worker (it calls `run_into`): sends the first trace and
+    /// counts the others as lost.
+    fn run(self: Box<Self>, client: &ClientInner) -> Option<Envelope> {
+        let (first, rest) = self.traces.split_first()?;
+        let lost: usize = rest.iter().map(|(s, _)| s.len()).sum();
+        if lost > 0 {
+            client.reports.record(DiscardReason::InternalSdkError, DataCategory::Span, lost as u64);
+        }
+        trace_envelope(first.0.as_slice(), &first.1, client)
+    }
+
+    fn run_into(self: Box<Self>, client: &ClientInner, emit: &mut dyn FnMut(Envelope)) {
+        for (spans, refs) in &self.traces {
+            // A panic in `before_send_span` loses that trace only.
+            let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                trace_envelope(spans.as_slice(), refs, client)
+            }));
+            match built {
+                Ok(Some(envelope)) => emit(envelope),
+                Ok(None) => {}
+                Err(_) => {
+                    client.debug("before_send_span panicked on the worker; its trace was dropped");
+                    client.reports.record(DiscardReason::InternalSdkError, DataCategory::Span, spans.len() as u64);
+                }
+            }
+        }
+    }
+}
+
+/// The span v2 envelope of one trace's batch.
+fn trace_envelope(spans: &[SpanRecord], refs: &Refs, client: &ClientInner) -> Option<Envelope> {
+    let segment = refs.segment_arc(spans.first()?);
+    let mut dsc = segment.dsc_for_batch(client);
+    dsc.trace_id = segment.state.trace_id;
+    // Segment names (and ids) as of now, once per segment in the batch.
+    let mut segments: Vec<(SpanId, String, IdText)> = Vec::with_capacity(1);
+    for seg in refs.segments() {
+        let id = seg.span_id;
+        if !segments.iter().any(|(s, _, _)| *s == id) {
+            segments.push((id, seg.name(), IdText::of(id)));
+        }
+    }
+    let segment_of =
+        |id: SpanId| segments.iter().find(|(s, _, _)| *s == id).map_or(("", ""), |(_, n, i)| (n.as_str(), i.as_str()));
+    let count = spans.len() as u64;
+    let anchor = Anchor::current();
+    let item = match &client.options.before_send_span {
+        None => Ok(fast_item(spans, refs, client, &segments, &anchor)),
+        Some(before) => {
+            let items: Vec<SpanV2> = spans
+                .iter()
+                .map(|record| {
+                    let seg_id = refs.segment(record).span_id;
+                    let mut span = record.to_v2(client, refs, segment_of(seg_id).0, &anchor);
+                    let (trace_id, span_id) = (span.trace_id, span.span_id);
+                    before(&mut span);
+                    // It may change a span, not move it to another trace.
+                    span.trace_id = trace_id;
+                    span.span_id = span_id;
+                    span
+                })
+                .collect();
+            Item::spans(&items)
+        }
+    };
+    let item = match item {
+        Ok(item) => item,
+        Err(_) => {
+            client.reports.record(DiscardReason::InternalSdkError, DataCategory::Span, count);
+            return None;
+        }
+    };
+    let mut envelope = Envelope::new();
+    envelope.headers.trace = Some(dsc);
+    // Name and version only: one envelope per trace, and the integrations
+    // and packages lists would be copied and written for each.
+    envelope.headers.sdk = Some(crate::protocol::SdkInfo {
+        name: client.sdk.name.clone(),
+        version: client.sdk.version.clone(),
+        ..Default::default()
+    });
+    envelope.add_item(item);
+    Some(envelope)
 }
 
 #[cfg(test)]

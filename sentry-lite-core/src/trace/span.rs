@@ -83,6 +83,14 @@ pub(crate) struct SegmentMeta {
     pub(crate) finished: bool,
 }
 
+impl SegmentMeta {
+    /// The segment's name for the DSC: never a URL, never empty.
+    fn dsc_transaction(&self) -> Option<String> {
+        let good_name = self.source.as_deref() != Some("url") && !self.name.is_empty();
+        good_name.then(|| self.name.to_string())
+    }
+}
+
 /// What all recording spans of one segment share.
 pub(crate) struct SegmentShared {
     pub(crate) state: TraceState,
@@ -126,11 +134,26 @@ impl SegmentShared {
         if let Some(dsc) = &meta.dsc {
             return DynamicSamplingContext::clone(dsc);
         }
-        let good_name = meta.source.as_deref() != Some("url") && !meta.name.is_empty();
-        let transaction = good_name.then(|| meta.name.to_string());
+        let transaction = meta.dsc_transaction();
         let dsc = self.state.dsc(Some(client), transaction);
         meta.dsc = Some(Box::new(dsc.clone()));
         dsc
+    }
+
+    /// The DSC for a batch of the segment's spans on the worker. When the batch
+    /// holds the last reference to the segment, nothing can read the frozen DSC
+    /// any more: it is moved out, or built without keeping a copy (one DSC's
+    /// strings built per one-span trace, not built, boxed and cloned).
+    pub(crate) fn dsc_for_batch(self: &Arc<Self>, client: &ClientInner) -> DynamicSamplingContext {
+        if Arc::strong_count(self) > 1 {
+            return self.frozen_dsc(client);
+        }
+        let mut meta = self.meta.lock();
+        if let Some(dsc) = meta.dsc.take() {
+            return *dsc;
+        }
+        let transaction = meta.dsc_transaction();
+        self.state.dsc(Some(client), transaction)
     }
 
     /// Sets the hub whose scope data goes on the segment span.
@@ -138,8 +161,11 @@ impl SegmentShared {
         *self.hub.lock() = Arc::downgrade(hub);
     }
 
-    fn hub(&self) -> Option<Arc<Hub>> {
-        self.hub.lock().upgrade()
+    /// Taken when the segment finishes (its only use): the weak count is then
+    /// released on the caller's thread, not by the worker dropping the segment
+    /// (which would pull the hub's cache line to the worker on every trace).
+    fn take_hub(&self) -> Option<Arc<Hub>> {
+        std::mem::take(&mut *self.hub.lock()).upgrade()
     }
 
     pub(crate) fn lifecycle(&self) -> TraceLifecycle {
@@ -242,7 +268,7 @@ impl SpanInner {
                 record.status = status;
             }
             let lifecycle = segment.lifecycle();
-            record.scope = segment.hub().and_then(|h| match lifecycle {
+            record.scope = segment.take_hub().and_then(|h| match lifecycle {
                 // The transaction event applies the whole scopes.
                 TraceLifecycle::Static => Some(Box::new(h.span_snapshot())),
                 _ => super::buffer::segment_scope(&h),

@@ -271,6 +271,29 @@ fn complete_traces_leave_together_one_envelope_each() {
 }
 
 #[test]
+fn a_group_of_one_span_traces_is_one_job_and_a_panic_loses_one_trace() {
+    let options = ClientOptions::new().with_traces_sample_rate(1.0).with_before_send_span(|span| {
+        if span.name == "boom" {
+            panic!("user callback");
+        }
+    });
+    let (hub, transport, client) = setup(options);
+    let traces = super::buffer::SHIP_COMPLETE_AT;
+    Hub::run(hub, || {
+        for i in 0..traces {
+            let name = if i == 7 { "boom".to_owned() } else { format!("t{i}") };
+            super::start_root_span(name, "task").finish();
+        }
+    });
+    assert_eq!(client.span_buffer().len(), 0, "the group left at once");
+    assert!(client.flush(Duration::from_secs(5)));
+    let envs = transport.envelopes();
+    assert_eq!(envs.len(), traces - 1, "one envelope per trace, the panicking one lost");
+    assert_eq!(client.discarded(DiscardReason::InternalSdkError, DataCategory::Span), 1);
+    assert_eq!(client.span_buffer().in_flight(), 0);
+}
+
+#[test]
 fn a_lone_complete_trace_leaves_on_flush() {
     let (hub, transport, client) = setup(ClientOptions::new().with_traces_sample_rate(1.0));
     Hub::run(hub, || super::start_root_span("alone", "task").finish());

@@ -31,6 +31,14 @@ pub(crate) trait Job: Send {
     fn category(&self) -> (DataCategory, u64);
     /// Builds the envelope; `None` when the job decided to drop (and counted it).
     fn run(self: Box<Self>, client: &ClientInner) -> Option<Envelope>;
+    /// Hands each of the job's envelopes to `emit` as soon as it is built: one,
+    /// except for jobs carrying several that go separately (complete traces
+    /// leaving the span buffer together).
+    fn run_into(self: Box<Self>, client: &ClientInner, emit: &mut dyn FnMut(Envelope)) {
+        if let Some(envelope) = self.run(client) {
+            emit(envelope);
+        }
+    }
 }
 
 /// A buffer (spans, logs) that the worker drains on its timer, on flush and on close.
@@ -321,14 +329,19 @@ impl WorkerState {
         let mut envelopes = Vec::with_capacity(jobs.len().min(self.batch_limit));
         for job in jobs {
             let client = self.client.clone();
+            let limit = self.batch_limit;
+            // Each envelope sent as soon as a batch is full: a group's envelopes
+            // reuse the memory of the ones before them.
+            let mut emit = |envelope| {
+                envelopes.push(envelope);
+                if envelopes.len() >= limit {
+                    self.send_batch(std::mem::take(&mut envelopes));
+                }
+            };
             // A panic in a user callback (before_send, processors) must not kill the worker.
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(&client))) {
-                Ok(Some(envelope)) => envelopes.push(envelope),
-                Ok(None) => {}
-                Err(_) => self.client.debug("a job panicked on the worker (user callback?); its data was dropped"),
-            }
-            if envelopes.len() >= self.batch_limit {
-                self.send_batch(std::mem::take(&mut envelopes));
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run_into(&client, &mut emit)));
+            if run.is_err() {
+                self.client.debug("a job panicked on the worker (user callback?); its data was dropped");
             }
         }
         if !envelopes.is_empty() {
