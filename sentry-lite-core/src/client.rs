@@ -14,7 +14,7 @@ use crate::ids::{random_f64, EventId};
 use crate::protocol::{Contexts, DataCategory, DiscardReason, Envelope, Event, Level, SdkInfo, SdkPackage, Values};
 use crate::stacktrace::{InAppRules, RawBacktrace};
 use crate::trace::buffer::SpanBuffer;
-use crate::transport::worker::{Buffer, Job, Worker};
+use crate::transport::worker::{Buffer, Job, SingleJob, Worker};
 use crate::transport::{ClientReports, Transport};
 use crate::{ClientOptions, Dsn};
 
@@ -288,7 +288,7 @@ impl PendingEvent {
     }
 }
 
-impl Job for PendingEvent {
+impl SingleJob for PendingEvent {
     fn category(&self) -> (DataCategory, u64) {
         (DataCategory::Error, 1)
     }

@@ -12,7 +12,7 @@ use crate::ids::SpanId;
 use crate::protocol::{
     Attribute, AttributeValue, DataCategory, DiscardReason, Envelope, Item, SpanStatus, SpanV2, Timestamp,
 };
-use crate::transport::worker::Job;
+use crate::transport::worker::{Job, SingleJob};
 
 use super::clock::{Anchor, Tick};
 use super::name::{SharedStr, SpanName};
@@ -535,7 +535,7 @@ impl Drop for SpanBatchJob {
     }
 }
 
-impl Job for SpanBatchJob {
+impl SingleJob for SpanBatchJob {
     fn category(&self) -> (DataCategory, u64) {
         (DataCategory::Span, self.spans.len() as u64)
     }
@@ -567,17 +567,6 @@ impl Drop for SpanGroupJob {
 impl Job for SpanGroupJob {
     fn category(&self) -> (DataCategory, u64) {
         (DataCategory::Span, self.traces.iter().map(|(s, _)| s.len() as u64).sum())
-    }
-
-    /// Not used by the worker (it calls `run_into`): sends the first trace and
-    /// counts the others as lost.
-    fn run(self: Box<Self>, client: &ClientInner) -> Option<Envelope> {
-        let (first, rest) = self.traces.split_first()?;
-        let lost: usize = rest.iter().map(|(s, _)| s.len()).sum();
-        if lost > 0 {
-            client.reports.record(DiscardReason::InternalSdkError, DataCategory::Span, lost as u64);
-        }
-        trace_envelope(first.0.as_slice(), &first.1, client)
     }
 
     fn run_into(self: Box<Self>, client: &ClientInner, emit: &mut dyn FnMut(Envelope)) {

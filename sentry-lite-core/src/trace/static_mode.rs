@@ -14,7 +14,7 @@ use crate::protocol::{
     AttributeValue, Context, DataCategory, DiscardReason, Envelope, Event, SpanStatus, Timestamp, TraceContext,
     TransactionInfo,
 };
-use crate::transport::worker::Job;
+use crate::transport::worker::SingleJob;
 
 use std::sync::Arc;
 
@@ -179,7 +179,7 @@ impl TransactionJob {
     }
 }
 
-impl Job for TransactionJob {
+impl SingleJob for TransactionJob {
     fn category(&self) -> (DataCategory, u64) {
         (DataCategory::Transaction, 1)
     }

@@ -25,15 +25,28 @@ use super::{RateLimits, SendOutcome, Transport};
 use crate::client::ClientInner;
 use crate::protocol::{DataCategory, DiscardReason, Envelope, Item, ItemType, Timestamp};
 
-/// Work that becomes an envelope on the worker thread.
+/// Work that becomes envelopes on the worker thread.
 pub(crate) trait Job: Send {
+    /// The category and quantity counted if this job is dropped before it runs.
+    fn category(&self) -> (DataCategory, u64);
+    /// Hands each of the job's envelopes to `emit` as soon as it is built
+    /// (several for complete traces leaving the span buffer together).
+    fn run_into(self: Box<Self>, client: &ClientInner, emit: &mut dyn FnMut(Envelope));
+}
+
+/// A job that becomes at most one envelope: every job but a group of traces.
+pub(crate) trait SingleJob: Send {
     /// The category and quantity counted if this job is dropped before it runs.
     fn category(&self) -> (DataCategory, u64);
     /// Builds the envelope; `None` when the job decided to drop (and counted it).
     fn run(self: Box<Self>, client: &ClientInner) -> Option<Envelope>;
-    /// Hands each of the job's envelopes to `emit` as soon as it is built: one,
-    /// except for jobs carrying several that go separately (complete traces
-    /// leaving the span buffer together).
+}
+
+impl<T: SingleJob> Job for T {
+    fn category(&self) -> (DataCategory, u64) {
+        SingleJob::category(self)
+    }
+
     fn run_into(self: Box<Self>, client: &ClientInner, emit: &mut dyn FnMut(Envelope)) {
         if let Some(envelope) = self.run(client) {
             emit(envelope);
@@ -614,7 +627,7 @@ fn record_item(reports: &super::ClientReports, reason: DiscardReason, item: &Ite
 /// A ready envelope (e.g. a batch of logs built by an integration).
 pub(crate) struct EnvelopeJob(pub(crate) Envelope);
 
-impl Job for EnvelopeJob {
+impl SingleJob for EnvelopeJob {
     fn category(&self) -> (DataCategory, u64) {
         self.0
             .items
