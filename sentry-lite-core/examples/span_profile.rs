@@ -1,6 +1,7 @@
 //! Runs one hot-path workload in a loop, for `perf record` / callgrind:
 //! `cargo run --release -p sentry-lite-core --example span_profile -- child 1000000`
-//! (workloads: child, child100, unsampled, root, message, tag).
+//! (workloads: child, child100, rounds, unsampled, root, message, tag;
+//! `MAX_BUFFERED=n` sets the span buffer bound).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,11 +16,14 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let workload = args.next().unwrap_or_else(|| "child".into());
     let n: u32 = args.next().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
-    let options = ClientOptions::new()
+    let mut options = ClientOptions::new()
         .with_transport(NoopTransport)
         .with_traces_sample_rate(if workload == "unsampled" { 0.0 } else { 1.0 })
         .with_attach_stacktrace(false)
         .with_queue_capacity(100_000);
+    if let Some(bound) = std::env::var("MAX_BUFFERED").ok().and_then(|v| v.parse().ok()) {
+        options.max_buffered_spans = bound;
+    }
     let client = Arc::new(Client::new(options, None));
     let hub = Arc::new(Hub::new_from_top(&Hub::main()));
     hub.bind_client(Some(client.clone()));
@@ -45,6 +49,24 @@ fn main() {
                 root.finish();
             }
         }
+        "rounds" => {
+            // Rounds of 40 000 spans (under the default bound), flushed untimed:
+            // the cost of a child when the worker keeps up.
+            let mut spent = Duration::ZERO;
+            for _ in 0..n / 40_000 {
+                let t = Instant::now();
+                for _ in 0..400 {
+                    let root = sentry_lite_core::start_root_span("root", "task");
+                    for _ in 0..100 {
+                        root.start_child("child", "db.query").finish();
+                    }
+                    root.finish();
+                }
+                spent += t.elapsed();
+                client.flush(Duration::from_secs(30));
+            }
+            eprintln!("rounds: {:?}/op in spans", spent / n);
+        }
         "root" => {
             for _ in 0..n {
                 sentry_lite_core::start_root_span("root", "task").finish();
@@ -66,7 +88,14 @@ fn main() {
     let cpu = thread_cpu_ns().zip(cpu_start).map(|(end, start)| (end - start) / u64::from(n.max(1)));
     client.flush(Duration::from_secs(30));
     match cpu {
-        Some(cpu) => println!("{workload}: {:?}/op wall, {cpu} ns/op on-CPU", took / n),
+        Some(cpu) => println!(
+            "{workload}: {:?}/op wall, {cpu} ns/op on-CPU, dropped {}",
+            took / n,
+            client.discarded(
+                sentry_lite_core::protocol::DiscardReason::BufferOverflow,
+                sentry_lite_core::protocol::DataCategory::Span
+            )
+        ),
         None => println!("{workload}: {:?}/op", took / n),
     }
 }

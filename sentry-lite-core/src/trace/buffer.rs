@@ -22,7 +22,7 @@
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -151,6 +151,8 @@ pub(crate) struct SpanBuffer {
     state: Mutex<State>,
     capacity: usize,
     in_flight: Arc<InFlight>,
+    /// Children are refused at the door (see [`Self::refuse_child`]).
+    refusing: AtomicBool,
 }
 
 impl std::fmt::Debug for SpanBuffer {
@@ -165,7 +167,12 @@ impl std::fmt::Debug for SpanBuffer {
 
 impl SpanBuffer {
     pub(crate) fn new(capacity: usize) -> Self {
-        Self { state: Mutex::default(), capacity: capacity.max(1), in_flight: Arc::default() }
+        Self {
+            state: Mutex::default(),
+            capacity: capacity.max(1),
+            in_flight: Arc::default(),
+            refusing: AtomicBool::new(false),
+        }
     }
 
     /// Spans held right now, staged ones included (not counting those in flight
@@ -193,29 +200,42 @@ impl SpanBuffer {
         Box::new(SpanBatchJob { spans, refs, _in_flight: InFlightGuard { counter: self.in_flight.clone(), n } })
     }
 
-    /// Buffers a finished span: a child goes into the bucket lent to its segment
-    /// if there is room (see `stage`), else through [`Self::push_locked`].
+    /// Drops (and counts) a child that found no room in its segment's loan while
+    /// the spans in flight to the worker alone fill the bound: nothing buffered
+    /// could make room, so the buffer's lock, its loans and its oldest bucket are
+    /// left alone. Once the worker has fallen that far behind, children are
+    /// refused until it has caught up by an eighth of the bound: a producer
+    /// faster than the worker then pays a load and a count per dropped span,
+    /// instead of a trip through the buffer for a loan of a few spans each time
+    /// the worker finishes a batch.
     #[inline]
-    pub(crate) fn push(&self, record: SpanRecord, segment: &Arc<SegmentShared>, thread: &Arc<ThreadInfo>) {
-        if !record.is_segment {
-            let mut stage = segment.stage.lock();
-            if stage.admit(&record) {
-                stage.keep(record, segment, thread);
-                return;
+    pub(crate) fn refuse_child(&self, client: &Client) -> bool {
+        let in_flight = self.in_flight();
+        if self.refusing.load(Ordering::Relaxed) {
+            if in_flight + self.capacity / 8 < self.capacity {
+                // Caught up. A race with another producer only shifts the switch.
+                self.refusing.store(false, Ordering::Relaxed);
+                return false;
             }
+        } else if in_flight < self.capacity {
+            return false;
+        } else {
+            self.refusing.store(true, Ordering::Relaxed);
         }
-        self.push_locked(record, segment, thread);
+        client.record_drop(DiscardReason::BufferOverflow, DataCategory::Span, 1);
+        true
     }
 
-    /// Buffers a finished span under the buffer's lock, after taking back the
-    /// bucket lent to its segment. A full bucket goes to the worker at once; a
-    /// trace whose segment finished waits with the other complete ones (see
-    /// module docs). Over the bound (buffered + lent + in flight), every loan
+    /// Buffers a finished span that did not fit in its segment's loan (see
+    /// `stage`), under the buffer's lock, after taking back that loan. A full
+    /// bucket goes to the worker at once; a trace whose segment finished waits
+    /// with the other complete ones (see module docs). Over the bound (buffered + lent + in flight), every loan
     /// ends, complete traces are sent, the oldest open bucket is dropped, and the
     /// span too if that is not enough. A child's segment then gets a new loan.
-    // Out of line: the staging path above stays small (no large prologue).
+    // Out of line: the staging path in `SpanInner::finish` stays small (no
+    // large prologue).
     #[inline(never)]
-    fn push_locked(&self, mut record: SpanRecord, segment: &Arc<SegmentShared>, thread: &Arc<ThreadInfo>) {
+    pub(crate) fn push(&self, mut record: SpanRecord, segment: &Arc<SegmentShared>, thread: &Arc<ThreadInfo>) {
         let client = &*segment.client;
         let trace_id = segment.state.trace_id;
         let is_segment = record.is_segment;

@@ -233,6 +233,10 @@ impl SpanInner {
                 });
                 return;
             }
+            drop(stage);
+            if segment.client.span_buffer().refuse_child(&segment.client) {
+                return;
+            }
         }
         let name = std::mem::take(&mut guard.name);
         let op = guard.op.clone();

@@ -22,7 +22,7 @@
 use std::sync::Arc;
 
 use super::buffer::MAX_BUCKET_BYTES;
-use super::record::{estimate_size, Refs, SpanRecord, ThreadInfo};
+use super::record::{Refs, SpanRecord, ThreadInfo};
 use super::span::SegmentShared;
 
 /// Most children staged per loan: a trip through the buffer per this many spans.
@@ -45,12 +45,6 @@ pub(crate) struct Stage {
 }
 
 impl Stage {
-    /// Whether the loan has room for `record` (counted in if so).
-    #[inline]
-    pub(crate) fn admit(&mut self, record: &SpanRecord) -> bool {
-        self.admit_size(estimate_size(record))
-    }
-
     /// Whether the loan has room for a record of this estimated size (counted in
     /// if so).
     #[inline]
@@ -75,15 +69,6 @@ impl Stage {
         if let Some(record) = self.records.last_mut() {
             self.refs.add(record, segment, thread);
         }
-    }
-
-    /// Stages an admitted record.
-    #[inline]
-    pub(crate) fn keep(&mut self, mut record: SpanRecord, segment: &Arc<SegmentShared>, thread: &Arc<ThreadInfo>) {
-        // The segment and thread are in the bucket's tables already (the child
-        // that got the loan put them there): two pointer compares.
-        self.refs.add(&mut record, segment, thread);
-        self.records.push(record);
     }
 
     /// Spans staged since the loan.

@@ -377,9 +377,8 @@ impl crate::transport::Transport for Gated {
     }
 }
 
-#[test]
-fn spans_in_flight_count_against_the_bound_with_a_stalled_worker() {
-    let bound = 500;
+/// A client whose transport blocks while `gate` is held, counting the spans sent.
+fn gated(bound: usize) -> (Arc<Client>, Arc<Hub>, Arc<parking_lot::Mutex<()>>, Arc<std::sync::atomic::AtomicU64>) {
     let gate = Arc::new(parking_lot::Mutex::new(()));
     let spans = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (g, s) = (gate.clone(), spans.clone());
@@ -395,6 +394,13 @@ fn spans_in_flight_count_against_the_bound_with_a_stalled_worker() {
     let client = Arc::new(Client::new(options, None));
     let hub = Arc::new(Hub::new_from_top(&Hub::main()));
     hub.bind_client(Some(client.clone()));
+    (client, hub, gate, spans)
+}
+
+#[test]
+fn spans_in_flight_count_against_the_bound_with_a_stalled_worker() {
+    let bound = 500;
+    let (client, hub, gate, spans) = gated(bound);
     let closed = gate.lock();
     let produced = Hub::run(hub, || {
         let mut produced = 0u64;
@@ -421,6 +427,67 @@ fn spans_in_flight_count_against_the_bound_with_a_stalled_worker() {
     let sent = spans.load(std::sync::atomic::Ordering::Relaxed);
     let lost = dropped + client.discarded(DiscardReason::QueueOverflow, DataCategory::Span);
     assert_eq!(sent + lost, produced);
+}
+
+#[test]
+fn children_are_refused_at_the_door_until_the_worker_catches_up() {
+    let bound = 20_000;
+    let (client, hub, gate, spans) = gated(bound);
+    let buffer = client.span_buffer().clone();
+    let dropped = || client.discarded(DiscardReason::BufferOverflow, DataCategory::Span);
+    let sent = || spans.load(std::sync::atomic::Ordering::Relaxed);
+    let mut closed = gate.lock();
+    let late = Hub::run(hub.clone(), || {
+        // Fill the bound with spans in flight to the stalled worker.
+        for _ in 0..10_000 {
+            if buffer.in_flight() >= bound {
+                break;
+            }
+            let root = super::start_root_span("t", "task");
+            for _ in 0..9 {
+                root.start_child("c", "work").finish();
+            }
+            root.finish();
+        }
+        assert!(buffer.in_flight() >= bound);
+        super::start_root_span("late", "task")
+    });
+    let check_refused = |n: u64| {
+        let before = (dropped(), buffer.len());
+        for _ in 0..n {
+            late.start_child("c", "work").finish();
+        }
+        assert_eq!(dropped() - before.0, n, "every child is dropped and counted");
+        assert_eq!(buffer.len(), before.1, "nothing buffered for them, nothing evicted");
+    };
+    check_refused(100);
+    // Let one envelope through: the worker takes its next batch, and the spans
+    // in flight fall just under the bound. Children stay refused until the
+    // worker is an eighth of the bound behind.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while buffer.in_flight() >= bound && std::time::Instant::now() < deadline {
+        // Hands the gate to the waiting worker (if it waits) for one send.
+        parking_lot::MutexGuard::unlocked_fair(&mut closed, || {});
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let in_flight = buffer.in_flight();
+    assert!(in_flight < bound && in_flight + bound / 8 >= bound, "in flight {in_flight}");
+    check_refused(10);
+    drop(closed);
+    late.finish();
+    assert!(client.flush(Duration::from_secs(10)));
+    assert_eq!(buffer.in_flight(), 0);
+    let (sent_before, lost) = (sent(), dropped());
+    Hub::run(hub, || {
+        let root = super::start_root_span("after", "task");
+        for _ in 0..20 {
+            root.start_child("c", "work").finish();
+        }
+        root.finish();
+    });
+    assert!(client.flush(Duration::from_secs(10)));
+    assert_eq!(dropped(), lost, "the worker caught up: children are kept again");
+    assert_eq!(sent(), sent_before + 21);
 }
 
 #[test]
