@@ -25,6 +25,7 @@
 //! op, origin, thread, server, OS) are added on the worker when serializing.
 
 pub(crate) mod buffer;
+mod child;
 pub(crate) mod clock;
 mod context;
 mod continuation;

@@ -20,11 +20,28 @@ enum NameRepr {
 
 impl Default for SpanName {
     fn default() -> Self {
-        SpanName(NameRepr::Inline(0, [0; INLINE]))
+        Self::EMPTY
     }
 }
 
 impl SpanName {
+    pub(crate) const EMPTY: SpanName = SpanName(NameRepr::Inline(0, [0; INLINE]));
+
+    /// Sets the name to a copy of `s`, in place: a short name is written
+    /// straight into the buffer of an inline name (a span's, on the heap), not
+    /// built and then moved (moving a struct right after writing it byte-wise
+    /// stalls the loads that copy it).
+    #[inline]
+    pub(crate) fn set(&mut self, s: &str) {
+        match &mut self.0 {
+            NameRepr::Inline(len, buf) if s.len() <= INLINE => {
+                buf[..s.len()].copy_from_slice(s.as_bytes());
+                *len = s.len() as u8;
+            }
+            _ => *self = Self::copy(s),
+        }
+    }
+
     #[inline]
     fn copy(s: &str) -> Self {
         if s.len() <= INLINE {
@@ -69,12 +86,27 @@ impl fmt::Debug for SpanName {
 pub trait IntoSpanName {
     #[doc(hidden)]
     fn into_span_name(self) -> SpanName;
+
+    /// Writes the name into `slot` (an empty name).
+    #[doc(hidden)]
+    #[inline]
+    fn write_into(self, slot: &mut SpanName)
+    where
+        Self: Sized,
+    {
+        *slot = self.into_span_name();
+    }
 }
 
 impl IntoSpanName for &str {
     #[inline]
     fn into_span_name(self) -> SpanName {
         SpanName::copy(self)
+    }
+
+    #[inline]
+    fn write_into(self, slot: &mut SpanName) {
+        slot.set(self);
     }
 }
 

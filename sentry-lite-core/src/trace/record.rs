@@ -95,6 +95,25 @@ pub(crate) struct SpanRecord {
     pub(crate) scope: Option<Box<ScopeSnapshot>>,
 }
 
+impl SpanRecord {
+    /// A record to fill in place (see `Stage::keep_with`).
+    pub(crate) const BLANK: SpanRecord = SpanRecord {
+        span_id: SpanId::nil(),
+        parent_span_id: None,
+        start: Tick::ZERO,
+        end: Tick::ZERO,
+        is_segment: false,
+        name: SpanName::EMPTY,
+        op: None,
+        origin: None,
+        status: SpanStatus::Ok,
+        attributes: Vec::new(),
+        segment: 0,
+        thread: 0,
+        scope: None,
+    };
+}
+
 /// The segments and threads the records of one batch point into, by index.
 ///
 /// A batch holds one reference per segment and per thread instead of one per

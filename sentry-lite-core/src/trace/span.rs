@@ -21,10 +21,11 @@ use crate::ids::{SpanId, TraceId};
 use crate::options::TraceLifecycle;
 use crate::protocol::{AttributeValue, DataCategory, DiscardReason, DynamicSamplingContext, SpanStatus, TraceContext};
 
+use super::child::ChildSpan;
 use super::clock::Tick;
 use super::name::{IntoSpanName, SharedStr, SpanName};
 use super::propagation::{format_rate, format_sample_rand, Baggage};
-use super::record::{estimate_parts, AttributeKey, SpanRecord, ThreadInfo};
+use super::record::{AttributeKey, SpanRecord, ThreadInfo};
 use super::sampling::{decide, new_sample_rand, SamplingContext};
 use super::PropagationContext;
 
@@ -175,27 +176,38 @@ impl SegmentShared {
 
 /// A span's data until it finishes.
 #[derive(Debug)]
-struct SpanData {
+pub(crate) struct SpanData {
     /// Unused for segments, whose name lives in [`SegmentMeta`].
-    name: SpanName,
-    op: Option<SharedStr>,
-    origin: Option<SharedStr>,
-    status: SpanStatus,
-    attributes: Vec<(AttributeKey, AttributeValue)>,
+    pub(crate) name: SpanName,
+    pub(crate) op: Option<SharedStr>,
+    pub(crate) origin: Option<SharedStr>,
+    pub(crate) status: SpanStatus,
+    pub(crate) attributes: Vec<(AttributeKey, AttributeValue)>,
     /// The thread the span started on when not its segment's (see
     /// [`SegmentShared::thread`]).
-    thread: Option<Arc<ThreadInfo>>,
+    pub(crate) thread: Option<Arc<ThreadInfo>>,
     /// Op, origin and status stay readable after the end, for events captured in
     /// the span but processed later.
-    finished: bool,
+    pub(crate) finished: bool,
 }
 
-/// A recording span.
+impl SpanData {
+    pub(crate) const EMPTY: SpanData = SpanData {
+        name: SpanName::EMPTY,
+        op: None,
+        origin: None,
+        status: SpanStatus::Ok,
+        attributes: Vec::new(),
+        thread: None,
+        finished: false,
+    };
+}
+
+/// A recording segment (children are kept by their segment, see `child`).
 struct SpanInner {
     span_id: SpanId,
     parent_span_id: Option<SpanId>,
     start: Tick,
-    is_segment: bool,
     segment: Arc<SegmentShared>,
     data: Mutex<SpanData>,
 }
@@ -208,77 +220,34 @@ impl SpanInner {
         }
         guard.finished = true;
         let segment = &self.segment;
-        if !self.is_segment && segment.lifecycle() != TraceLifecycle::Static {
-            // The usual child: straight into the bucket lent to the segment.
-            let mut stage = segment.stage.lock();
-            if stage.admit_size(estimate_parts(&guard.name, &guard.attributes)) {
-                let end = Tick::now();
-                let own_thread = guard.thread.take();
-                let thread = own_thread.as_ref().unwrap_or(&segment.thread);
-                let data = &mut *guard;
-                stage.keep_with(segment, thread, || SpanRecord {
-                    span_id: self.span_id,
-                    parent_span_id: self.parent_span_id,
-                    start: self.start,
-                    end,
-                    is_segment: false,
-                    name: std::mem::take(&mut data.name),
-                    op: data.op.clone(),
-                    origin: data.origin.clone(),
-                    status: data.status,
-                    attributes: std::mem::take(&mut data.attributes),
-                    segment: 0,
-                    thread: 0,
-                    scope: None,
-                });
-                return;
-            }
-            drop(stage);
-            if segment.client.span_buffer().refuse_child(&segment.client) {
-                return;
-            }
-        }
-        let name = std::mem::take(&mut guard.name);
-        let op = guard.op.clone();
-        let origin = guard.origin.clone();
-        let status = guard.status;
-        let attributes = std::mem::take(&mut guard.attributes);
+        let mut record = SpanRecord::BLANK;
+        record.span_id = self.span_id;
+        record.parent_span_id = self.parent_span_id;
+        record.start = self.start;
+        record.is_segment = true;
+        record.op = guard.op.clone();
+        record.origin = guard.origin.clone();
+        record.status = guard.status;
+        record.attributes = std::mem::take(&mut guard.attributes);
         let thread = guard.thread.take();
         drop(guard);
-        let end = Tick::now();
-        let mut record = SpanRecord {
-            span_id: self.span_id,
-            parent_span_id: self.parent_span_id,
-            start: self.start,
-            end,
-            is_segment: self.is_segment,
-            name,
-            op,
-            origin,
-            status,
-            attributes,
-            segment: 0,
-            thread: 0,
-            scope: None,
-        };
+        record.end = Tick::now();
         let thread = thread.as_ref().unwrap_or(&segment.thread);
-        if self.is_segment {
-            let status = {
-                let mut meta = segment.meta.lock();
-                meta.finished = true;
-                meta.status
-            };
-            if let Some(status) = status {
-                record.status = status;
-            }
-            let lifecycle = segment.lifecycle();
-            record.scope = segment.take_hub().and_then(|h| match lifecycle {
-                // The transaction event applies the whole scopes.
-                TraceLifecycle::Static => Some(Box::new(h.span_snapshot())),
-                _ => super::buffer::segment_scope(&h),
-            });
+        let status = {
+            let mut meta = segment.meta.lock();
+            meta.finished = true;
+            meta.status
+        };
+        if let Some(status) = status {
+            record.status = status;
         }
-        match segment.lifecycle() {
+        let lifecycle = segment.lifecycle();
+        record.scope = segment.take_hub().and_then(|h| match lifecycle {
+            // The transaction event applies the whole scopes.
+            TraceLifecycle::Static => Some(Box::new(h.span_snapshot())),
+            _ => super::buffer::segment_scope(&h),
+        });
+        match lifecycle {
             TraceLifecycle::Static => super::static_mode::collect(record, segment, thread),
             _ => segment.client.span_buffer().push(record, segment, thread),
         }
@@ -306,7 +275,10 @@ struct NonRecording {
 
 #[derive(Clone)]
 enum Repr {
+    /// A recording segment.
     Recording(Arc<SpanInner>),
+    /// A recording child, kept by its segment.
+    Child(ChildSpan),
     NonRecording(NonRecording),
 }
 
@@ -447,7 +419,6 @@ impl Span {
                     span_id,
                     parent_span_id,
                     start: Tick::now(),
-                    is_segment: true,
                     segment,
                     data: Mutex::new(data),
                 })),
@@ -457,16 +428,14 @@ impl Span {
 
     /// The trace id.
     pub fn trace_id(&self) -> TraceId {
-        match &self.repr {
-            Repr::Recording(s) => s.segment.state.trace_id,
-            Repr::NonRecording(n) => n.state.trace_id,
-        }
+        self.state().trace_id
     }
 
     /// The span id.
     pub fn span_id(&self) -> SpanId {
         match &self.repr {
             Repr::Recording(s) => s.span_id,
+            Repr::Child(c) => c.span_id,
             Repr::NonRecording(n) => n.span_id,
         }
     }
@@ -475,6 +444,7 @@ impl Span {
     pub fn parent_span_id(&self) -> Option<SpanId> {
         match &self.repr {
             Repr::Recording(s) => s.parent_span_id,
+            Repr::Child(c) => Some(c.parent_span_id),
             Repr::NonRecording(n) => n.parent_span_id,
         }
     }
@@ -488,6 +458,7 @@ impl Span {
     pub fn is_recording(&self) -> bool {
         match &self.repr {
             Repr::Recording(s) => !s.data.lock().finished,
+            Repr::Child(c) => c.with_data(|d| !d.finished).unwrap_or(false),
             Repr::NonRecording(_) => false,
         }
     }
@@ -495,7 +466,8 @@ impl Span {
     /// Whether this span is the local root of its trace in this process.
     pub fn is_segment(&self) -> bool {
         match &self.repr {
-            Repr::Recording(s) => s.is_segment,
+            Repr::Recording(_) => true,
+            Repr::Child(_) => false,
             Repr::NonRecording(n) => {
                 n.parent_span_id.is_none()
                     || n.state.continued.as_ref().is_some_and(|p| p.parent_span_id == n.parent_span_id)
@@ -506,6 +478,7 @@ impl Span {
     pub(crate) fn state(&self) -> &TraceState {
         match &self.repr {
             Repr::Recording(s) => &s.segment.state,
+            Repr::Child(c) => &c.segment.state,
             Repr::NonRecording(n) => &n.state,
         }
     }
@@ -513,6 +486,7 @@ impl Span {
     pub(crate) fn segment(&self) -> Option<&Arc<SegmentShared>> {
         match &self.repr {
             Repr::Recording(s) => Some(&s.segment),
+            Repr::Child(c) => Some(&c.segment),
             Repr::NonRecording(_) => None,
         }
     }
@@ -580,35 +554,58 @@ impl Span {
         origin: Option<&'static str>,
         attributes: Vec<(AttributeKey, AttributeValue)>,
     ) -> Span {
-        match &self.repr {
-            Repr::Recording(parent) => {
-                let segment = &parent.segment;
-                let name = name.into_span_name();
-                let op = op();
-                if ignored(&segment.client, &name, op.as_deref()) {
-                    segment.client.record_drop(DiscardReason::Ignored, DataCategory::Span, 1);
-                    return Span::non_recording(segment.state.clone(), Some(parent.span_id), true);
-                }
-                let data = SpanData {
-                    name,
-                    op,
-                    origin: origin.map(SharedStr::Static),
-                    status: SpanStatus::Ok,
-                    attributes,
-                    thread: ThreadInfo::unless_current(&segment.thread),
-                    finished: false,
-                };
-                Span {
-                    repr: Repr::Recording(Arc::new(SpanInner {
-                        span_id: SpanId::new(),
-                        parent_span_id: Some(parent.span_id),
-                        start: Tick::now(),
-                        is_segment: false,
-                        segment: segment.clone(),
-                        data: Mutex::new(data),
-                    })),
-                }
+        let (segment, parent_span_id) = match &self.repr {
+            Repr::Recording(parent) => (&parent.segment, parent.span_id),
+            Repr::Child(parent) => (&parent.segment, parent.span_id),
+            Repr::NonRecording(_) => return self.non_recording_child(),
+        };
+        let op = op();
+        if !segment.client.options().ignore_spans.is_empty() {
+            let name = name.into_span_name();
+            if ignored(&segment.client, &name, op.as_deref()) {
+                segment.client.record_drop(DiscardReason::Ignored, DataCategory::Span, 1);
+                return Span::non_recording(segment.state.clone(), Some(parent_span_id), true);
             }
+            return Span::open_child(segment, parent_span_id, |slot| *slot = name, op, origin, attributes);
+        }
+        Span::open_child(segment, parent_span_id, |slot| name.write_into(slot), op, origin, attributes)
+    }
+
+    /// Opens the child's slot and sets its data in place (see `ChildSpan::open`).
+    #[inline(always)]
+    fn open_child(
+        segment: &Arc<SegmentShared>,
+        parent_span_id: SpanId,
+        name: impl FnOnce(&mut SpanName),
+        op: Option<SharedStr>,
+        origin: Option<&'static str>,
+        attributes: Vec<(AttributeKey, AttributeValue)>,
+    ) -> Span {
+        let span_id = SpanId::new();
+        let thread = ThreadInfo::unless_current(&segment.thread);
+        let index = {
+            let mut stage = segment.stage.lock();
+            let (index, slot) = ChildSpan::open(&mut stage);
+            let data = &mut slot.data;
+            name(&mut data.name);
+            data.op = op;
+            if let Some(origin) = origin {
+                data.origin = Some(SharedStr::Static(origin));
+            }
+            // The blank slot's vector is empty (see `fill_record`).
+            if attributes.capacity() > 0 {
+                data.attributes = attributes;
+            }
+            data.thread = thread;
+            slot.start = Tick::now();
+            index
+        };
+        Span { repr: Repr::Child(ChildSpan::new(segment, index, span_id, parent_span_id)) }
+    }
+
+    /// A child of a non-recording span.
+    fn non_recording_child(&self) -> Span {
+        match &self.repr {
             Repr::NonRecording(parent) => {
                 if parent.ignored {
                     Hub::with_current(|h| {
@@ -617,27 +614,38 @@ impl Span {
                 }
                 Span::non_recording(parent.state.clone(), Some(parent.span_id), parent.ignored)
             }
+            // Not called for recording spans.
+            Repr::Recording(_) | Repr::Child(_) => self.clone(),
         }
     }
 
-    fn with_data(&self, f: impl FnOnce(&mut SpanData, &SpanInner)) {
-        if let Repr::Recording(inner) = &self.repr {
-            let mut data = inner.data.lock();
-            if !data.finished {
-                f(&mut data, inner);
+    /// Runs `f` on the data of a recording span that has not finished; `f` is
+    /// told the segment when the span is one.
+    fn with_data(&self, f: impl FnOnce(&mut SpanData, Option<&SegmentShared>)) {
+        match &self.repr {
+            Repr::Recording(inner) => {
+                let mut data = inner.data.lock();
+                if !data.finished {
+                    f(&mut data, Some(&inner.segment));
+                }
             }
+            Repr::Child(child) => {
+                child.with_data(|data| {
+                    if !data.finished {
+                        f(data, None);
+                    }
+                });
+            }
+            Repr::NonRecording(_) => {}
         }
     }
 
     /// Renames the span. Renaming a segment also renames `sentry.segment.name` of
     /// all its spans, until the segment finishes.
     pub fn set_name(&self, name: impl Into<String>) {
-        self.with_data(|data, inner| {
-            if inner.is_segment {
-                inner.segment.meta.lock().name = name.into().into_span_name();
-            } else {
-                data.name = name.into().into_span_name();
-            }
+        self.with_data(|data, segment| match segment {
+            Some(segment) => segment.meta.lock().name = name.into().into_span_name(),
+            None => data.name = name.into().into_span_name(),
         });
     }
 
@@ -672,15 +680,15 @@ impl Span {
     /// Sets `sentry.span.source` of this span's segment: `route`, `url`, `custom`,
     /// `component`, `task`, ... A `url` name is never put in the DSC.
     pub fn set_source(&self, source: &str) {
-        if let Repr::Recording(inner) = &self.repr {
-            inner.segment.meta.lock().source = Some(source.to_owned());
+        if let Some(segment) = self.segment() {
+            segment.meta.lock().source = Some(source.to_owned());
         }
     }
 
     /// Sets the status of this span's segment (it wins over the segment's own).
     pub fn set_segment_status(&self, status: SpanStatus) {
-        if let Repr::Recording(inner) = &self.repr {
-            let mut meta = inner.segment.meta.lock();
+        if let Some(segment) = self.segment() {
+            let mut meta = segment.meta.lock();
             if !meta.finished {
                 meta.status = Some(status);
             }
@@ -689,8 +697,10 @@ impl Span {
 
     /// Finishes the span; later calls do nothing.
     pub fn finish(&self) {
-        if let Repr::Recording(inner) = &self.repr {
-            inner.finish();
+        match &self.repr {
+            Repr::Recording(inner) => inner.finish(),
+            Repr::Child(child) => child.finish(),
+            Repr::NonRecording(_) => {}
         }
     }
 
@@ -713,7 +723,10 @@ impl Span {
     /// The DSC of this span's trace, frozen from now on.
     pub(crate) fn dsc_frozen(&self) -> DynamicSamplingContext {
         match &self.repr {
-            Repr::Recording(inner) => inner.segment.frozen_dsc(inner.segment.client.inner()),
+            Repr::Recording(_) | Repr::Child(_) => match self.segment() {
+                Some(segment) => segment.frozen_dsc(segment.client.inner()),
+                None => DynamicSamplingContext::default(),
+            },
             Repr::NonRecording(n) => {
                 let client = Hub::with_current(|h| h.client());
                 n.state.dsc(client.as_ref().map(|c| &**c.inner()), None)
@@ -729,11 +742,17 @@ impl Span {
             parent_span_id: self.parent_span_id(),
             ..TraceContext::default()
         };
-        if let Repr::Recording(inner) = &self.repr {
-            let data = inner.data.lock();
+        let mut fill = |data: &mut SpanData| {
             ctx.op = data.op.as_deref().map(str::to_owned);
             ctx.status = Some(data.status);
             ctx.origin = Some(data.origin.as_deref().unwrap_or("manual").to_owned());
+        };
+        match &self.repr {
+            Repr::Recording(inner) => fill(&mut inner.data.lock()),
+            Repr::Child(child) => {
+                child.with_data(fill);
+            }
+            Repr::NonRecording(_) => {}
         }
         ctx
     }

@@ -22,11 +22,12 @@
 use std::sync::Arc;
 
 use super::buffer::MAX_BUCKET_BYTES;
+use super::child::{ChildSlot, Children};
 use super::record::{Refs, SpanRecord, ThreadInfo};
 use super::span::SegmentShared;
 
 /// Most children staged per loan: a trip through the buffer per this many spans.
-pub(crate) const GRANT: usize = 64;
+pub(crate) const GRANT: usize = 128;
 
 /// A segment's loan of its trace's bucket.
 #[derive(Debug, Default)]
@@ -42,6 +43,8 @@ pub(crate) struct Stage {
     pub(crate) limit: usize,
     /// Position in the buffer's list of stages, while lent.
     pub(crate) slot: Option<usize>,
+    /// The segment's open children (see `child`).
+    pub(crate) children: Children,
 }
 
 impl Stage {
@@ -56,17 +59,23 @@ impl Stage {
         true
     }
 
-    /// Stages an admitted record built in place by `make` (its fields are moved
-    /// from the span's data straight into the bucket: one copy less).
+    /// Stages the admitted record of the child in slot `index`, filled in place
+    /// by `fill` from the slot: no record is built and then copied (its loads
+    /// would stall on the stores that built it).
     #[inline]
-    pub(crate) fn keep_with(
+    pub(crate) fn keep_child(
         &mut self,
+        index: u32,
         segment: &Arc<SegmentShared>,
         thread: &Arc<ThreadInfo>,
-        make: impl FnOnce() -> SpanRecord,
+        fill: impl FnOnce(&mut SpanRecord, &mut ChildSlot),
     ) {
-        self.records.push(make());
+        let Some(slot) = self.children.get_mut(index) else {
+            return;
+        };
+        self.records.push(SpanRecord::BLANK);
         if let Some(record) = self.records.last_mut() {
+            fill(record, slot);
             self.refs.add(record, segment, thread);
         }
     }
