@@ -126,22 +126,32 @@ impl ChildSpan {
     /// once the stage's lock is released. With `close`, frees the slot too.
     #[inline]
     fn ship(&self, mut stage: MutexGuard<'_, Stage>, close: bool) {
-        let end = Tick::now();
         let segment = &self.segment;
         let stream = segment.lifecycle() != TraceLifecycle::Static;
         let Some(slot) = stage.children.get_mut(self.index) else {
             return;
         };
         let own_thread = slot.data.thread.take();
-        let size = estimate_parts(&slot.data.name, &slot.data.attributes);
         let thread = own_thread.as_ref().unwrap_or(&segment.thread);
-        if stream && stage.admit_size(size) {
-            stage.keep_child(self.index, segment, thread, |record, slot| self.fill_record(record, slot, end));
-            if close {
-                stage.children.close(self.index);
+        if stream {
+            let size = estimate_parts(&slot.data.name, &slot.data.attributes);
+            if stage.admit_size(size) {
+                let end = Tick::now();
+                stage.keep_child(self.index, segment, thread, |record, slot| self.fill_record(record, slot, end));
+                if close {
+                    stage.children.close(self.index);
+                }
+                return;
             }
-            return;
+            // Refused (and counted) before its end is read or its record built.
+            if segment.client.span_buffer().refuse_child(&segment.client) {
+                if close {
+                    stage.children.close(self.index);
+                }
+                return;
+            }
         }
+        let end = Tick::now();
         let mut record = SpanRecord::BLANK;
         if let Some(slot) = stage.children.get_mut(self.index) {
             self.fill_record(&mut record, slot, end);
@@ -150,13 +160,9 @@ impl ChildSpan {
             stage.children.close(self.index);
         }
         drop(stage);
-        if !stream {
-            super::static_mode::collect(record, segment, thread);
-            return;
-        }
-        let buffer = segment.client.span_buffer();
-        if !buffer.refuse_child(&segment.client) {
-            buffer.push(record, segment, thread);
+        match stream {
+            true => segment.client.span_buffer().push(record, segment, thread),
+            false => super::static_mode::collect(record, segment, thread),
         }
     }
 
