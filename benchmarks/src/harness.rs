@@ -223,6 +223,28 @@ pub(crate) fn time_loop<R>(iters: u64, mut f: impl FnMut(u64) -> R) -> Duration 
 /// (untimed) before each chunk and `teardown` (untimed) after it. Used for
 /// "child span" cases where a parent must be recycled every N children so
 /// per-trace span limits (sentry keeps at most 1 000 spans) do not kick in.
+/// [`time_chunked`], with an untimed `settle` (a flush) after every `per_settle`
+/// chunks: for cases that measure work the pipeline behind it keeps up with.
+pub(crate) fn time_chunked_settled<S, R>(
+    iters: u64,
+    chunk: u64,
+    per_settle: u64,
+    mut setup: impl FnMut() -> S,
+    mut f: impl FnMut(&S, u64) -> R,
+    mut teardown: impl FnMut(S),
+    mut settle: impl FnMut(),
+) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut done = 0;
+    while done < iters {
+        let n = (chunk * per_settle).min(iters - done);
+        total += time_chunked(n, chunk, &mut setup, &mut f, &mut teardown);
+        settle();
+        done += n;
+    }
+    total
+}
+
 pub(crate) fn time_chunked<S, R>(
     iters: u64,
     chunk: u64,

@@ -174,6 +174,15 @@ fn per_op_cases() -> Vec<LazyCase> {
             }),
         ),
         (
+            "span/child_sampled_kept",
+            Box::new(|| {
+                Case::new("span/child_sampled_kept")
+                    .ours(ours::span_child_kept())
+                    .peer(peer_sentry::span_child_kept())
+                    .peer(peer_otel::span_child_kept())
+            }),
+        ),
+        (
             "span/root_unsampled",
             Box::new(|| {
                 Case::new("span/root_unsampled")

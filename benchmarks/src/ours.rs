@@ -35,7 +35,7 @@ use sentry_lite_core::protocol::{DataCategory, DiscardReason};
 use sentry_lite_core::{Breadcrumb, Client, ClientOptions, Dsn, Hub, Level, NoopTransport, TestTransport};
 use tracing_subscriber::layer::SubscriberExt as _;
 
-use crate::harness::{time_chunked, time_loop, BatchFn, Contender};
+use crate::harness::{time_chunked, time_chunked_settled, time_loop, BatchFn, Contender};
 use crate::loopback::{Receiver, Sdk};
 use crate::peer_sentry::error_chain;
 use crate::MemFn;
@@ -189,6 +189,31 @@ pub(crate) fn span_child(sampled: bool) -> Option<Contender> {
             |root| root.finish(),
         )
     })
+}
+
+/// [`span_child`] with the client flushed (untimed) after every 1 000
+/// children: the cost of a child that is kept, with the worker keeping up.
+pub(crate) fn span_child_kept() -> Option<Contender> {
+    let (client, hub) = client_hub(options(rate(true)));
+    let c = client.clone();
+    let run: BatchFn = Box::new(move |iters| {
+        let t = Hub::run(hub.clone(), || {
+            time_chunked_settled(
+                iters,
+                100,
+                10,
+                || sentry_lite_core::start_root_span(ROOT_NAME, ROOT_OP),
+                |root, _| root.start_child(CHILD_NAME, CHILD_OP).finish(),
+                |root| root.finish(),
+                || {
+                    c.flush(FLUSH);
+                },
+            )
+        });
+        c.flush(FLUSH);
+        t
+    });
+    Some(Contender::new(crate::harness::OURS, run).with_note(note(client)))
 }
 
 /// One iteration = start root, `n` children start + finish, finish root.

@@ -19,7 +19,7 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, SpanData, SpanExporter};
 use tracing_subscriber::layer::SubscriberExt;
 
-use crate::harness::{time_chunked, time_loop, Contender};
+use crate::harness::{time_chunked, time_chunked_settled, time_loop, Contender};
 
 /// Contender name for direct tracer API use.
 pub(crate) const NAME: &str = "otel";
@@ -100,6 +100,39 @@ pub(crate) fn span_child(sampled: bool) -> Contender {
             )
         },
     )
+}
+
+/// [`span_child`] with the provider flushed (untimed) after every 1 000
+/// children, so that the processor's queue (2 048) never drops.
+pub(crate) fn span_child_kept() -> Contender {
+    let (provider, exported) = provider(true);
+    let tracer = provider.tracer("bench");
+    let ended = Rc::new(Cell::new(0u64));
+    let ended2 = ended.clone();
+    let flusher = provider.clone();
+    Contender::new(
+        NAME,
+        Box::new(move |iters| {
+            let d = time_chunked_settled(
+                iters,
+                100,
+                10,
+                || Context::current_with_span(tracer.start("GET /users/{id}")),
+                |cx, _| tracer.start_with_context("select 1", cx).end(),
+                |cx| cx.span().end(),
+                || {
+                    let _ = flusher.force_flush();
+                },
+            );
+            ended2.set(ended2.get() + iters + iters.div_ceil(100));
+            d
+        }),
+    )
+    .with_note(Box::new(move || {
+        let _ = provider.force_flush();
+        let (e, exp) = (ended.get(), exported.load(Ordering::Relaxed));
+        format!("ended={e} exported={exp} dropped={}", e.saturating_sub(exp))
+    }))
 }
 
 /// One iteration = root + `n` children.

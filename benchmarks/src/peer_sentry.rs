@@ -17,7 +17,7 @@ use sentry::protocol::Envelope;
 use sentry::{ClientOptions, Hub, Level, Scope, TransactionContext, Transport};
 use tracing_subscriber::layer::SubscriberExt;
 
-use crate::harness::{time_chunked, time_loop, BatchFn, Contender};
+use crate::harness::{time_chunked, time_chunked_settled, time_loop, BatchFn, Contender};
 
 /// Contender name used in the report.
 pub(crate) const NAME: &str = "sentry";
@@ -184,6 +184,26 @@ pub(crate) fn span_child(sampled: bool) -> Contender {
             || sentry::start_transaction(tx_ctx()),
             |tx, _| tx.start_child("db.sql.query", "select 1").finish(),
             |tx| tx.finish(),
+        )
+    })
+}
+
+/// [`span_child`] with the client flushed (untimed) after every 1 000 children,
+/// as the other contenders of `span/child_sampled_kept`.
+pub(crate) fn span_child_kept() -> Contender {
+    contender(NAME, Opts::default(), |iters| {
+        time_chunked_settled(
+            iters,
+            100,
+            10,
+            || sentry::start_transaction(tx_ctx()),
+            |tx, _| tx.start_child("db.sql.query", "select 1").finish(),
+            |tx| tx.finish(),
+            || {
+                if let Some(client) = Hub::current().client() {
+                    client.flush(None);
+                }
+            },
         )
     })
 }
