@@ -328,9 +328,6 @@ impl SpanBuffer {
         let bucket = state.bucket(&self.in_flight, trace_id);
         bucket.lent = true;
         stage.records = std::mem::take(&mut bucket.spans);
-        // Grown here, under the buffer's lock, once per loan: not by the
-        // children's pushes (several reallocations and copies per loan).
-        stage.records.reserve(n + 1);
         stage.refs = std::mem::take(&mut bucket.refs);
         stage.bytes = bucket.bytes;
         stage.base = stage.records.len();
