@@ -110,8 +110,13 @@ pub(crate) struct InFlight {
     pool: Mutex<Vec<Vec<SpanRecord>>>,
 }
 
-/// Vectors kept for reuse.
-const POOL: usize = 4;
+/// Vectors kept for reuse: one per trace the worker finishes, taken by the
+/// next new bucket. Enough for the traces of a busy moment (a trace's vector
+/// grown from empty copies each record about once more).
+const POOL: usize = 16;
+/// Capacity above which an emptied vector is freed rather than kept: the pool
+/// holds at most `POOL` × this many records' worth of memory (~650 KB).
+const POOLED_CAPACITY: usize = 256;
 
 impl InFlight {
     fn vec(&self) -> Vec<SpanRecord> {
@@ -130,7 +135,7 @@ impl InFlightGuard {
     /// Keeps an emptied batch vector for a later bucket.
     pub(crate) fn recycle(&self, mut spans: Vec<SpanRecord>) {
         spans.clear();
-        if spans.capacity() >= 16 {
+        if (16..=POOLED_CAPACITY).contains(&spans.capacity()) {
             if let Some(mut pool) = self.counter.pool.try_lock() {
                 if pool.len() < POOL {
                     pool.push(spans);
