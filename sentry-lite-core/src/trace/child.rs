@@ -8,7 +8,11 @@
 //! its free, a lock for the span's data, a second one for the stage, and the
 //! reference counts of the span's own `Arc`. A slot counts the handles of its
 //! span: the last one dropped finishes the span if needed and frees the slot.
+//! A span finished through its only handle frees its slot at once, and that
+//! handle's drop then takes no lock. Slots carry a generation, so a handle of a
+//! freed slot never touches the span that reuses it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::MutexGuard;
@@ -26,8 +30,17 @@ use super::stage::Stage;
 pub(crate) struct ChildSlot {
     /// Handles of the span; 0: the slot is free.
     handles: u32,
+    /// Bumped when the slot is freed.
+    generation: u32,
     pub(crate) start: Tick,
     pub(crate) data: SpanData,
+}
+
+/// Names a child's slot: its index and the generation it was opened in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SlotKey {
+    index: u32,
+    generation: u32,
 }
 
 /// The open children of one segment: slots reused through a free list, so a
@@ -41,31 +54,33 @@ pub(crate) struct Children {
 impl Children {
     /// A slot for a new child (one handle), its data to be filled in place.
     #[inline]
-    fn open(&mut self) -> (u32, &mut ChildSlot) {
+    fn open(&mut self) -> (SlotKey, &mut ChildSlot) {
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
-                self.slots.push(ChildSlot { handles: 0, start: Tick::ZERO, data: SpanData::EMPTY });
+                let blank = ChildSlot { handles: 0, generation: 0, start: Tick::ZERO, data: SpanData::EMPTY };
+                self.slots.push(blank);
                 (self.slots.len() - 1) as u32
             }
         };
         // In range: taken from the free list or just pushed.
         let slot = &mut self.slots[index as usize];
         slot.handles = 1;
-        (index, slot)
+        (SlotKey { index, generation: slot.generation }, slot)
     }
 
     #[inline]
-    pub(crate) fn get_mut(&mut self, index: u32) -> Option<&mut ChildSlot> {
-        self.slots.get_mut(index as usize).filter(|s| s.handles > 0)
+    pub(crate) fn get_mut(&mut self, key: SlotKey) -> Option<&mut ChildSlot> {
+        self.slots.get_mut(key.index as usize).filter(|s| s.handles > 0 && s.generation == key.generation)
     }
 
     /// Frees the slot; what the span still holds (op, origin, thread) goes.
-    pub(crate) fn close(&mut self, index: u32) {
-        if let Some(slot) = self.slots.get_mut(index as usize) {
+    pub(crate) fn close(&mut self, key: SlotKey) {
+        if let Some(slot) = self.get_mut(key) {
             slot.handles = 0;
+            slot.generation = slot.generation.wrapping_add(1);
             slot.data = SpanData::EMPTY;
-            self.free.push(index);
+            self.free.push(key.index);
         }
     }
 }
@@ -73,9 +88,12 @@ impl Children {
 /// The handle of a recording child span.
 pub(crate) struct ChildSpan {
     pub(crate) segment: Arc<SegmentShared>,
-    index: u32,
+    key: SlotKey,
     pub(crate) span_id: SpanId,
     pub(crate) parent_span_id: SpanId,
+    /// The slot was freed when the span finished through this, its only,
+    /// handle: dropping it needs no lock.
+    closed: AtomicBool,
 }
 
 impl std::fmt::Debug for ChildSpan {
@@ -90,35 +108,41 @@ impl ChildSpan {
     /// (whose locals are written straight into the slot: a closure or a struct
     /// built first would be moved, and those loads stall on the fresh stores).
     #[inline]
-    pub(crate) fn open(stage: &mut Stage) -> (u32, &mut ChildSlot) {
+    pub(crate) fn open(stage: &mut Stage) -> (SlotKey, &mut ChildSlot) {
         stage.children.open()
     }
 
-    /// The handle of the child in slot `index`, once its data is set.
+    /// The handle of the child in slot `key`, once its data is set.
     #[inline]
-    pub(crate) fn new(segment: &Arc<SegmentShared>, index: u32, span_id: SpanId, parent_span_id: SpanId) -> Self {
-        ChildSpan { segment: segment.clone(), index, span_id, parent_span_id }
+    pub(crate) fn new(segment: &Arc<SegmentShared>, key: SlotKey, span_id: SpanId, parent_span_id: SpanId) -> Self {
+        ChildSpan { segment: segment.clone(), key, span_id, parent_span_id, closed: AtomicBool::new(false) }
     }
 
     /// Runs `f` on the span's data (finished or not).
     #[inline]
     pub(crate) fn with_data<R>(&self, f: impl FnOnce(&mut SpanData) -> R) -> Option<R> {
         let mut stage = self.segment.stage.lock();
-        stage.children.get_mut(self.index).map(|slot| f(&mut slot.data))
+        stage.children.get_mut(self.key).map(|slot| f(&mut slot.data))
     }
 
     /// Finishes the span; later calls do nothing.
     #[inline]
     pub(crate) fn finish(&self) {
         let mut stage = self.segment.stage.lock();
-        let Some(slot) = stage.children.get_mut(self.index) else {
+        let Some(slot) = stage.children.get_mut(self.key) else {
             return;
         };
         if slot.data.finished {
             return;
         }
         slot.data.finished = true;
-        self.ship(stage, false);
+        // Only this handle: nothing can read the slot after this call but
+        // this handle, which then sees a finished span (not recording, no data).
+        let only = slot.handles == 1;
+        self.ship(stage, only);
+        if only {
+            self.closed.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Stages the just-finished span's record in the loan of its segment's
@@ -128,7 +152,7 @@ impl ChildSpan {
     fn ship(&self, mut stage: MutexGuard<'_, Stage>, close: bool) {
         let segment = &self.segment;
         let stream = segment.lifecycle() != TraceLifecycle::Static;
-        let Some(slot) = stage.children.get_mut(self.index) else {
+        let Some(slot) = stage.children.get_mut(self.key) else {
             return;
         };
         let own_thread = slot.data.thread.take();
@@ -137,27 +161,27 @@ impl ChildSpan {
             let size = estimate_parts(&slot.data.name, &slot.data.attributes);
             if stage.admit_size(size) {
                 let end = Tick::now();
-                stage.keep_child(self.index, segment, thread, |record, slot| self.fill_record(record, slot, end));
+                stage.keep_child(self.key, segment, thread, |record, slot| self.fill_record(record, slot, end));
                 if close {
-                    stage.children.close(self.index);
+                    stage.children.close(self.key);
                 }
                 return;
             }
             // Refused (and counted) before its end is read or its record built.
             if segment.client.span_buffer().refuse_child(&segment.client) {
                 if close {
-                    stage.children.close(self.index);
+                    stage.children.close(self.key);
                 }
                 return;
             }
         }
         let end = Tick::now();
         let mut record = SpanRecord::BLANK;
-        if let Some(slot) = stage.children.get_mut(self.index) {
+        if let Some(slot) = stage.children.get_mut(self.key) {
             self.fill_record(&mut record, slot, end);
         }
         if close {
-            stage.children.close(self.index);
+            stage.children.close(self.key);
         }
         drop(stage);
         match stream {
@@ -189,22 +213,31 @@ impl ChildSpan {
 
 impl Clone for ChildSpan {
     fn clone(&self) -> Self {
-        if let Some(slot) = self.segment.stage.lock().children.get_mut(self.index) {
-            slot.handles += 1;
+        let mut closed = self.closed.load(Ordering::Relaxed);
+        if !closed {
+            match self.segment.stage.lock().children.get_mut(self.key) {
+                Some(slot) => slot.handles += 1,
+                // Freed by a `finish` on another thread through this handle.
+                None => closed = true,
+            }
         }
         ChildSpan {
             segment: self.segment.clone(),
-            index: self.index,
+            key: self.key,
             span_id: self.span_id,
             parent_span_id: self.parent_span_id,
+            closed: AtomicBool::new(closed),
         }
     }
 }
 
 impl Drop for ChildSpan {
     fn drop(&mut self) {
+        if *self.closed.get_mut() {
+            return;
+        }
         let mut stage = self.segment.stage.lock();
-        let Some(slot) = stage.children.get_mut(self.index) else {
+        let Some(slot) = stage.children.get_mut(self.key) else {
             return;
         };
         if slot.handles > 1 {
@@ -212,7 +245,7 @@ impl Drop for ChildSpan {
             return;
         }
         if slot.data.finished {
-            stage.children.close(self.index);
+            stage.children.close(self.key);
             return;
         }
         // The last handle of an unfinished span: it finishes now.
@@ -332,5 +365,35 @@ mod tests {
         assert_eq!(child["name"], "c");
         assert!(child["attributes"].get("late").is_none());
         assert_eq!(spans.len(), 2);
+    }
+
+    #[test]
+    fn a_handle_of_a_freed_slot_never_touches_the_span_that_reuses_it() {
+        let (hub, transport, client) = setup();
+        let root = Hub::run(hub, || super::super::start_root_span("seg", "task"));
+        let a = root.start_child("a", "work");
+        a.finish();
+        // Finished through its only handle: its slot is free, and reused.
+        let b = root.start_child("b", "work");
+        assert_eq!(slots(&root), 1);
+        let a2 = a.clone();
+        a.set_attribute("from_a", 1);
+        a2.set_name("renamed by a");
+        a2.finish();
+        assert!(!a.is_recording() && !a2.is_recording());
+        drop((a, a2));
+        assert!(b.is_recording(), "dropping a's handles left b alone");
+        b.set_attribute("from_b", 2);
+        b.finish();
+        drop(b);
+        root.finish();
+        assert!(client.flush(Duration::from_secs(10)));
+        let spans = sent(&transport);
+        assert_eq!(spans.len(), 3);
+        let find = |name: &str| spans.iter().find(|s| s["name"] == name).cloned().unwrap();
+        let (a, b) = (find("a"), find("b"));
+        assert!(a["attributes"].get("from_a").is_none());
+        assert!(b["attributes"].get("from_a").is_none());
+        assert_eq!(b["attributes"]["from_b"]["value"], 2);
     }
 }

@@ -583,9 +583,9 @@ impl Span {
     ) -> Span {
         let span_id = SpanId::new();
         let thread = ThreadInfo::unless_current(&segment.thread);
-        let index = {
+        let key = {
             let mut stage = segment.stage.lock();
-            let (index, slot) = ChildSpan::open(&mut stage);
+            let (key, slot) = ChildSpan::open(&mut stage);
             let data = &mut slot.data;
             name(&mut data.name);
             data.op = op;
@@ -598,9 +598,9 @@ impl Span {
             }
             data.thread = thread;
             slot.start = Tick::now();
-            index
+            key
         };
-        Span { repr: Repr::Child(ChildSpan::new(segment, index, span_id, parent_span_id)) }
+        Span { repr: Repr::Child(ChildSpan::new(segment, key, span_id, parent_span_id)) }
     }
 
     /// A child of a non-recording span.

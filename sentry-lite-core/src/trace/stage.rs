@@ -22,7 +22,7 @@
 use std::sync::Arc;
 
 use super::buffer::MAX_BUCKET_BYTES;
-use super::child::{ChildSlot, Children};
+use super::child::{ChildSlot, Children, SlotKey};
 use super::record::{Refs, SpanRecord, ThreadInfo};
 use super::span::SegmentShared;
 
@@ -59,18 +59,18 @@ impl Stage {
         true
     }
 
-    /// Stages the admitted record of the child in slot `index`, filled in place
+    /// Stages the admitted record of the child in slot `key`, filled in place
     /// by `fill` from the slot: no record is built and then copied (its loads
     /// would stall on the stores that built it).
     #[inline]
     pub(crate) fn keep_child(
         &mut self,
-        index: u32,
+        key: SlotKey,
         segment: &Arc<SegmentShared>,
         thread: &Arc<ThreadInfo>,
         fill: impl FnOnce(&mut SpanRecord, &mut ChildSlot),
     ) {
-        let Some(slot) = self.children.get_mut(index) else {
+        let Some(slot) = self.children.get_mut(key) else {
             return;
         };
         self.records.push(SpanRecord::BLANK);
