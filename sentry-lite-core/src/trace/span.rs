@@ -1,8 +1,9 @@
 //! The span handle and what recording spans share with their segment.
 //!
-//! A [`Span`] is either *recording* (an `Arc` of its mutable data, shared with
-//! clones) or *non-recording* (ids and the trace's sampling state inline: no
-//! allocation, nothing buffered). All spans of one local root (the *segment*)
+//! A [`Span`] is either *recording* or *non-recording* (ids and the trace's
+//! sampling state inline: no allocation, nothing buffered). A recording segment
+//! is an `Arc` of its mutable data, shared with clones; a recording child lives
+//! in a slot of its segment (see `child`). All spans of one local root (the *segment*)
 //! share a [`SegmentShared`]: the trace's sampling state, the client, the segment's
 //! name, source and status (read by children at flush time, so a late rename
 //! reaches every span) and the frozen DSC.
