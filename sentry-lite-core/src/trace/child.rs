@@ -260,27 +260,15 @@ mod tests {
     use std::time::Duration;
 
     use crate::hub::Hub;
-    use crate::protocol::{DataCategory, DiscardReason, ItemType, SpanStatus};
+    use crate::protocol::{DataCategory, DiscardReason, SpanStatus};
     use crate::{Client, ClientOptions, TestTransport};
 
     fn setup() -> (Arc<Hub>, TestTransport, Arc<Client>) {
-        let transport = TestTransport::new();
-        let options = ClientOptions::new().with_traces_sample_rate(1.0).with_transport(transport.clone());
-        let client = Arc::new(Client::new(options, None));
-        let hub = Arc::new(Hub::new_from_top(&Hub::main()));
-        hub.bind_client(Some(client.clone()));
-        (hub, transport, client)
+        super::super::tests::setup(ClientOptions::new().with_traces_sample_rate(1.0))
     }
 
     fn sent(transport: &TestTransport) -> Vec<serde_json::Value> {
-        let mut spans = Vec::new();
-        for env in transport.envelopes() {
-            for item in env.items.iter().filter(|i| i.ty() == &ItemType::Span) {
-                let payload: serde_json::Value = serde_json::from_slice(item.payload()).unwrap();
-                spans.extend(payload["items"].as_array().unwrap().iter().cloned());
-            }
-        }
-        spans
+        super::super::tests::sent_spans(transport)
     }
 
     fn slots(root: &crate::Span) -> usize {

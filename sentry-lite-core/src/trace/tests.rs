@@ -8,7 +8,7 @@ use crate::protocol::{AttributeValue, DataCategory, DiscardReason, ItemType};
 use crate::transport::worker::Buffer;
 use crate::{Client, ClientOptions, TestTransport};
 
-fn setup(options: ClientOptions) -> (Arc<Hub>, TestTransport, Arc<Client>) {
+pub(super) fn setup(options: ClientOptions) -> (Arc<Hub>, TestTransport, Arc<Client>) {
     let transport = TestTransport::new();
     let client = Arc::new(Client::new(options.with_transport(transport.clone()), None));
     let hub = Arc::new(Hub::new_from_top(&Hub::main()));
@@ -623,7 +623,7 @@ fn a_segment_finishing_keeps_the_running_timer() {
 }
 
 /// Every span item of the transport's envelopes, as JSON.
-fn sent_spans(transport: &TestTransport) -> Vec<serde_json::Value> {
+pub(super) fn sent_spans(transport: &TestTransport) -> Vec<serde_json::Value> {
     let mut spans = Vec::new();
     for env in transport.envelopes() {
         for item in env.items.iter().filter(|i| i.ty() == &ItemType::Span) {
