@@ -1,7 +1,7 @@
 //! Runs one hot-path workload in a loop, for `perf record` / callgrind:
 //! `cargo run --release -p sentry-lite-core --example span_profile -- child 1000000`
-//! (workloads: child, child100, rounds (flushed every 1 000), unsampled, root,
-//! message, tag;
+//! (workloads: child, child100, rounds (flushed every 1 000), shared (two
+//! threads, one segment), unsampled, root, message, tag;
 //! `MAX_BUFFERED=n` sets the span buffer bound).
 
 use std::sync::Arc;
@@ -67,6 +67,22 @@ fn main() {
                 client.flush(Duration::from_secs(30));
             }
             eprintln!("rounds: {:?}/op in spans", spent / n);
+        }
+        "shared" => {
+            // Two threads making children of one segment at once: the
+            // segment's lock under contention.
+            let root = sentry_lite_core::start_root_span("root", "task");
+            std::thread::scope(|s| {
+                for _ in 0..2 {
+                    let root = root.clone();
+                    s.spawn(move || {
+                        for _ in 0..n / 2 {
+                            root.start_child("child", "db.query").finish();
+                        }
+                    });
+                }
+            });
+            root.finish();
         }
         "root" => {
             for _ in 0..n {
