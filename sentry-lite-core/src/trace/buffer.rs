@@ -231,6 +231,15 @@ impl SpanBuffer {
         true
     }
 
+    /// [`Self::refuse_child`] for a segment, when it has no loan: dropped (and
+    /// counted) before its scopes are read or its record built. Its trace's
+    /// spans already buffered stay, and leave with the timer at the latest.
+    #[inline]
+    pub(crate) fn refuse_segment(&self, segment: &SegmentShared) -> bool {
+        let behind = self.refusing.load(Ordering::Relaxed) || self.in_flight() >= self.capacity;
+        behind && segment.stage.lock().slot.is_none() && self.refuse_child(&segment.client)
+    }
+
     /// Buffers a finished span that did not fit in its segment's loan (see
     /// `stage`), under the buffer's lock, after taking back that loan. A full
     /// bucket goes to the worker at once; a trace whose segment finished waits

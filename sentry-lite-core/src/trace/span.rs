@@ -221,6 +221,13 @@ impl SpanInner {
         }
         guard.finished = true;
         let segment = &self.segment;
+        let lifecycle = segment.lifecycle();
+        if lifecycle != TraceLifecycle::Static && segment.client.span_buffer().refuse_segment(segment) {
+            drop(guard);
+            segment.meta.lock().finished = true;
+            drop(segment.take_hub());
+            return;
+        }
         let mut record = SpanRecord::BLANK;
         record.span_id = self.span_id;
         record.parent_span_id = self.parent_span_id;
@@ -242,7 +249,6 @@ impl SpanInner {
         if let Some(status) = status {
             record.status = status;
         }
-        let lifecycle = segment.lifecycle();
         record.scope = segment.take_hub().and_then(|h| match lifecycle {
             // The transaction event applies the whole scopes.
             TraceLifecycle::Static => Some(Box::new(h.span_snapshot())),

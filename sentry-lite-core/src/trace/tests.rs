@@ -461,6 +461,10 @@ fn children_are_refused_at_the_door_until_the_worker_catches_up() {
         assert_eq!(buffer.len(), before.1, "nothing buffered for them, nothing evicted");
     };
     check_refused(100);
+    let before = (dropped(), buffer.len());
+    Hub::run(hub.clone(), || super::start_root_span("lone", "task").finish());
+    assert_eq!(dropped() - before.0, 1, "a one-span trace is refused too");
+    assert_eq!(buffer.len(), before.1, "and nothing buffered moved for it");
     // Let one envelope through: the worker takes its next batch, and the spans
     // in flight fall just under the bound. Children stay refused until the
     // worker is an eighth of the bound behind.
