@@ -240,14 +240,15 @@ impl SpanBuffer {
         behind && segment.stage.lock().slot.is_none() && self.refuse_child(&segment.client)
     }
 
-    /// Buffers a finished span that did not fit in its segment's loan (see
-    /// `stage`), under the buffer's lock, after taking back that loan. A full
-    /// bucket goes to the worker at once; a trace whose segment finished waits
-    /// with the other complete ones (see module docs). Over the bound (buffered + lent + in flight), every loan
-    /// ends, complete traces are sent, the oldest open bucket is dropped, and the
-    /// span too if that is not enough. A child's segment then gets a new loan.
-    // Out of line: the staging path in `SpanInner::finish` stays small (no
-    // large prologue).
+    /// Buffers a finished segment, or a child that did not fit in its segment's
+    /// loan (see `stage`), under the buffer's lock, after taking back that loan.
+    /// A full bucket goes to the worker at once; a trace whose segment finished
+    /// waits with the other complete ones (see module docs). Over the bound
+    /// (buffered + lent + in flight), every loan ends, complete traces are sent,
+    /// the oldest open bucket is dropped, and the span too if that is not
+    /// enough. A child's segment then gets a new loan.
+    // Out of line: the staging path in `ChildSpan::ship` stays small (no large
+    // prologue).
     #[inline(never)]
     pub(crate) fn push(&self, mut record: SpanRecord, segment: &Arc<SegmentShared>, thread: &Arc<ThreadInfo>) {
         let client = &*segment.client;

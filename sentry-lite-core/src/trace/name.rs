@@ -28,9 +28,9 @@ impl SpanName {
     pub(crate) const EMPTY: SpanName = SpanName(NameRepr::Inline(0, [0; INLINE]));
 
     /// Sets the name to a copy of `s`, in place: a short name is written
-    /// straight into the buffer of an inline name (a span's, on the heap), not
-    /// built and then moved (moving a struct right after writing it byte-wise
-    /// stalls the loads that copy it).
+    /// straight into the buffer of an inline name (a child's slot), not built
+    /// and then moved (moving a struct right after writing it byte-wise stalls
+    /// the loads that copy it).
     #[inline]
     pub(crate) fn set(&mut self, s: &str) {
         match &mut self.0 {

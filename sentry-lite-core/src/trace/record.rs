@@ -96,7 +96,7 @@ pub(crate) struct SpanRecord {
 }
 
 impl SpanRecord {
-    /// A record to fill in place (see `Stage::keep_with`).
+    /// A record to fill in place (see `Stage::keep_child`).
     pub(crate) const BLANK: SpanRecord = SpanRecord {
         span_id: SpanId::nil(),
         parent_span_id: None,

@@ -1,4 +1,5 @@
-//! Per-segment staging of finished children (stream mode).
+//! Per-segment staging of finished children (stream mode). The stage also keeps
+//! the segment's open children (see `child`): they finish under its lock.
 //!
 //! Handing every finished span to the span buffer costs its lock, a lookup of the
 //! trace's bucket and the bookkeeping of the bound, the timer and the complete
