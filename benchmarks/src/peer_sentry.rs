@@ -1,7 +1,7 @@
 //! Peer: the official `sentry` SDK (0.49.5), with a no-op transport (its own
 //! reqwest transport in the end-to-end loopback case, see `loopback.rs`).
 //!
-//! Every contender gets its own [`Hub`] bound to a [`Client`] built like
+//! Every contender gets its own [`Hub`] bound to a [`Client`](sentry::Client) built like
 //! `sentry::init` does (`apply_defaults`: backtrace, contexts and panic
 //! integrations), a dummy DSN (the client is disabled without one) and a
 //! transport that drops envelopes in the caller thread. The measured loop runs
