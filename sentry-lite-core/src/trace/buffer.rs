@@ -156,7 +156,7 @@ pub(crate) struct SpanBuffer {
     state: Mutex<State>,
     capacity: usize,
     in_flight: Arc<InFlight>,
-    /// Children are refused at the door (see [`Self::refuse_child`]).
+    /// New spans are refused at the door (see [`Self::refuse`]).
     refusing: AtomicBool,
 }
 
@@ -214,7 +214,7 @@ impl SpanBuffer {
     /// instead of a trip through the buffer for a loan of a few spans each time
     /// the worker finishes a batch.
     #[inline]
-    pub(crate) fn refuse_child(&self, client: &Client) -> bool {
+    pub(crate) fn refuse(&self, client: &Client) -> bool {
         let in_flight = self.in_flight();
         if self.refusing.load(Ordering::Relaxed) {
             if in_flight + self.capacity / 8 < self.capacity {
@@ -231,13 +231,13 @@ impl SpanBuffer {
         true
     }
 
-    /// [`Self::refuse_child`] for a segment, when it has no loan: dropped (and
+    /// [`Self::refuse`] for a segment, when it has no loan: dropped (and
     /// counted) before its scopes are read or its record built. Its trace's
     /// spans already buffered stay, and leave with the timer at the latest.
     #[inline]
     pub(crate) fn refuse_segment(&self, segment: &SegmentShared) -> bool {
         let behind = self.refusing.load(Ordering::Relaxed) || self.in_flight() >= self.capacity;
-        behind && segment.stage.lock().slot.is_none() && self.refuse_child(&segment.client)
+        behind && segment.stage.lock().slot.is_none() && self.refuse(&segment.client)
     }
 
     /// Buffers a finished segment, or a child that did not fit in its segment's

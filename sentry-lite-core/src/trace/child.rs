@@ -52,9 +52,12 @@ pub(crate) struct Children {
 }
 
 impl Children {
-    /// A slot for a new child (one handle), its data to be filled in place.
+    /// A slot for a new child (one handle), its blank data to be set in place
+    /// by the caller under the stage's lock (whose locals are written straight
+    /// into the slot: a closure or a struct built first would be moved, and
+    /// those loads stall on the fresh stores).
     #[inline]
-    fn open(&mut self) -> (SlotKey, &mut ChildSlot) {
+    pub(crate) fn open(&mut self) -> (SlotKey, &mut ChildSlot) {
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -103,15 +106,6 @@ impl std::fmt::Debug for ChildSpan {
 }
 
 impl ChildSpan {
-    /// Opens a slot for a child in `stage` (the locked stage of `segment`),
-    /// with one handle and its blank data to be set in place by the caller
-    /// (whose locals are written straight into the slot: a closure or a struct
-    /// built first would be moved, and those loads stall on the fresh stores).
-    #[inline]
-    pub(crate) fn open(stage: &mut Stage) -> (SlotKey, &mut ChildSlot) {
-        stage.children.open()
-    }
-
     /// The handle of the child in slot `key`, once its data is set.
     #[inline]
     pub(crate) fn new(segment: &Arc<SegmentShared>, key: SlotKey, span_id: SpanId, parent_span_id: SpanId) -> Self {
@@ -168,7 +162,7 @@ impl ChildSpan {
                 return;
             }
             // Refused (and counted) before its end is read or its record built.
-            if segment.client.span_buffer().refuse_child(&segment.client) {
+            if segment.client.span_buffer().refuse(&segment.client) {
                 if close {
                     stage.children.close(self.key);
                 }

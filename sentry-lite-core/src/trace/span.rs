@@ -564,7 +564,7 @@ impl Span {
         let (segment, parent_span_id) = match &self.repr {
             Repr::Recording(parent) => (&parent.segment, parent.span_id),
             Repr::Child(parent) => (&parent.segment, parent.span_id),
-            Repr::NonRecording(_) => return self.non_recording_child(),
+            Repr::NonRecording(parent) => return Span::non_recording_child(parent),
         };
         let op = op();
         if !segment.client.options().ignore_spans.is_empty() {
@@ -578,7 +578,7 @@ impl Span {
         Span::open_child(segment, parent_span_id, |slot| name.write_into(slot), op, origin, attributes)
     }
 
-    /// Opens the child's slot and sets its data in place (see `ChildSpan::open`).
+    /// Opens the child's slot and sets its data in place (see `Children::open`).
     #[inline(always)]
     fn open_child(
         segment: &Arc<SegmentShared>,
@@ -592,7 +592,7 @@ impl Span {
         let thread = ThreadInfo::unless_current(&segment.thread);
         let key = {
             let mut stage = segment.stage.lock();
-            let (key, slot) = ChildSpan::open(&mut stage);
+            let (key, slot) = stage.children.open();
             let data = &mut slot.data;
             name(&mut data.name);
             data.op = op;
@@ -611,19 +611,11 @@ impl Span {
     }
 
     /// A child of a non-recording span.
-    fn non_recording_child(&self) -> Span {
-        match &self.repr {
-            Repr::NonRecording(parent) => {
-                if parent.ignored {
-                    Hub::with_current(|h| {
-                        h.with_client(|c| c.record_drop(DiscardReason::Ignored, DataCategory::Span, 1))
-                    });
-                }
-                Span::non_recording(parent.state.clone(), Some(parent.span_id), parent.ignored)
-            }
-            // Not called for recording spans.
-            Repr::Recording(_) | Repr::Child(_) => self.clone(),
+    fn non_recording_child(parent: &NonRecording) -> Span {
+        if parent.ignored {
+            Hub::with_current(|h| h.with_client(|c| c.record_drop(DiscardReason::Ignored, DataCategory::Span, 1)));
         }
+        Span::non_recording(parent.state.clone(), Some(parent.span_id), parent.ignored)
     }
 
     /// Runs `f` on the data of a recording span that has not finished; `f` is
@@ -729,16 +721,11 @@ impl Span {
 
     /// The DSC of this span's trace, frozen from now on.
     pub(crate) fn dsc_frozen(&self) -> DynamicSamplingContext {
-        match &self.repr {
-            Repr::Recording(_) | Repr::Child(_) => match self.segment() {
-                Some(segment) => segment.frozen_dsc(segment.client.inner()),
-                None => DynamicSamplingContext::default(),
-            },
-            Repr::NonRecording(n) => {
-                let client = Hub::with_current(|h| h.client());
-                n.state.dsc(client.as_ref().map(|c| &**c.inner()), None)
-            }
+        if let Some(segment) = self.segment() {
+            return segment.frozen_dsc(segment.client.inner());
         }
+        let client = Hub::with_current(|h| h.client());
+        self.state().dsc(client.as_ref().map(|c| &**c.inner()), None)
     }
 
     /// `contexts.trace` for an event captured while this span is current.
