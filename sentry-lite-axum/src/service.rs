@@ -49,7 +49,9 @@ where
     }
 
     fn call(&mut self, req: http::Request<ReqBody>) -> Self::Future {
-        let hub = Arc::new(Hub::with_current(|parent| Hub::new_from_top(parent)));
+        // A fork of the caller's hub (a bound one, or its task's own): never of
+        // what the runtime worker thread running the connection accumulated.
+        let hub = Hub::new_unit();
         let inner = &mut self.inner;
         // One binding of the request's hub for both: the root span is started in
         // it, and synchronous work in the inner `call` sees it. The request and

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::client::{Client, PendingEvent};
-use crate::hub::{Hub, EVER_ENABLED};
+use crate::hub::{lookup, Access, Hub, EVER_ENABLED};
 use crate::ids::EventId;
 use crate::protocol::{Breadcrumb, Event, Level, Timestamp};
 use crate::scope::Scope;
@@ -99,6 +99,9 @@ pub fn init(mut options: ClientOptions) -> Result<InitGuard, InitError> {
     if !client.is_enabled() {
         return Ok(InitGuard { client: None });
     }
+    if client.options().debug {
+        crate::hub::arm_runtime_thread_warning();
+    }
     Hub::main().bind_client(Some(client.clone()));
     for integration in &integrations {
         integration.install();
@@ -142,7 +145,8 @@ fn capture_error_inner(error: &(dyn Error + 'static), type_name: Option<&'static
     if !enabled() {
         return EventId::nil();
     }
-    Hub::with_current(|hub| {
+    // A capture records the event id in the hub: a task gets its own.
+    lookup(Access::Own, |hub| {
         hub.with_client(|client| {
             let job = client.event_from_error(error, type_name);
             client.capture(hub, job)
@@ -177,7 +181,7 @@ pub fn capture_event_with_backtrace(event: Event, backtrace: Option<RawBacktrace
 }
 
 fn capture_boxed(job: Box<PendingEvent>) -> EventId {
-    Hub::with_current(|hub| hub.with_client(|c| c.capture(hub, job)).unwrap_or_default())
+    lookup(Access::Own, |hub| hub.with_client(|c| c.capture(hub, job)).unwrap_or_default())
 }
 
 /// Queues a ready-made envelope (e.g. a batch of logs) through the current client's
@@ -186,9 +190,7 @@ pub fn capture_envelope(envelope: crate::protocol::Envelope) {
     if !enabled() || envelope.is_empty() {
         return;
     }
-    Hub::with_current(|hub| {
-        hub.with_client(|c| c.submit(Box::new(crate::transport::worker::EnvelopeJob(envelope))));
-    });
+    Hub::with_current_client(|c| c.submit(Box::new(crate::transport::worker::EnvelopeJob(envelope))));
 }
 
 /// The id of the last event captured in the current hub.
@@ -196,7 +198,7 @@ pub fn last_event_id() -> Option<EventId> {
     if !enabled() {
         return None;
     }
-    Hub::with_current(|hub| hub.last_event_id())
+    lookup(Access::Own, |hub| hub.last_event_id())
 }
 
 /// Records a breadcrumb in the current unit of work (its isolation scope), so it
@@ -205,7 +207,7 @@ pub fn add_breadcrumb(breadcrumb: impl Into<Breadcrumb>) {
     if !enabled() {
         return;
     }
-    Hub::with_current(|hub| {
+    lookup(Access::Write, |hub| {
         hub.with_client(|client| {
             let options = client.options();
             let mut crumb = breadcrumb.into();
@@ -247,7 +249,7 @@ pub fn add_breadcrumb_with(fill: impl FnOnce(&mut Breadcrumb)) {
     if !enabled() {
         return;
     }
-    Hub::with_current(|hub| {
+    lookup(Access::Write, |hub| {
         hub.with_client(|client| {
             let options = client.options();
             let max = options.max_breadcrumbs;
@@ -291,7 +293,7 @@ pub fn configure_scope<R: Default>(f: impl FnOnce(&mut Scope) -> R) -> R {
     if !enabled() {
         return R::default();
     }
-    Hub::with_current(|hub| hub.configure_scope(f))
+    lookup(Access::Write, |hub| hub.configure_scope(f))
 }
 
 /// Sets the user of the current unit of work.
@@ -299,7 +301,7 @@ pub fn set_user(user: Option<crate::protocol::User>) {
     if !enabled() {
         return;
     }
-    Hub::with_current(|hub| hub.configure_isolation_scope(|s| s.set_user(user)));
+    lookup(Access::Write, |hub| hub.configure_isolation_scope(|s| s.set_user(user)));
 }
 
 /// Runs `callback` in a forked current scope configured by `scope_config`.
@@ -311,7 +313,7 @@ where
     if !enabled() {
         return callback();
     }
-    Hub::with_current(Arc::clone).with_scope(scope_config, callback)
+    lookup(Access::Write, Arc::clone).with_scope(scope_config, callback)
 }
 
 /// Sends everything queued so far; `false` if `timeout` passed first.
@@ -319,5 +321,5 @@ pub fn flush(timeout: Duration) -> bool {
     if !enabled() {
         return true;
     }
-    Hub::with_current(|hub| hub.with_client(|c| c.flush(timeout)).unwrap_or(true))
+    Hub::with_current_client(|c| c.flush(timeout)).unwrap_or(true)
 }

@@ -1,16 +1,26 @@
 //! The hub: which client and scopes the current unit of work uses.
 //!
-//! Lookup order: the hub bound to the running future (a `tokio` task-local set
-//! while a [`HubFuture`] is polled), else the thread's hub, else the process main
-//! hub. A new thread starts from a fork of the main hub; a spawned task starts from
-//! a fork of its spawner's hub, so concurrent units of work never share tags or
-//! breadcrumbs.
+//! Lookup order:
+//! 1. the hub bound to the running future (a `tokio` task-local set while a
+//!    [`HubFuture`] is polled, or by [`Hub::run`] inside a task);
+//! 2. inside a tokio task with none bound (a plain `tokio::spawn`), the task's own
+//!    hub, kept by task id (see `task_hubs`): forked from the main hub at the
+//!    task's first scope write, it follows the task across worker threads and
+//!    `.await`s, and no other task sees it; until that first write the task reads
+//!    the main hub;
+//! 3. outside tasks (plain threads, `block_on`), the thread's hub: the main hub on
+//!    the main thread, else a fork of the main hub made at the thread's first use;
+//! 4. the process main hub.
+//!
+//! A new unit of work (a request, a task spawned with [`spawn`]) starts from a
+//! copy of the scopes of the one that starts it, by the same lookup: never from
+//! what a runtime worker thread accumulated, since tasks never write there.
 
 use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -20,6 +30,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::client::Client;
 use crate::ids::EventId;
 use crate::scope::Scope;
+use crate::task_hubs;
 
 tokio::task_local! {
     static TASK_HUB: Arc<Hub>;
@@ -113,45 +124,72 @@ impl Hub {
         MAIN_HUB.clone()
     }
 
-    /// The hub of the running task or thread.
+    /// The hub of the running unit of work: the bound hub, else the running
+    /// tokio task's own hub (created now if the task has none yet), else the
+    /// thread's hub.
     pub fn current() -> Arc<Hub> {
         Self::with_current(Arc::clone)
     }
 
-    /// Runs `f` with the current hub without cloning it.
+    /// Runs `f` with the current hub (as [`Hub::current`]) without cloning it.
+    ///
+    /// Inside a tokio task with no hub bound, the task gets its own hub if it has
+    /// none yet, since `f` may write to it. Integrations that only read use
+    /// [`Hub::with_current_client`] or [`Hub::new_unit`], which create nothing.
     pub fn with_current<R>(f: impl FnOnce(&Arc<Hub>) -> R) -> R {
-        let mut f = Some(f);
-        if let Ok(Some(r)) = TASK_HUB.try_with(|hub| f.take().map(|f| f(hub))) {
-            return r;
-        }
-        let f = match f {
-            Some(f) => f,
-            // try_with only runs the closure when the task-local is set, and then returned above.
-            None => unreachable_hub(),
-        };
-        THREAD_HUB.with(|cell| {
-            // Common case: call `f` under a shared borrow, without touching the
-            // reference count. A `Hub::run` inside `f` then finds the slot borrowed
-            // and binds its hub task-locally, which lookups check first.
-            if let Ok(slot) = cell.try_borrow() {
-                if let Some(hub) = slot.as_ref() {
-                    return f(hub);
-                }
-            }
-            if let Ok(mut slot) = cell.try_borrow_mut() {
-                let hub = slot.get_or_insert_with(new_thread_hub).clone();
-                drop(slot);
-                return f(&hub);
-            }
-            // Re-entered while the slot is being replaced: fall back to the main hub.
-            f(&MAIN_HUB)
-        })
+        lookup(Access::Own, f)
     }
 
-    /// Runs `f` with `hub` as the thread's current hub (for synchronous code).
+    /// Runs `f` with the client that captures made here use, if any: a cheap
+    /// read that never gives a task a hub of its own.
+    pub fn with_current_client<R>(f: impl FnOnce(&Arc<Client>) -> R) -> Option<R> {
+        lookup(Access::Read, |hub| hub.with_client(f))
+    }
+
+    /// A hub for a new unit of work started here (a request, a job): the current
+    /// client and copies of the current scopes, which it then changes alone.
+    ///
+    /// "Current" is the lookup of [`Hub::current`], except that a tokio task
+    /// without a hub of its own is not given one: the new unit then starts from
+    /// the main hub (plus the global scope, applied to every capture).
+    ///
+    /// # Examples
+    /// ```
+    /// use sentry_lite_core::{FutureExt as _, Hub};
+    /// # let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// # rt.block_on(async {
+    /// let job = async { sentry_lite_core::configure_scope(|s| s.set_tag("job", "cleanup")) };
+    /// job.bind_hub(Hub::new_unit()).await;
+    /// assert!(Hub::current().current_scope().tag("job").is_none());
+    /// # });
+    /// ```
+    pub fn new_unit() -> Arc<Hub> {
+        lookup(Access::Read, |parent| Arc::new(Hub::new_from_top(parent)))
+    }
+
+    /// Forgets the hub of tokio task `id`, for a runtime that reports ended tasks.
+    ///
+    /// Tasks with no hub bound get one at their first scope write; the SDK cannot
+    /// see them end, so those hubs stay until evicted (at most 4 096 are kept, the
+    /// least recently used go first). A runtime built with tokio's unstable task
+    /// hooks can free them as tasks end:
+    ///
+    /// ```ignore
+    /// // RUSTFLAGS="--cfg tokio_unstable"
+    /// tokio::runtime::Builder::new_multi_thread()
+    ///     .on_task_terminate(|task| sentry_lite_core::Hub::release_task(task.id()))
+    ///     .build()
+    /// ```
+    pub fn release_task(id: tokio::task::Id) {
+        task_hubs::release(id);
+    }
+
+    /// Runs `f` with `hub` as the current hub (for synchronous code): the
+    /// thread's, or inside a tokio task, the task's while `f` runs.
     pub fn run<R>(hub: Arc<Hub>, f: impl FnOnce() -> R) -> R {
-        if TASK_HUB.try_with(|_| ()).is_ok() {
-            // Inside a bound task the task-local wins; scope it there too.
+        if TASK_HUB.try_with(|_| ()).is_ok() || tokio::task::try_id().is_some() {
+            // Inside a task the task-local (or the task's own hub) wins over the
+            // thread's: scope the hub task-locally.
             return TASK_HUB.sync_scope(hub, f);
         }
         let swapped = THREAD_HUB.with(|cell| match cell.try_borrow_mut() {
@@ -326,19 +364,121 @@ impl Hub {
     }
 }
 
+/// What a hub lookup may do for a tokio task that has no hub of its own yet.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Access {
+    /// Only reads: such a task reads the main hub (what its own hub would start
+    /// from) and gets nothing created.
+    Read,
+    /// Writes, or keeps the hub: such a task gets its own hub.
+    Own,
+    /// As `Own`, for a scope write: outside tasks, on a thread inside a tokio
+    /// runtime, this is warned about once with `debug` on.
+    Write,
+}
+
+/// The current hub (see the module docs for the order), passed to `f`.
+#[inline]
+pub(crate) fn lookup<R>(access: Access, f: impl FnOnce(&Arc<Hub>) -> R) -> R {
+    let mut f = Some(f);
+    if let Ok(Some(r)) = TASK_HUB.try_with(|hub| f.take().map(|f| f(hub))) {
+        return r;
+    }
+    let f = match f {
+        Some(f) => f,
+        // try_with only runs the closure when the task-local is set, and then returned above.
+        None => unreachable_hub(),
+    };
+    if let Some(id) = tokio::task::try_id() {
+        return task_hubs::with_task_hub(id, access != Access::Read, new_task_hub, &MAIN_HUB, f);
+    }
+    if access == Access::Write && RUNTIME_THREAD_WARNING.load(Ordering::Relaxed) == WARNING_ARMED {
+        warn_runtime_thread_write();
+    }
+    THREAD_HUB.with(|cell| {
+        // Common case: call `f` under a shared borrow, without touching the
+        // reference count. A `Hub::run` inside `f` then finds the slot borrowed
+        // and binds its hub task-locally, which lookups check first.
+        if let Ok(slot) = cell.try_borrow() {
+            if let Some(hub) = slot.as_ref() {
+                return f(hub);
+            }
+        }
+        if let Ok(mut slot) = cell.try_borrow_mut() {
+            let hub = slot.get_or_insert_with(new_thread_hub).clone();
+            drop(slot);
+            return f(&hub);
+        }
+        // Re-entered while the slot is being replaced: fall back to the main hub.
+        f(&MAIN_HUB)
+    })
+}
+
 #[cold]
 fn unreachable_hub() -> ! {
     unreachable!("task-local hub closure consumed without a result")
+}
+
+/// A fork of the main hub, with no client of its own: it keeps following the
+/// main hub's client, so a later `init` (or a re-`init` after the guard dropped)
+/// reaches it too. Reads wait at most [`READ_PATIENCE`] for the main hub's locks.
+fn fork_of_main() -> Arc<Hub> {
+    let isolation = MAIN_HUB.read_isolation_scope(Scope::clone);
+    Arc::new(Hub::from_parts(None, isolation, MAIN_HUB.current_scope()))
 }
 
 fn new_thread_hub() -> Arc<Hub> {
     if std::thread::current().name() == Some("main") {
         MAIN_HUB.clone()
     } else {
-        // No client of its own: the thread keeps following the main hub's client, so a
-        // later `init` (or a re-`init` after the guard dropped) reaches it too.
-        let isolation = MAIN_HUB.isolation.lock().clone();
-        Arc::new(Hub::from_parts(None, isolation, MAIN_HUB.current_scope()))
+        fork_of_main()
+    }
+}
+
+/// The hub of a tokio task at its first scope write.
+fn new_task_hub() -> Arc<Hub> {
+    fork_of_main()
+}
+
+const WARNING_OFF: u8 = 0;
+const WARNING_ARMED: u8 = 1;
+const WARNING_DONE: u8 = 2;
+
+/// Whether a scope write outside tasks on a runtime thread is still to be warned
+/// about (armed by `init` with `debug` on; warned once per process).
+static RUNTIME_THREAD_WARNING: AtomicU8 = AtomicU8::new(WARNING_OFF);
+
+/// Arms the once-per-process warning about scope writes outside any task on a
+/// tokio runtime's thread.
+pub(crate) fn arm_runtime_thread_warning() {
+    let _ = RUNTIME_THREAD_WARNING.compare_exchange(WARNING_OFF, WARNING_ARMED, Ordering::Relaxed, Ordering::Relaxed);
+}
+
+/// A scope write outside tasks with no hub bound: warns if this thread is inside
+/// a tokio runtime (a worker thread outside a task, a runtime hook, a `block_on`
+/// on another thread than main) — that data goes to the thread's hub, which
+/// whatever else runs there outside tasks shares.
+#[cold]
+fn warn_runtime_thread_write() {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return;
+    }
+    let thread = std::thread::current();
+    // `#[tokio::main]`'s body runs on the main thread, whose hub is the main hub:
+    // writes there are the process's own setup.
+    if thread.name() == Some("main") {
+        return;
+    }
+    if RUNTIME_THREAD_WARNING
+        .compare_exchange(WARNING_ARMED, WARNING_DONE, Ordering::Relaxed, Ordering::Relaxed)
+        .is_ok()
+    {
+        eprintln!(
+            "[sentry-lite] scope data written on tokio runtime thread {:?} outside any task and with no hub bound: \
+             it goes to the thread's hub, shared by everything that runs there outside tasks. Bind a hub \
+             (Hub::run, .bind_hub) around that code. (Warned once.)",
+            thread.name().unwrap_or("<unnamed>")
+        );
     }
 }
 
@@ -417,7 +557,7 @@ where
 /// A new hub for a spawned unit of work: a fork of the current one whose active
 /// span is the current span (an entered span wins over the scope's).
 fn fork_for_new_unit() -> Arc<Hub> {
-    let hub = Hub::with_current(|h| Arc::new(Hub::new_from_top(h)));
+    let hub = Hub::new_unit();
     if let Some(span) = crate::trace::entered_span() {
         hub.configure_scope(|s| s.set_span(Some(span)));
     }

@@ -45,6 +45,7 @@ mod pipeline;
 pub mod protocol;
 mod scope;
 mod stacktrace;
+mod task_hubs;
 // The one module allowed `unsafe` (see its docs): in-process stack unwinding.
 #[cfg(feature = "test")]
 #[path = "test_support.rs"]

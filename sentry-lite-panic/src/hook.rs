@@ -4,6 +4,7 @@ use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::panic::PanicHookInfo;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use sentry_lite_core::protocol::EventId;
 use sentry_lite_core::protocol::SpanStatus;
@@ -166,7 +167,7 @@ fn panic_hook(info: &PanicHookInfo<'_>) {
         leave_to_caller(info);
         return;
     }
-    let Some(client) = Hub::with_current(|hub| hub.client()).filter(|c| c.is_enabled()) else { return };
+    let Some(client) = Hub::with_current_client(Arc::clone).filter(|c| c.is_enabled()) else { return };
 
     let backtrace = RawBacktrace::capture();
     let event = crate::event::event_from_hook_info(info);

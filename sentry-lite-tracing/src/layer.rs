@@ -165,7 +165,7 @@ fn log_level(level: &tracing_core::Level) -> LogLevel {
 
 /// Whether an SDK client is bound where this thread or task would capture.
 fn sdk_active() -> bool {
-    Hub::with_current(|hub| hub.is_active())
+    Hub::with_current_client(|c| c.is_enabled()).unwrap_or(false)
 }
 
 /// Trace of a log emitted outside any span: the scope's propagation context (the
@@ -314,11 +314,8 @@ where
         let mut log_client = None;
         if actions.contains(EventFilter::Log) {
             if self.enable_logs != Some(false) {
-                log_client = Hub::with_current(|hub| {
-                    hub.with_client(|c| {
-                        (c.is_enabled() && self.enable_logs.unwrap_or_else(|| c.options().enable_logs))
-                            .then(|| c.clone())
-                    })
+                log_client = Hub::with_current_client(|c| {
+                    (c.is_enabled() && self.enable_logs.unwrap_or_else(|| c.options().enable_logs)).then(|| c.clone())
                 })
                 .flatten();
             }

@@ -10,7 +10,7 @@
 use std::cell::RefCell;
 use std::marker::PhantomData;
 
-use crate::hub::{Hub, EVER_ENABLED};
+use crate::hub::{lookup, Access, EVER_ENABLED};
 use crate::ids::SpanId;
 
 use super::Span;
@@ -36,7 +36,7 @@ pub fn current_span() -> Option<Span> {
     if !EVER_ENABLED.load(std::sync::atomic::Ordering::Relaxed) {
         return None;
     }
-    Hub::with_current(|hub| hub.read_scope(|s| s.span.clone()))
+    lookup(Access::Read, |hub| hub.read_scope(|s| s.span.clone()))
 }
 
 /// For integrations that start spans (the `tracing` layer): `None` when no
@@ -47,7 +47,7 @@ pub fn current_span_if_active() -> Option<Option<Span>> {
     if !EVER_ENABLED.load(std::sync::atomic::Ordering::Relaxed) {
         return None;
     }
-    Hub::with_current(|hub| {
+    lookup(Access::Read, |hub| {
         if !hub.is_active() {
             return None;
         }

@@ -129,7 +129,7 @@ pub fn continue_trace<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>)
     let Some(upstream) = upstream else { return PropagationContext::new_random() };
     let baggage = baggage.unwrap_or_default();
     let values = baggage.sentry_values();
-    let ours = Hub::with_current(|h| h.with_client(|c| c.dsn().and_then(|d| d.org_id()))).flatten();
+    let ours = Hub::with_current_client(|c| c.dsn().and_then(|d| d.org_id())).flatten();
     if let (Some(ours), Some(theirs)) = (ours, values.get("org_id")) {
         if theirs.trim() != ours.to_string() {
             return PropagationContext::new_random();

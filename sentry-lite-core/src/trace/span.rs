@@ -613,7 +613,7 @@ impl Span {
     /// A child of a non-recording span.
     fn non_recording_child(parent: &NonRecording) -> Span {
         if parent.ignored {
-            Hub::with_current(|h| h.with_client(|c| c.record_drop(DiscardReason::Ignored, DataCategory::Span, 1)));
+            Hub::with_current_client(|c| c.record_drop(DiscardReason::Ignored, DataCategory::Span, 1));
         }
         Span::non_recording(parent.state.clone(), Some(parent.span_id), parent.ignored)
     }
@@ -724,7 +724,7 @@ impl Span {
         if let Some(segment) = self.segment() {
             return segment.frozen_dsc(segment.client.inner());
         }
-        let client = Hub::with_current(|h| h.client());
+        let client = Hub::with_current_client(Arc::clone);
         self.state().dsc(client.as_ref().map(|c| &**c.inner()), None)
     }
 
