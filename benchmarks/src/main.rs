@@ -156,6 +156,16 @@ fn per_op_cases() -> Vec<LazyCase> {
             }),
         ),
         (
+            // ours = a plain `tokio::spawn` task (its hub found by task id), the
+            // peer = the same in a task bound with `.bind_hub`: RATIO = unbound / bound.
+            "scope/task_write_capture",
+            Box::new(|| {
+                Case::new("scope/task_write_capture")
+                    .ours(Some(ours::task_write_capture(false)))
+                    .peer(ours::task_write_capture(true))
+            }),
+        ),
+        (
             "span/root_sampled",
             Box::new(|| {
                 Case::new("span/root_sampled")

@@ -257,6 +257,43 @@ pub(crate) fn tracing_event_in_span() -> Option<Contender> {
     tracing_contender(crate::baseline::events_in_span)
 }
 
+// ------------------------------------------------------------ plain tasks --
+
+/// Name of the bound-task contender of [`task_write_capture`].
+const BOUND_TASK: &str = "ours-bound-task";
+
+/// `configure_scope(|s| s.set_tag("shard", i & 7))` + `capture_message` per
+/// iteration, timed inside a tokio task on a one-worker runtime. `bound`: the
+/// task runs bound to the contender's hub (`.bind_hub`, the task-local fast
+/// path). Else a plain `tokio::spawn` task with no hub, whose own hub the SDK
+/// finds by task id (forked from the main hub at the batch's first write; the
+/// client is bound to the main hub for the batch, untimed).
+pub(crate) fn task_write_capture(bound: bool) -> Contender {
+    use sentry_lite_core::FutureExt as _;
+    let (client, hub) = client_hub(options(Opts::default()));
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().expect("runtime");
+    let c = client.clone();
+    let run: BatchFn = Box::new(move |iters| {
+        let body = async move {
+            time_loop(iters, |i| {
+                sentry_lite_core::configure_scope(|s| s.set_tag("shard", i & 7));
+                sentry_lite_core::capture_message("hello from the benchmark", Level::Info)
+            })
+        };
+        let t = if bound {
+            rt.block_on(rt.spawn(body.bind_hub(hub.clone()))).expect("bound task")
+        } else {
+            Hub::main().bind_client(Some(c.clone()));
+            let t = rt.block_on(rt.spawn(body)).expect("plain task");
+            Hub::main().bind_client(None);
+            t
+        };
+        c.flush(FLUSH);
+        t
+    });
+    Contender::new(if bound { BOUND_TASK } else { crate::harness::OURS }, run).with_note(note(client))
+}
+
 // ------------------------------------------------------------------ axum --
 
 /// Tower layer making `hub` the current hub while the inner service's `call`

@@ -2,9 +2,10 @@
 //!
 //! axum / tower middleware for sentry-lite. For every request, [`SentryLayer`]:
 //!
-//! - runs the request in **its own hub** (a fork of the current one), bound to the
-//!   request's future, so breadcrumbs, tags and the user of concurrent requests
-//!   never mix;
+//! - runs the request in **its own hub** (a fork of the caller's: the bound hub,
+//!   else the calling task's own, else the main hub; never what a runtime worker
+//!   thread accumulated), bound to the request's future, so breadcrumbs, tags and
+//!   the user of concurrent requests and background tasks never mix;
 //! - puts the **request** (method, URL, query, headers) on the scope, PII-filtered:
 //!   cookies, `Authorization` and other sensitive headers and the client IP only
 //!   with `send_default_pii`; bodies are never read;

@@ -535,6 +535,9 @@ impl<F: Future> FutureExt for F {}
 /// `tokio::spawn` that carries the SDK context: the task runs in a fork of the
 /// spawner's hub, with the spawner's active span as its parent.
 ///
+/// A plain `tokio::spawn` task keeps its own scopes too, but starts from the main
+/// hub, and its hub counts against the bounded set of task hubs (see [`Hub::release_task`]).
+///
 /// Must be called within a tokio runtime, like `tokio::spawn`.
 pub fn spawn<F>(future: F) -> tokio::task::JoinHandle<F::Output>
 where

@@ -6,7 +6,7 @@
 //! ```text
 //! app thread / task                          worker thread (one per client)
 //! capture_error / capture_message ──┐
-//!   current Hub (task-local → thread → main)
+//!   current Hub (task-local → task id → thread → main)
 //!   Arc snapshot of the three scopes │  bounded queue, try_send
 //!   unresolved backtrace ────────────┴──────────────► symbolicate, apply scopes,
 //! span.finish() ──► span buffer (by trace) ─────────► processors, before_send,
