@@ -6,9 +6,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::client::{Client, PendingEvent};
+use crate::client::Client;
 use crate::hub::{lookup, Access, Hub, EVER_ENABLED};
 use crate::ids::EventId;
+use crate::pipeline::PendingEvent;
 use crate::protocol::{Breadcrumb, Event, Level, Timestamp};
 use crate::scope::Scope;
 use crate::stacktrace::RawBacktrace;
@@ -190,7 +191,7 @@ pub fn capture_envelope(envelope: crate::protocol::Envelope) {
     if !enabled() || envelope.is_empty() {
         return;
     }
-    Hub::with_current_client(|c| c.submit(Box::new(crate::transport::worker::EnvelopeJob(envelope))));
+    Hub::with_current_client(|c| c.submit(Box::new(crate::worker::EnvelopeJob(envelope))));
 }
 
 /// The id of the last event captured in the current hub.
