@@ -286,6 +286,41 @@ mod tests {
     }
 
     #[test]
+    fn a_thread_that_blocks_the_signal_yields_nothing_and_is_left_alone() {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let s = stop.clone();
+        let worker = std::thread::spawn(move || {
+            // SAFETY: a zeroed sigset is valid input to sigfillset, which fills it;
+            // pthread_sigmask only reads it and changes this thread's mask.
+            unsafe {
+                let mut all: libc::sigset_t = std::mem::zeroed();
+                libc::sigfillset(&mut all);
+                libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
+            }
+            tx.send(gettid()).unwrap();
+            spin_here(&s);
+        });
+        let tid = rx.recv().unwrap();
+        let start = Instant::now();
+        assert!(stop_and_copy(tid).is_none());
+        assert!(start.elapsed() < Duration::from_secs(2));
+        // The withdrawn request is not answered later, and the next capture works.
+        stop.store(true, Ordering::Relaxed);
+        worker.join().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let other = std::thread::spawn(move || {
+            tx.send(gettid()).unwrap();
+            spin_here(&s);
+        });
+        assert!(stop_and_copy(rx.recv().unwrap()).is_some());
+        stop.store(true, Ordering::Relaxed);
+        other.join().unwrap();
+    }
+
+    #[test]
     fn a_gone_thread_yields_nothing_quickly() {
         let tid = std::thread::spawn(gettid).join().unwrap();
         let start = Instant::now();
