@@ -15,10 +15,7 @@ use sentry_lite_core::Hub;
 #[cfg(feature = "deadlock")]
 pub(crate) fn check(hub: &Arc<Hub>) {
     for cycle in parking_lot::deadlock::check_deadlock() {
-        let threads = cycle
-            .iter()
-            .map(|t| Waiter::new(format!("{:?}", t.thread_id()), t.backtrace()))
-            .collect();
+        let threads = cycle.iter().map(|t| Waiter::new(format!("{:?}", t.thread_id()), t.backtrace())).collect();
         report(hub, threads);
     }
 }
@@ -150,8 +147,11 @@ fn report(hub: &Arc<Hub>, waiters: Vec<Waiter>) {
             names[0], waiters[0].site, waiters[0].kind, names[1], waiters[1].site, waiters[1].kind, names[0]
         )
     } else {
-        let each: Vec<String> =
-            waiters.iter().zip(&names).map(|(w, name)| format!("{name} waits at {} for a {}", w.site, w.kind)).collect();
+        let each: Vec<String> = waiters
+            .iter()
+            .zip(&names)
+            .map(|(w, name)| format!("{name} waits at {} for a {}", w.site, w.kind))
+            .collect();
         format!("{n} threads wait for each other: {}", each.join("; "))
     };
     let threads: Vec<ThreadReport> = waiters

@@ -103,6 +103,8 @@ pub(crate) fn set_runtime(name: Cow<'static, str>) {
 }
 
 /// Names the runtime the calling thread works for unless it is named already.
+// `&Cow`: cloning a borrowed `'static` name allocates nothing, `to_owned` would.
+#[allow(clippy::ptr_arg)]
 pub(crate) fn set_runtime_once(name: &Cow<'static, str>) {
     let _ = LOCAL.try_with(|l| {
         if !l.named.get() {

@@ -54,4 +54,4 @@ mod watched;
 pub use dump::capture_thread_dump;
 pub use options::WatchdogOptions;
 pub use watchdog::Watchdog;
-pub use watched::{instrument_runtime, WatchExt, Watched, WatchdogLayer, WatchdogService};
+pub use watched::{instrument_runtime, WatchExt, WatchdogLayer, WatchdogService, Watched};

@@ -31,7 +31,12 @@ enum Target {
 /// Sends `event` with `threads`. With `exception`, that exception is added and
 /// takes the stack of the (first) crashed thread, as Sentry expects of the thread
 /// an exception happened on; every other stack stays on its thread.
-pub(crate) fn send(hub: &Arc<Hub>, mut event: Event, exception: Option<Exception>, threads: Vec<ThreadReport>) -> EventId {
+pub(crate) fn send(
+    hub: &Arc<Hub>,
+    mut event: Event,
+    exception: Option<Exception>,
+    threads: Vec<ThreadReport>,
+) -> EventId {
     let pid = std::process::id() as i32;
     let mut stacks = Vec::new();
     let mut values = Vec::with_capacity(threads.len());

@@ -212,7 +212,8 @@ pub(crate) fn stop_and_copy(tid: i32) -> Option<Stopped> {
     let (ip, sp, bp) = (IP.load(Ordering::Relaxed), SP.load(Ordering::Relaxed), BP.load(Ordering::Relaxed));
     // No allocation and no lock from here until the release.
     let copied = read_stack(&capturer.mem, sp, &mut capturer.stack);
-    let held = STATE.compare_exchange(captured, (request & !PHASE_MASK) | RELEASED, Ordering::AcqRel, Ordering::Acquire);
+    let held =
+        STATE.compare_exchange(captured, (request & !PHASE_MASK) | RELEASED, Ordering::AcqRel, Ordering::Acquire);
     if held.is_err() || ip == 0 {
         return None; // the handler left before the copy was complete
     }

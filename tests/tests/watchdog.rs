@@ -155,7 +155,10 @@ fn a_thread_dump_lists_every_thread_with_its_stack() {
         releases.push(tx);
         let ready = ready.clone();
         helpers.push(
-            std::thread::Builder::new().name(format!("dump-helper-{i}")).spawn(move || parked_helper(ready, rx)).unwrap(),
+            std::thread::Builder::new()
+                .name(format!("dump-helper-{i}"))
+                .spawn(move || parked_helper(ready, rx))
+                .unwrap(),
         );
     }
     ready.wait();
@@ -197,10 +200,7 @@ fn a_thread_dump_lists_every_thread_with_its_stack() {
 }
 
 fn tids() -> Vec<u64> {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect()
+    std::fs::read_dir("/proc/self/task").unwrap().filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect()
 }
 
 /// Takes `first` then `second`, meeting the other thread in between.
