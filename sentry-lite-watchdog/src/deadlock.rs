@@ -122,7 +122,7 @@ fn report(hub: &Arc<Hub>, waiters: Vec<Waiter>) {
     use crate::report::{self, ThreadReport};
 
     // The process's threads as they are now, to name the waiters.
-    let me = own_tid();
+    let me = report::current_tid();
     let stacks: Vec<(i32, Vec<usize>)> = report::process_threads()
         .into_iter()
         .filter(|&tid| tid != me)
@@ -220,18 +220,6 @@ fn report(hub: &Arc<Hub>, waiters: Vec<Waiter>) {
     // A placeholder keeps `send` from moving the first thread's stack onto it.
     exception.stacktrace = Some(sentry_lite_core::protocol::Stacktrace::default());
     report::send(hub, event, Some(exception), threads);
-}
-
-#[cfg_attr(not(feature = "deadlock"), allow(dead_code))]
-fn own_tid() -> i32 {
-    #[cfg(target_os = "linux")]
-    {
-        crate::signal::gettid()
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        0
-    }
 }
 
 #[cfg(test)]

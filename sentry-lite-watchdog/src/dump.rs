@@ -28,7 +28,7 @@ pub fn capture_thread_dump() -> EventId {
 
 #[inline(never)]
 pub(crate) fn capture_thread_dump_with(hub: &Arc<Hub>, message: &str) -> EventId {
-    let me = own_tid();
+    let me = report::current_tid();
     let threads: Vec<ThreadReport> = report::process_threads()
         .into_iter()
         .map(|tid| ThreadReport {
@@ -53,15 +53,4 @@ pub(crate) fn capture_thread_dump_with(hub: &Arc<Hub>, message: &str) -> EventId
         ]),
     );
     report::send(hub, event, None, threads)
-}
-
-fn own_tid() -> i32 {
-    #[cfg(target_os = "linux")]
-    {
-        crate::signal::gettid()
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        0
-    }
 }

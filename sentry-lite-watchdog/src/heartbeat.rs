@@ -64,7 +64,7 @@ thread_local! {
 impl Local {
     fn new() -> Self {
         let beat = Arc::new(Beat {
-            tid: thread_id(),
+            tid: crate::report::current_tid(),
             name: std::thread::current().name().map(str::to_owned),
             runtime: Mutex::new(None),
             busy_since: AtomicU64::new(0),
@@ -77,16 +77,6 @@ impl Local {
         beats.push(Arc::downgrade(&beat));
         Self { beat, depth: Cell::new(0), named: Cell::new(false) }
     }
-}
-
-#[cfg(target_os = "linux")]
-fn thread_id() -> i32 {
-    crate::signal::gettid()
-}
-
-#[cfg(not(target_os = "linux"))]
-fn thread_id() -> i32 {
-    0
 }
 
 /// The live heartbeats.

@@ -159,6 +159,18 @@ pub(crate) fn process_threads() -> Vec<i32> {
     tids
 }
 
+/// The calling thread's kernel id (0 where there is none to signal).
+pub(crate) fn current_tid() -> i32 {
+    #[cfg(target_os = "linux")]
+    {
+        crate::signal::gettid()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        0
+    }
+}
+
 /// Another thread's stack, or `None` when it cannot be taken safely.
 pub(crate) fn stack_of(tid: i32) -> Option<RawBacktrace> {
     #[cfg(target_os = "linux")]
