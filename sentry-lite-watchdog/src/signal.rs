@@ -117,6 +117,17 @@ fn install(sig: libc::c_int) -> bool {
     }
 }
 
+/// Whether `sig` still runs our handler: sending it after someone reset it to the
+/// default action would terminate the process.
+fn still_ours(sig: libc::c_int) -> bool {
+    // SAFETY: reads the current disposition into a zeroed local; changes nothing.
+    unsafe {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(sig, std::ptr::null(), &mut current) == 0
+            && current.sa_sigaction == handler as *const () as usize
+    }
+}
+
 /// Monotonic nanoseconds, async-signal-safe.
 fn now_ns() -> i64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
@@ -182,7 +193,7 @@ pub(crate) fn stop_and_copy(tid: i32) -> Option<Stopped> {
     if tid == gettid() {
         return None; // the caller unwinds itself
     }
-    let sig = signal()?;
+    let sig = signal().filter(|&sig| still_ours(sig))?;
     let mut guard = CAPTURER.lock();
     if guard.is_none() {
         let mem = File::open("/proc/self/mem").ok()?;
