@@ -187,7 +187,7 @@ pub fn capture_envelope(envelope: crate::protocol::Envelope) {
         return;
     }
     Hub::with_current(|hub| {
-        hub.with_client(|c| c.submit(Box::new(crate::transport::worker::EnvelopeJob(envelope))));
+        hub.with_client(|c| c.submit(Box::new(crate::worker::EnvelopeJob(envelope))));
     });
 }
 

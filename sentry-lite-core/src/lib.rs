@@ -54,6 +54,7 @@ pub mod trace;
 pub mod transport;
 #[allow(unsafe_code)]
 mod unwind;
+mod worker;
 
 pub use api::{
     add_breadcrumb, add_breadcrumb_with, capture_envelope, capture_error, capture_error_dyn, capture_event,

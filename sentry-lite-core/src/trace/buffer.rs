@@ -33,7 +33,7 @@ use crate::hub::ScopeSnapshot;
 use crate::ids::TraceId;
 use crate::protocol::{DataCategory, DiscardReason};
 use crate::scope::Scope;
-use crate::transport::worker::{Buffer, Job};
+use crate::worker::{Buffer, Job};
 
 use super::record::{estimate_size, Records, Refs, SpanBatchJob, SpanGroupJob, SpanRecord, ThreadInfo};
 use super::span::SegmentShared;

@@ -12,7 +12,7 @@ use crate::ids::SpanId;
 use crate::protocol::{
     Attribute, AttributeValue, DataCategory, DiscardReason, Envelope, Item, SpanStatus, SpanV2, Timestamp,
 };
-use crate::transport::worker::{Job, SingleJob};
+use crate::worker::{Job, SingleJob};
 
 use super::clock::{Anchor, Tick};
 use super::name::{SharedStr, SpanName};

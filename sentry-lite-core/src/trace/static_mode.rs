@@ -14,7 +14,7 @@ use crate::protocol::{
     AttributeValue, Context, DataCategory, DiscardReason, Envelope, Event, SpanStatus, Timestamp, TraceContext,
     TransactionInfo,
 };
-use crate::transport::worker::SingleJob;
+use crate::worker::SingleJob;
 
 use std::sync::Arc;
 

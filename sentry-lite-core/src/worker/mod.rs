@@ -22,8 +22,12 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::spool::{Claimed, Spool, Taken};
-use super::{RateLimits, SendOutcome, Transport};
+mod client_reports;
+
+pub(crate) use client_reports::ClientReports;
+
+use crate::transport::spool::{Claimed, Spool, Taken};
+use crate::transport::{RateLimits, SendOutcome, Transport};
 use crate::client::ClientInner;
 use crate::protocol::{DataCategory, DiscardReason, Envelope, Item, ItemType, Timestamp};
 
@@ -701,7 +705,7 @@ impl WorkerState {
 }
 
 /// Removes the items of rate-limited categories, counting each as `ratelimit_backoff`.
-fn drop_rate_limited(envelope: &mut Envelope, limits: &RateLimits, reports: &super::ClientReports, now: Instant) {
+fn drop_rate_limited(envelope: &mut Envelope, limits: &RateLimits, reports: &ClientReports, now: Instant) {
     envelope.items.retain(|item| match item.ty().category() {
         Some(cat) if limits.is_limited(cat, now) => {
             record_item(reports, DiscardReason::RatelimitBackoff, item);
@@ -711,7 +715,7 @@ fn drop_rate_limited(envelope: &mut Envelope, limits: &RateLimits, reports: &sup
     });
 }
 
-fn record_item(reports: &super::ClientReports, reason: DiscardReason, item: &Item) {
+fn record_item(reports: &ClientReports, reason: DiscardReason, item: &Item) {
     let Some(category) = item.ty().category() else { return };
     reports.record(reason, category, item.quantity());
     if item.ty() == &ItemType::Transaction {
