@@ -14,9 +14,9 @@ use crate::ids::{random_f64, EventId};
 use crate::protocol::{Contexts, DataCategory, DiscardReason, Envelope, Event, Level, SdkInfo, SdkPackage, Values};
 use crate::stacktrace::{InAppRules, RawBacktrace};
 use crate::trace::buffer::SpanBuffer;
-use crate::worker::{Buffer, Job, SingleJob, Worker};
 use crate::transport::Transport;
 use crate::worker::ClientReports;
+use crate::worker::{Buffer, Job, SingleJob, Worker};
 use crate::{ClientOptions, Dsn};
 
 /// The SDK name sent in `sdk.name` and `User-Agent`.

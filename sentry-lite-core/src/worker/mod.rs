@@ -26,10 +26,10 @@ mod client_reports;
 
 pub(crate) use client_reports::ClientReports;
 
-use crate::transport::spool::{Claimed, Spool, Taken};
-use crate::transport::{RateLimits, SendOutcome, Transport};
 use crate::client::ClientInner;
 use crate::protocol::{DataCategory, DiscardReason, Envelope, Item, ItemType, Timestamp};
+use crate::transport::spool::{Claimed, Spool, Taken};
+use crate::transport::{RateLimits, SendOutcome, Transport};
 
 /// Work that becomes envelopes on the worker thread.
 pub(crate) trait Job: Send {
