@@ -34,6 +34,7 @@
 mod api;
 mod client;
 mod contexts;
+mod deadline;
 mod dsn;
 mod error_chain;
 mod hub;
@@ -45,12 +46,12 @@ mod pipeline;
 pub mod protocol;
 mod scope;
 mod stacktrace;
-// The one module allowed `unsafe` (see its docs): in-process stack unwinding.
 #[cfg(feature = "test")]
 #[path = "test_support.rs"]
 pub mod test;
 pub mod trace;
 pub mod transport;
+// The one module allowed `unsafe` (see its docs): in-process stack unwinding.
 #[allow(unsafe_code)]
 mod unwind;
 mod worker;
@@ -60,7 +61,7 @@ pub use api::{
     capture_event_with_backtrace, capture_message, configure_scope, flush, init, is_enabled, last_event_id, set_user,
     with_scope, InitError, InitGuard,
 };
-pub use client::{Client, FlushHook, SDK_NAME, SDK_VERSION};
+pub use client::{Client, FlushHook};
 pub use dsn::{Dsn, DsnParseError};
 pub use error_chain::exceptions_from_error;
 pub use hub::{configure_global_scope, spawn, spawn_thread, FutureExt, Hub, HubFuture};
@@ -70,7 +71,7 @@ pub use options::{
     BeforeBreadcrumb, BeforeSend, BeforeSendSpan, ClientOptions, SpanPattern, TraceLifecycle, TracesSampler,
 };
 pub use pipeline::is_sensitive_header;
-pub use protocol::{Breadcrumb, Event, Level, User};
+pub use protocol::{Breadcrumb, Event, Level, User, SDK_NAME, SDK_VERSION};
 pub use scope::{EventProcessor, Scope};
 pub use stacktrace::{InAppRules, RawBacktrace};
 pub use trace::{

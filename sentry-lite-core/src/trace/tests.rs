@@ -700,7 +700,7 @@ fn drain_takes_staged_children() {
     }
     // What the worker's timer does once the deadline passed.
     let jobs = client.span_buffer().drain(true);
-    let n: u64 = jobs.iter().map(|j| j.category().1).sum();
+    let n: u64 = jobs.iter().map(|j| j.loss().quantity(DataCategory::Span)).sum();
     assert_eq!(n, 7);
     assert_eq!(client.span_buffer().len(), 0);
     assert!(client.span_buffer().deadline().is_none());

@@ -12,6 +12,8 @@
 //! [`Transport::send_batch`] together; each envelope's outcome is then handled as
 //! if it had been sent alone.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
@@ -21,63 +23,48 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 mod client_reports;
+mod job;
 
 pub(crate) use client_reports::ClientReports;
+pub(crate) use job::{guarded, Buffer, EnvelopeJob, Job, Loss, SingleJob};
 
-use crate::client::ClientInner;
 use crate::protocol::{DataCategory, DiscardReason, Envelope, Item, ItemType, Timestamp};
-use crate::transport::spool::Spool;
+use crate::transport::spool::{Claimed, Spool, Taken};
 use crate::transport::{RateLimits, SendOutcome, Transport};
 
-/// Work that becomes envelopes on the worker thread.
-pub(crate) trait Job: Send {
-    /// The category and quantity counted if this job is dropped before it runs.
-    fn category(&self) -> (DataCategory, u64);
-    /// Hands each of the job's envelopes to `emit` as soon as it is built
-    /// (several for complete traces leaving the span buffer together).
-    fn run_into(self: Box<Self>, client: &ClientInner, emit: &mut dyn FnMut(Envelope));
+/// What the worker needs to know of the client's options.
+#[derive(Debug, Clone)]
+pub(crate) struct WorkerConfig {
+    /// Capacity of the job queue.
+    pub(crate) queue_capacity: usize,
+    /// Whether drop counts are sent as client reports.
+    pub(crate) send_client_reports: bool,
+    /// Whether to print the SDK's diagnostics to stderr.
+    pub(crate) debug: bool,
+    /// Where undeliverable envelopes wait for the next attempt, if anywhere.
+    pub(crate) spool_dir: Option<std::path::PathBuf>,
+    pub(crate) spool_max_bytes: u64,
+    pub(crate) spool_max_files: usize,
 }
 
-/// A job that becomes at most one envelope: every job but a group of traces.
-pub(crate) trait SingleJob: Send {
-    /// The category and quantity counted if this job is dropped before it runs.
-    fn category(&self) -> (DataCategory, u64);
-    /// Builds the envelope; `None` when the job decided to drop (and counted it).
-    fn run(self: Box<Self>, client: &ClientInner) -> Option<Envelope>;
-}
-
-impl<T: SingleJob> Job for T {
-    fn category(&self) -> (DataCategory, u64) {
-        SingleJob::category(self)
-    }
-
-    fn run_into(self: Box<Self>, client: &ClientInner, emit: &mut dyn FnMut(Envelope)) {
-        if let Some(envelope) = self.run(client) {
-            emit(envelope);
+impl WorkerConfig {
+    fn debug(&self, message: &str) {
+        if self.debug {
+            eprintln!("[sentry-lite] {message}");
         }
     }
 }
 
-/// A buffer (spans, logs) that the worker drains on its timer, on flush and on close.
-pub(crate) trait Buffer: Send + Sync {
-    /// When the oldest buffered item must go out.
-    fn deadline(&self) -> Option<Instant>;
-    /// Takes what is due (everything with `force`).
-    fn drain(&self, force: bool) -> Vec<Box<dyn Job>>;
-    /// Stops accepting new items.
-    fn close(&self);
-}
-
-enum Task {
-    Job(Box<dyn Job>),
+enum Task<C: ?Sized> {
+    Job(Box<dyn Job<C>>),
     Flush(SyncSender<()>),
     Shutdown(SyncSender<()>),
 }
 
-/// The application's side of the worker.
-pub(crate) struct Worker {
-    tx: SyncSender<Task>,
-    client: Arc<ClientInner>,
+/// The application's side of the worker. `C` is what jobs read while they run.
+pub(crate) struct Worker<C: ?Sized + Send + Sync + 'static> {
+    tx: SyncSender<Task<C>>,
+    reports: Arc<ClientReports>,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// Jobs accepted and not yet finished: queued, or taken by the worker.
     held: Arc<AtomicUsize>,
@@ -86,7 +73,7 @@ pub(crate) struct Worker {
     max_held: usize,
 }
 
-impl std::fmt::Debug for Worker {
+impl<C: ?Sized + Send + Sync + 'static> std::fmt::Debug for Worker<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Worker")
     }
@@ -97,27 +84,39 @@ const IDLE_TICK: Duration = Duration::from_millis(500);
 /// Back-off between attempts to re-send the spool while the server fails.
 const SPOOL_MIN_BACKOFF: Duration = Duration::from_millis(500);
 const SPOOL_MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// Spooled envelopes re-sent per worker wake-up, so new data is not starved.
-const SPOOL_BATCH: usize = 200;
+/// Spooled envelopes re-sent between two batches of live jobs: live traffic and
+/// the backlog take turns, so neither waits for the other to finish.
+const SPOOL_SLICE: usize = 64;
+/// Failed attempts at one spooled envelope, each while other envelopes got
+/// through, after which it is dropped (and counted) instead of kept.
+const MAX_SPOOL_STRIKES: u32 = 3;
+/// Upper bound of `queue_capacity`: the channel allocates its slots up front.
+const MAX_QUEUE_CAPACITY: usize = 1 << 20;
 /// Upper bound of the envelopes handed to the transport at once.
 const MAX_BATCH: usize = 16;
 
-impl Worker {
-    pub(crate) fn start(client: Arc<ClientInner>, buffers: Vec<Arc<dyn Buffer>>) -> std::io::Result<Self> {
-        let capacity = client.options.queue_capacity.max(1);
+impl<C: ?Sized + Send + Sync + 'static> Worker<C> {
+    /// Starts the worker thread. `make_transport` runs first on that thread;
+    /// `None` means nothing can be sent (what is queued is then counted as lost).
+    pub(crate) fn start(
+        config: WorkerConfig,
+        reports: Arc<ClientReports>,
+        ctx: Arc<C>,
+        buffers: Vec<Arc<dyn Buffer<C>>>,
+        make_transport: impl FnOnce() -> Option<Box<dyn Transport>> + Send + 'static,
+    ) -> std::io::Result<Self> {
+        let capacity = config.queue_capacity.clamp(1, MAX_QUEUE_CAPACITY);
         let (tx, rx) = sync_channel(capacity);
         let held = Arc::new(AtomicUsize::new(0));
-        let inner = client.clone();
+        let worker_reports = reports.clone();
         let worker_held = held.clone();
         let thread = std::thread::Builder::new().name("sentry-lite-worker".into()).spawn(move || {
-            // Here rather than on the first span's thread (~1 ms).
-            crate::trace::clock::calibrate();
-            let transport = inner.create_transport();
-            let spool = inner.options.spool_dir.as_deref().and_then(|dir| {
-                match Spool::open(dir, inner.options.spool_max_bytes, inner.options.spool_max_files) {
+            let transport = make_transport();
+            let spool = config.spool_dir.as_deref().and_then(|dir| {
+                match Spool::open(dir, config.spool_max_bytes, config.spool_max_files) {
                     Ok(s) => Some(s),
                     Err(e) => {
-                        inner.debug(&format!(
+                        config.debug(&format!(
                             "offline spool unavailable ({e}); undeliverable envelopes will be dropped and counted"
                         ));
                         None
@@ -126,7 +125,9 @@ impl Worker {
             });
             let batch_limit = transport.as_ref().map_or(1, |t| t.max_batch().clamp(1, MAX_BATCH));
             let mut state = WorkerState {
-                client: inner,
+                config,
+                reports: worker_reports,
+                ctx,
                 transport,
                 batch_limit,
                 held: worker_held,
@@ -135,28 +136,28 @@ impl Worker {
                 spool,
                 spool_retry_at: Instant::now(),
                 spool_backoff: SPOOL_MIN_BACKOFF,
+                delivered: 0,
+                strikes: HashMap::new(),
                 bodies: Vec::new(),
             };
             state.run(rx);
         })?;
-        Ok(Self { tx, client, thread: Mutex::new(Some(thread)), held, max_held: capacity + 1 })
+        Ok(Self { tx, reports, thread: Mutex::new(Some(thread)), held, max_held: capacity + 1 })
     }
 
     /// Queues a job without blocking; a full queue drops it and counts the drop.
-    pub(crate) fn submit(&self, job: Box<dyn Job>) -> bool {
+    pub(crate) fn submit(&self, job: Box<dyn Job<C>>) -> bool {
         if self.held.fetch_add(1, Ordering::AcqRel) >= self.max_held {
             // The queue plus the worker's batch hold as much as one queue and one job.
             self.held.fetch_sub(1, Ordering::AcqRel);
-            let (category, quantity) = job.category();
-            self.client.reports.record(DiscardReason::QueueOverflow, category, quantity);
+            job.loss().record(&self.reports, DiscardReason::QueueOverflow);
             return false;
         }
         match self.tx.try_send(Task::Job(job)) {
             Ok(()) => true,
             Err(TrySendError::Full(Task::Job(job)) | TrySendError::Disconnected(Task::Job(job))) => {
                 self.held.fetch_sub(1, Ordering::AcqRel);
-                let (category, quantity) = job.category();
-                self.client.reports.record(DiscardReason::QueueOverflow, category, quantity);
+                job.loss().record(&self.reports, DiscardReason::QueueOverflow);
                 false
             }
             Err(_) => {
@@ -183,8 +184,8 @@ impl Worker {
         done
     }
 
-    fn control(&self, timeout: Duration, make: fn(SyncSender<()>) -> Task) -> bool {
-        let deadline = Instant::now() + timeout;
+    fn control(&self, timeout: Duration, make: fn(SyncSender<()>) -> Task<C>) -> bool {
+        let deadline = crate::deadline::after(timeout);
         let (ack_tx, ack_rx) = sync_channel(1);
         let mut task = make(ack_tx);
         // The marker must not be dropped on a full queue: retry until the deadline.
@@ -205,18 +206,26 @@ impl Worker {
     }
 }
 
-struct WorkerState {
-    client: Arc<ClientInner>,
+struct WorkerState<C: ?Sized> {
+    config: WorkerConfig,
+    reports: Arc<ClientReports>,
+    ctx: Arc<C>,
     transport: Option<Box<dyn Transport>>,
     /// Envelopes handed to the transport at once (its `max_batch`, bounded).
     batch_limit: usize,
     /// Shared with [`Worker::submit`]: decremented when a queued job is finished.
     held: Arc<AtomicUsize>,
     rate_limits: RateLimits,
-    buffers: Vec<Arc<dyn Buffer>>,
+    buffers: Vec<Arc<dyn Buffer<C>>>,
     spool: Option<Spool>,
+    /// Until then the server is taken to be down: with a spool, new envelopes go
+    /// straight to it and the spool is not re-sent.
     spool_retry_at: Instant,
     spool_backoff: Duration,
+    /// Envelopes the transport delivered so far (evidence that the server is up).
+    delivered: u64,
+    /// Spooled envelopes that failed, by their spool name.
+    strikes: HashMap<PathBuf, Strike>,
     /// Serialization buffers reused from batch to batch (one per envelope of a batch).
     bodies: Vec<Vec<u8>>,
 }
@@ -225,7 +234,16 @@ struct WorkerState {
 /// batches can reach megabytes; error events are a few KB).
 const MAX_KEPT_BODY: usize = 64 * 1024;
 
+/// Failures of one spooled envelope.
+struct Strike {
+    /// Failed attempts while other envelopes got through.
+    count: u32,
+    /// `WorkerState::delivered` at its last attempt.
+    seen: u64,
+}
+
 /// What became of one delivery attempt.
+#[derive(PartialEq, Eq)]
 enum Delivery {
     Delivered,
     /// Failed in a way worth retrying later (network error or 5xx), with the
@@ -237,10 +255,10 @@ enum Delivery {
     RateLimited,
 }
 
-impl WorkerState {
-    fn run(&mut self, rx: Receiver<Task>) {
+impl<C: ?Sized> WorkerState<C> {
+    fn run(&mut self, rx: Receiver<Task<C>>) {
         // A marker met while taking a batch: handled right after that batch.
-        let mut next: Option<Task> = None;
+        let mut next: Option<Task<C>> = None;
         loop {
             let now = Instant::now();
             let spool_due = self.spool.as_ref().filter(|s| !s.is_empty()).map(|_| self.spool_retry_at);
@@ -295,7 +313,7 @@ impl WorkerState {
         }
     }
 
-    fn close(&mut self, rx: &Receiver<Task>) {
+    fn close(&mut self, rx: &Receiver<Task<C>>) {
         for b in &self.buffers {
             b.close();
         }
@@ -333,7 +351,7 @@ impl WorkerState {
     }
 
     /// Runs jobs taken from the queue and releases their places in it.
-    fn finish_queued(&mut self, jobs: Vec<Box<dyn Job>>) {
+    fn finish_queued(&mut self, jobs: Vec<Box<dyn Job<C>>>) {
         let taken = jobs.len();
         if taken > 0 {
             self.run_jobs(jobs);
@@ -342,10 +360,11 @@ impl WorkerState {
     }
 
     /// Turns jobs into envelopes and sends them, a batch at a time.
-    fn run_jobs(&mut self, jobs: Vec<Box<dyn Job>>) {
+    fn run_jobs(&mut self, jobs: Vec<Box<dyn Job<C>>>) {
         let mut envelopes = Vec::with_capacity(jobs.len().min(self.batch_limit));
         for job in jobs {
-            let client = self.client.clone();
+            let ctx = self.ctx.clone();
+            let reports = self.reports.clone();
             let limit = self.batch_limit;
             // Each envelope sent as soon as a batch is full: a group's envelopes
             // reuse the memory of the ones before them.
@@ -356,9 +375,8 @@ impl WorkerState {
                 }
             };
             // A panic in a user callback (before_send, processors) must not kill the worker.
-            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run_into(&client, &mut emit)));
-            if run.is_err() {
-                self.client.debug("a job panicked on the worker (user callback?); its data was dropped");
+            if guarded(&reports, job.loss(), || job.run_into(&ctx, &mut emit)).is_none() {
+                self.config.debug("a job panicked on the worker (user callback?); its data was dropped");
             }
         }
         if !envelopes.is_empty() {
@@ -367,10 +385,10 @@ impl WorkerState {
     }
 
     fn send_pending_report(&mut self) {
-        if !self.client.options.send_client_reports {
+        if !self.config.send_client_reports {
             return;
         }
-        if let Some(report) = self.client.reports.take() {
+        if let Some(report) = self.reports.take() {
             if let Ok(item) = Item::client_report(&report) {
                 let mut env = Envelope::new();
                 env.add_item(item);
@@ -393,24 +411,37 @@ impl WorkerState {
         }
         let mut ready = ready;
         let deliveries = self.deliver_batch(&mut ready);
+        self.note_server_state(&deliveries);
         for (envelope, delivery) in ready.into_iter().zip(deliveries) {
             self.after_delivery(envelope, delivery);
         }
     }
 
+    /// After a batch: when something failed in a retryable way and nothing got
+    /// through, the server is taken to be down for the current back-off.
+    fn note_server_state(&mut self, deliveries: &[Delivery]) {
+        let failed = deliveries.iter().any(|d| matches!(d, Delivery::Retryable(_)));
+        if failed && !deliveries.contains(&Delivery::Delivered) {
+            let now = Instant::now();
+            if now >= self.spool_retry_at {
+                self.spool_retry_at = now + self.spool_backoff;
+                self.spool_backoff = (self.spool_backoff * 2).min(SPOOL_MAX_BACKOFF);
+            }
+        }
+    }
+
     /// Everything before delivery: drops what is rate limited, attaches the pending
-    /// client report, and spools instead while older envelopes wait in the spool.
+    /// client report, and spools instead while the server is taken to be down.
     /// `None` when nothing is left to send now.
     fn prepare(&mut self, mut envelope: Envelope) -> Option<Envelope> {
         let now = Instant::now();
-        let reports = &self.client.reports;
+        let reports = &self.reports;
         drop_rate_limited(&mut envelope, &self.rate_limits, reports, now);
         if envelope.items.is_empty() {
             return None;
         }
         let mut attached: Option<crate::protocol::ClientReport> = None;
-        if self.client.options.send_client_reports && !envelope.items.iter().any(|i| i.ty() == &ItemType::ClientReport)
-        {
+        if self.config.send_client_reports && !envelope.items.iter().any(|i| i.ty() == &ItemType::ClientReport) {
             if let Some(report) = reports.take() {
                 if let Ok(item) = Item::client_report(&report) {
                     envelope.add_item(item);
@@ -418,24 +449,23 @@ impl WorkerState {
                 }
             }
         }
-        if self.spool.as_ref().is_some_and(|s| !s.is_empty()) {
-            // Keep the order: while older envelopes wait on disk, new ones queue behind them.
+        if self.spool.is_some() && now < self.spool_retry_at {
+            // The last attempts failed: store it without another one.
             if let Some(report) = attached.take() {
                 envelope.items.retain(|i| i.ty() != &ItemType::ClientReport);
                 reports.restore(&report);
             }
             if !self.spool_envelope(&envelope) {
                 for item in &envelope.items {
-                    record_item(&self.client.reports, DiscardReason::NetworkError, item);
+                    record_item(&self.reports, DiscardReason::NetworkError, item);
                 }
             }
-            self.resend_spooled();
             return None;
         }
         if envelope.items.iter().all(|i| i.ty() == &ItemType::ClientReport) && self.rate_limits.all_limited(now) {
             // A global back-off holds everything, reports included; their counts wait.
             if let Some(report) = attached {
-                self.client.reports.restore(&report);
+                self.reports.restore(&report);
             }
             return None;
         }
@@ -456,7 +486,7 @@ impl WorkerState {
                 return true;
             }
             if let Ok(report) = serde_json::from_slice::<crate::protocol::ClientReport>(i.payload()) {
-                self.client.reports.restore(&report);
+                self.reports.restore(&report);
             }
             false
         });
@@ -467,15 +497,8 @@ impl WorkerState {
             _ => DiscardReason::SendError,
         };
         for item in &envelope.items {
-            record_item(&self.client.reports, reason, item);
+            record_item(&self.reports, reason, item);
         }
-    }
-
-    /// One attempt at sending `envelope`, updating rate limits from the answer.
-    fn deliver(&mut self, envelope: &mut Envelope) -> Delivery {
-        self.deliver_batch(std::slice::from_mut(envelope))
-            .pop()
-            .unwrap_or(Delivery::Retryable(DiscardReason::InternalSdkError))
     }
 
     /// One attempt at sending each envelope (together, through
@@ -524,11 +547,13 @@ impl WorkerState {
         match outcome {
             SendOutcome::Sent { rate_limits } => {
                 self.rate_limits.update(200, rate_limits.as_deref(), None, Instant::now());
+                self.delivered += 1;
+                self.spool_backoff = SPOOL_MIN_BACKOFF;
                 Delivery::Delivered
             }
             SendOutcome::Rejected { status, rate_limits, retry_after } => {
                 self.rate_limits.update(status, rate_limits.as_deref(), retry_after.as_deref(), Instant::now());
-                self.client.debug(&format!("envelope rejected with HTTP {status}"));
+                self.config.debug(&format!("envelope rejected with HTTP {status}"));
                 match status {
                     500..=599 => Delivery::Retryable(DiscardReason::SendError),
                     429 => Delivery::RateLimited,
@@ -536,7 +561,7 @@ impl WorkerState {
                 }
             }
             SendOutcome::NetworkError(reason) => {
-                self.client.debug(&format!("envelope not delivered: {reason}"));
+                self.config.debug(&format!("envelope not delivered: {reason}"));
                 Delivery::Retryable(DiscardReason::NetworkError)
             }
         }
@@ -548,60 +573,125 @@ impl WorkerState {
         let mut stored = envelope.clone();
         stored.headers.sent_at = None;
         if spool.store(&stored.to_vec()) {
-            self.spool_retry_at = self.spool_retry_at.max(Instant::now() + self.spool_backoff);
             true
         } else {
-            self.client.debug("offline spool is full; envelope dropped");
+            self.config.debug("offline spool is full or cannot be written; envelope dropped");
             false
         }
     }
 
-    /// Re-sends spooled envelopes in order while the server accepts them.
+    /// Re-sends spooled envelopes, oldest first, a slice at a time, while the
+    /// server accepts them. An envelope that fails while others get through gets
+    /// a strike; at `MAX_SPOOL_STRIKES` it is dropped and counted.
     fn resend_spooled(&mut self) {
         let now = Instant::now();
-        let Some(spool) = self.spool.as_ref() else { return };
+        let Some(spool) = self.spool.as_mut() else { return };
         if spool.is_empty() || now < self.spool_retry_at || self.rate_limits.all_limited(now) {
             return;
         }
-        let paths = spool.list().unwrap_or_default();
-        for path in paths.into_iter().take(SPOOL_BATCH) {
-            let Some(spool) = self.spool.as_mut() else { return };
-            let parsed = spool.read(&path).and_then(|b| Envelope::from_slice(&b).ok());
-            let Some(mut envelope) = parsed else {
-                spool.remove(&path);
+        let mut paths = spool.list().into_iter();
+        let mut budget = SPOOL_SLICE;
+        while budget > 0 {
+            let batch = self.take_spooled(&mut paths, budget.min(self.batch_limit));
+            if batch.is_empty() {
+                return;
+            }
+            budget -= batch.len();
+            let (claims, mut envelopes): (Vec<Claimed>, Vec<Envelope>) = batch.into_iter().unzip();
+            let before = self.delivered;
+            let deliveries = self.deliver_batch(&mut envelopes);
+            self.note_server_state(&deliveries);
+            let mut stop = Instant::now() < self.spool_retry_at;
+            for ((claimed, envelope), delivery) in claims.into_iter().zip(envelopes).zip(deliveries) {
+                let give_up = match delivery {
+                    Delivery::Delivered => {
+                        self.strikes.remove(&claimed.origin);
+                        None
+                    }
+                    Delivery::RateLimited => {
+                        self.release_spooled(claimed);
+                        self.spool_retry_at = Instant::now() + SPOOL_MIN_BACKOFF;
+                        stop = true;
+                        continue;
+                    }
+                    Delivery::Rejected => Some(DiscardReason::SendError),
+                    Delivery::Retryable(reason) => {
+                        let strike =
+                            self.strikes.entry(claimed.origin.clone()).or_insert(Strike { count: 0, seen: before });
+                        if self.delivered > strike.seen {
+                            strike.count += 1;
+                        }
+                        strike.seen = self.delivered;
+                        if strike.count < MAX_SPOOL_STRIKES {
+                            self.release_spooled(claimed);
+                            continue;
+                        }
+                        self.config.debug("a spooled envelope kept failing while others got through; dropped");
+                        self.strikes.remove(&claimed.origin);
+                        Some(reason)
+                    }
+                };
+                if let Some(reason) = give_up {
+                    for item in &envelope.items {
+                        record_item(&self.reports, reason, item);
+                    }
+                }
+                self.discard_spooled(claimed);
+            }
+            if stop {
+                return;
+            }
+        }
+        // More may wait: the next slice goes right after the live jobs queued meanwhile.
+        self.spool_retry_at = Instant::now();
+    }
+
+    /// Claims and reads up to `max` spooled envelopes that still have something to
+    /// send. Entries that are not envelopes are skipped and counted.
+    fn take_spooled(&mut self, paths: &mut impl Iterator<Item = PathBuf>, max: usize) -> Vec<(Claimed, Envelope)> {
+        let now = Instant::now();
+        let mut batch = Vec::new();
+        while batch.len() < max {
+            let Some(path) = paths.next() else { break };
+            let Some(spool) = self.spool.as_mut() else { break };
+            let (claimed, body) = match spool.take(&path) {
+                Taken::Gone => continue,
+                Taken::Skipped => {
+                    self.reports.record_spool_skip();
+                    continue;
+                }
+                Taken::Entry(claimed, body) => (claimed, body),
+            };
+            let Ok(mut envelope) = Envelope::from_slice(&body) else {
+                // Counted once, whether or not it can be removed.
+                self.reports.record_spool_skip();
+                spool.discard(claimed);
                 continue;
             };
-            drop_rate_limited(&mut envelope, &self.rate_limits, &self.client.reports, now);
+            drop_rate_limited(&mut envelope, &self.rate_limits, &self.reports, now);
             if envelope.items.is_empty() {
-                spool.remove(&path);
+                self.discard_spooled(claimed);
                 continue;
             }
-            match self.deliver(&mut envelope) {
-                Delivery::Delivered => {
-                    self.spool_backoff = SPOOL_MIN_BACKOFF;
-                    if let Some(s) = self.spool.as_mut() {
-                        s.remove(&path);
-                    }
-                }
-                Delivery::RateLimited => {
-                    // Keep it and wait for the limit to pass.
-                    self.spool_retry_at = Instant::now() + SPOOL_MIN_BACKOFF;
-                    return;
-                }
-                Delivery::Rejected => {
-                    for item in &envelope.items {
-                        record_item(&self.client.reports, DiscardReason::SendError, item);
-                    }
-                    if let Some(s) = self.spool.as_mut() {
-                        s.remove(&path);
-                    }
-                }
-                Delivery::Retryable(_) => {
-                    self.spool_retry_at = Instant::now() + self.spool_backoff;
-                    self.spool_backoff = (self.spool_backoff * 2).min(SPOOL_MAX_BACKOFF);
-                    return;
-                }
+            batch.push((claimed, envelope));
+        }
+        batch
+    }
+
+    /// Removes a spooled envelope; one that cannot be removed is skipped (and counted)
+    /// from now on, so it is never sent twice.
+    fn discard_spooled(&mut self, claimed: Claimed) {
+        if let Some(spool) = self.spool.as_mut() {
+            if !spool.discard(claimed) {
+                self.reports.record_spool_skip();
+                self.config.debug("a spooled envelope cannot be removed; it is skipped from now on");
             }
+        }
+    }
+
+    fn release_spooled(&mut self, claimed: Claimed) {
+        if let Some(spool) = self.spool.as_mut() {
+            spool.release(claimed);
         }
     }
 }
@@ -625,22 +715,5 @@ fn record_item(reports: &ClientReports, reason: DiscardReason, item: &Item) {
         let children =
             item.payload_json().and_then(|v| v.get("spans").and_then(|s| s.as_array()).map(Vec::len)).unwrap_or(0);
         reports.record(reason, DataCategory::Span, children as u64 + 1);
-    }
-}
-
-/// A ready envelope (e.g. a batch of logs built by an integration).
-pub(crate) struct EnvelopeJob(pub(crate) Envelope);
-
-impl SingleJob for EnvelopeJob {
-    fn category(&self) -> (DataCategory, u64) {
-        self.0
-            .items
-            .iter()
-            .find_map(|i| i.ty().category().map(|c| (c, i.quantity())))
-            .unwrap_or((DataCategory::Error, 0))
-    }
-
-    fn run(self: Box<Self>, _client: &ClientInner) -> Option<Envelope> {
-        Some(self.0)
     }
 }
