@@ -17,10 +17,8 @@ use crate::{axum_load, ours, ratio_lines};
 pub(crate) fn axum_overhead(s: &Settings, ratios: &mut Vec<String>) {
     let case = "watchdog/axum_overhead";
     let rt = axum_load::runtime();
-    let Some((off_router, off_guard)) = ours::axum_app(axum_load::hello_router(), 0.0) else { return };
-    let Some((on_router, on_guard)) = ours::axum_app(axum_load::hello_router().layer(WatchdogLayer::new()), 0.0) else {
-        return;
-    };
+    let (off_router, off_guard) = ours::axum_app(axum_load::hello_router(), 0.0);
+    let (on_router, on_guard) = ours::axum_app(axum_load::hello_router().layer(WatchdogLayer::new()), 0.0);
     let servers =
         [("watchdog-on", axum_load::serve(&rt, on_router)), ("watchdog-off", axum_load::serve(&rt, off_router))];
     for (_, addr) in &servers {
