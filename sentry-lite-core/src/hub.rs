@@ -263,20 +263,7 @@ impl Hub {
         }
     }
 
-    /// Scope snapshots for a segment span: as [`Hub::snapshot`], minus breadcrumbs,
-    /// which spans do not carry. Holding them would make the next breadcrumb copy the
-    /// whole trail.
-    pub(crate) fn span_snapshot(&self) -> ScopeSnapshot {
-        let mut snapshot = self.snapshot();
-        for scope in [&mut snapshot.global, &mut snapshot.isolation, &mut snapshot.current] {
-            if !scope.breadcrumbs.is_empty() {
-                scope.breadcrumbs = Default::default();
-            }
-        }
-        snapshot
-    }
-
-    /// The scopes of a streamed segment span, which only carries their tags and
+    /// The scopes of a segment span, which only carries their tags and
     /// users: `None`, and no copy taken, when no scope has any (the usual case).
     pub(crate) fn span_tag_scopes(&self) -> Option<ScopeSnapshot> {
         let bare = |s: &Scope| s.tags.is_empty() && s.user.is_none();

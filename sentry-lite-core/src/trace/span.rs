@@ -250,11 +250,8 @@ impl SpanInner {
         if let Some(status) = status {
             record.status = status;
         }
-        record.scope = segment.take_hub().and_then(|h| match lifecycle {
-            // The transaction event applies the whole scopes.
-            TraceLifecycle::Static => Some(Box::new(h.span_snapshot())),
-            _ => super::buffer::segment_scope(&h),
-        });
+        // Both lifecycles send a segment's tags and user, and nothing else of its scopes.
+        record.scope = segment.take_hub().and_then(|h| super::buffer::segment_scope(&h));
         match lifecycle {
             TraceLifecycle::Static => super::static_mode::collect(record, segment, thread),
             _ => segment.client.span_buffer().push(record, segment, thread),
