@@ -378,7 +378,16 @@ impl Span {
                     parent_sample_rate: parent_rate,
                     attributes: &attributes,
                 };
-                let decision = decide(client.options(), &ctx, sample_rand);
+                // A panicking `traces_sampler` is contained: the span is not
+                // recorded, and counted as `internal_sdk_error`.
+                let loss = crate::worker::Loss::of(DataCategory::Span, 1);
+                let decided = crate::worker::guarded(&client.inner().reports, loss, || {
+                    decide(client.options(), &ctx, sample_rand)
+                });
+                let Some(decision) = decided else {
+                    client.inner().debug("traces_sampler panicked; the span is not recorded");
+                    return None;
+                };
                 state.sampled = decision.sampled;
                 state.sample_rate = decision.rate;
                 if !decision.record {
