@@ -34,6 +34,7 @@
 mod api;
 mod client;
 mod contexts;
+mod deadline;
 mod dsn;
 mod error_chain;
 mod hub;
