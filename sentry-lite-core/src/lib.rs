@@ -72,9 +72,10 @@ pub use pipeline::is_sensitive_header;
 pub use protocol::{Breadcrumb, Event, Level, User};
 pub use scope::{EventProcessor, Scope};
 pub use stacktrace::{InAppRules, RawBacktrace};
+pub use trace::propagation::TracePropagationTargets;
 pub use trace::{
     continue_trace, current_span, current_span_if_active, enter_span, pop_entered_span, push_entered_span,
     start_root_span, start_root_span_with, start_root_span_with_attributes, start_span, trace, trace_headers,
-    AttributeKey, EnteredSpan, PropagationContext, SamplingContext, Span, SpanFutureExt, Traced,
+    trace_headers_for, AttributeKey, EnteredSpan, PropagationContext, SamplingContext, Span, SpanFutureExt, Traced,
 };
 pub use transport::{InboxTransport, NoopTransport, SendOutcome, TestTransport, Transport, TransportFactory};

@@ -25,6 +25,8 @@ fn serial() -> MutexGuard<'static, ()> {
 
 fn init(options: ClientOptions) -> (InitGuard, TestTransport) {
     let t = TestTransport::new();
+    // A real (32 hex digits) public key: the DSC and `baggage` need one.
+    let options = options.with_dsn("http://9f86d081884c4d659a2feaa0c55ad015@127.0.0.1:9/1");
     let guard = sentry_lite_core::init(options.with_transport(t.clone()).with_traces_sample_rate(1.0)).expect("init");
     (guard, t)
 }
