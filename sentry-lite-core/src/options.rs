@@ -110,8 +110,13 @@ pub struct ClientOptions {
     pub max_breadcrumbs: usize,
     /// Attach the capture site's stack trace to captured errors.
     pub attach_stacktrace: bool,
-    /// Send personal data: IPs, cookies, auth headers, request bodies, user attributes on spans.
+    /// Send personal data and secrets found in requests. Off by default; what then
+    /// leaves the process is listed under "Privacy" in the crate docs.
     pub send_default_pii: bool,
+    /// Replace every query-string value of requests with `[Filtered]` (keys are
+    /// kept), with or without `send_default_pii`. Off by default, where only the
+    /// values of secret-looking keys are filtered (without `send_default_pii`).
+    pub scrub_all_query_values: bool,
     /// Module prefixes that are the application's own code.
     pub in_app_include: Vec<Cow<'static, str>>,
     /// Module prefixes that are not the application's own code.
@@ -188,6 +193,7 @@ impl Default for ClientOptions {
             max_breadcrumbs: 100,
             attach_stacktrace: true,
             send_default_pii: false,
+            scrub_all_query_values: false,
             in_app_include: Vec::new(),
             in_app_exclude: Vec::new(),
             before_send: None,
@@ -277,6 +283,8 @@ impl ClientOptions {
         with_attach_stacktrace(attach_stacktrace: bool) attach_stacktrace;
         /// Allows sending personal data.
         with_send_default_pii(send_default_pii: bool) send_default_pii;
+        /// Filters every query-string value.
+        with_scrub_all_query_values(scrub_all_query_values: bool) scrub_all_query_values;
         /// Turns SDK diagnostics on or off.
         with_debug(debug: bool) debug;
         /// Sets the shutdown timeout.
@@ -395,6 +403,7 @@ impl fmt::Debug for ClientOptions {
             .field("propagate_traceparent", &self.propagate_traceparent)
             .field("strict_trace_continuation", &self.strict_trace_continuation)
             .field("org_id", &self.org_id)
+            .field("scrub_all_query_values", &self.scrub_all_query_values)
             .field("integrations", &self.integrations.iter().map(|i| i.name()).collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
