@@ -25,6 +25,18 @@ export RELAY_PYTHON="$ROOT/.venv/bin/python"
 
 status=0
 
+banner "layers: imports in sentry-lite-core point down"
+bash scripts/check-layers.sh || status=$?
+
+banner "cargo fmt --check"
+cargo fmt --all -- --check || status=$?
+
+banner "cargo clippy (warnings denied)"
+cargo clippy --workspace --all-targets -- -D warnings || status=$?
+
+banner "cargo doc (warnings denied)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps || status=$?
+
 banner "cargo test --workspace --all-targets"
 # --no-fail-fast: one run reports every failing test binary, not just the first
 cargo test --workspace --all-targets --no-fail-fast || status=$?
@@ -32,15 +44,11 @@ cargo test --workspace --all-targets --no-fail-fast || status=$?
 banner "cargo test --workspace --doc"
 cargo test --workspace --doc --no-fail-fast || status=$?
 
-# ---- later stages go here (e.g. fuzz runs, Relay/Bugsink conformance sweeps) ----
 # The `panic` example built for real with `panic = "abort"` (profile release-abort):
 # its event must reach the receiver before the process aborts. A release build, so
 # it runs as its own stage.
 banner "panic = \"abort\": the real release-abort build of the panic example"
 cargo test -p sentry-lite-tests --test panic -- --ignored || status=$?
-
-# Each stage: `banner "..."`, then `<command> || status=$?` (keeps going, fails at the end).
-# ---- end of later stages ----
 
 if [ "$status" -eq 0 ]; then
     banner "all tests passed"

@@ -6,9 +6,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::client::{Client, PendingEvent};
+use crate::client::Client;
 use crate::hub::{Hub, EVER_ENABLED};
 use crate::ids::EventId;
+use crate::pipeline::PendingEvent;
 use crate::protocol::{Breadcrumb, Event, Level, Timestamp};
 use crate::scope::Scope;
 use crate::stacktrace::RawBacktrace;
@@ -187,7 +188,7 @@ pub fn capture_envelope(envelope: crate::protocol::Envelope) {
         return;
     }
     Hub::with_current(|hub| {
-        hub.with_client(|c| c.submit(Box::new(crate::transport::worker::EnvelopeJob(envelope))));
+        hub.with_client(|c| c.submit(Box::new(crate::worker::EnvelopeJob(envelope))));
     });
 }
 

@@ -9,83 +9,49 @@ use parking_lot::Mutex;
 
 use crate::contexts::default_contexts;
 use crate::error_chain::exceptions_from_error;
-use crate::hub::{Hub, ScopeSnapshot};
+use crate::hub::Hub;
 use crate::ids::{random_f64, EventId};
-use crate::protocol::{Contexts, DataCategory, DiscardReason, Envelope, Event, Level, SdkInfo, SdkPackage, Values};
-use crate::stacktrace::{InAppRules, RawBacktrace};
-use crate::trace::buffer::SpanBuffer;
-use crate::transport::worker::{Buffer, Job, SingleJob, Worker};
-use crate::transport::{ClientReports, Transport};
+use crate::pipeline::{JobContext, PendingEvent};
+use crate::protocol::{DataCategory, DiscardReason, Event, Level, SdkInfo, SdkPackage, Values, SDK_NAME, SDK_VERSION};
+use crate::stacktrace::RawBacktrace;
+use crate::trace::buffer::{SpanBuffer, SpanSink};
+use crate::transport::Transport;
+use crate::worker::{Buffer, ClientReports, Job, Worker, WorkerConfig};
 use crate::{ClientOptions, Dsn};
 
-/// The SDK name sent in `sdk.name` and `User-Agent`.
-pub const SDK_NAME: &str = "sentry.rust.lite";
-/// The SDK version.
-pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// State shared between the capture path and the worker.
-pub(crate) struct ClientInner {
-    pub(crate) options: ClientOptions,
-    pub(crate) dsn: Option<Dsn>,
-    pub(crate) reports: ClientReports,
-    pub(crate) sdk: SdkInfo,
-    pub(crate) contexts: Contexts,
-    pub(crate) server_name: Option<String>,
-    /// The span v2 attributes every span carries, rendered on first use.
-    pub(crate) span_attributes: std::sync::OnceLock<Vec<u8>>,
+/// The client's transport: the configured factory's, else HTTP to the DSN.
+fn create_transport(ctx: &JobContext) -> Option<Box<dyn Transport>> {
+    let result = match &ctx.options.transport {
+        Some(factory) => factory.create(&ctx.options, ctx.dsn.as_ref()),
+        None => default_transport(ctx),
+    };
+    match result {
+        Ok(t) => Some(t),
+        Err(e) => {
+            ctx.debug(&format!("transport could not be created, nothing will be sent: {e}"));
+            None
+        }
+    }
 }
 
-impl ClientInner {
-    pub(crate) fn debug(&self, message: &str) {
-        if self.options.debug {
-            eprintln!("[sentry-lite] {message}");
-        }
+#[cfg(feature = "http")]
+fn default_transport(ctx: &JobContext) -> Result<Box<dyn Transport>, String> {
+    match &ctx.dsn {
+        Some(dsn) => crate::transport::HttpTransport::new(&ctx.options, dsn).map(|t| Box::new(t) as Box<dyn Transport>),
+        None => Err("no DSN".into()),
     }
+}
 
-    pub(crate) fn create_transport(&self) -> Option<Box<dyn Transport>> {
-        let result = match &self.options.transport {
-            Some(factory) => factory.create(&self.options, self.dsn.as_ref()),
-            None => self.default_transport(),
-        };
-        match result {
-            Ok(t) => Some(t),
-            Err(e) => {
-                self.debug(&format!("transport could not be created, nothing will be sent: {e}"));
-                None
-            }
-        }
-    }
-
-    #[cfg(feature = "http")]
-    fn default_transport(&self) -> Result<Box<dyn Transport>, String> {
-        match &self.dsn {
-            Some(dsn) => {
-                crate::transport::HttpTransport::new(&self.options, dsn).map(|t| Box::new(t) as Box<dyn Transport>)
-            }
-            None => Err("no DSN".into()),
-        }
-    }
-
-    #[cfg(not(feature = "http"))]
-    fn default_transport(&self) -> Result<Box<dyn Transport>, String> {
-        Err("the `http` feature is off and no transport was configured".into())
-    }
-
-    /// The organization id: the `org_id` option, else the DSN host's.
-    pub(crate) fn org_id(&self) -> Option<u64> {
-        self.options.org_id.or_else(|| self.dsn.as_ref().and_then(Dsn::org_id))
-    }
-
-    pub(crate) fn in_app_rules(&self) -> InAppRules<'_> {
-        InAppRules { include: &self.options.in_app_include, exclude: &self.options.in_app_exclude }
-    }
+#[cfg(not(feature = "http"))]
+fn default_transport(_ctx: &JobContext) -> Result<Box<dyn Transport>, String> {
+    Err("the `http` feature is off and no transport was configured".into())
 }
 
 /// A configured client. Usually created by [`crate::init`] and used through the hub.
 pub struct Client {
-    inner: Arc<ClientInner>,
-    worker: Option<Worker>,
-    buffers: Mutex<Vec<Arc<dyn Buffer>>>,
+    inner: Arc<JobContext>,
+    worker: Option<Worker<JobContext>>,
+    buffers: Mutex<Vec<Arc<dyn Buffer<JobContext>>>>,
     spans: Arc<SpanBuffer>,
     flush_hooks: Mutex<Vec<Arc<dyn FlushHook>>>,
 }
@@ -117,19 +83,34 @@ impl Client {
             integrations,
             packages: vec![SdkPackage { name: "cargo:sentry-lite-core".into(), version: SDK_VERSION.into() }],
         };
-        let inner = Arc::new(ClientInner {
+        let inner = Arc::new(JobContext {
             options,
             dsn,
-            reports: ClientReports::default(),
+            reports: Arc::new(ClientReports::default()),
             sdk,
             contexts: default_contexts(),
             server_name,
             span_attributes: std::sync::OnceLock::new(),
         });
         let spans = Arc::new(SpanBuffer::new(inner.options.max_buffered_spans));
-        let buffers: Vec<Arc<dyn Buffer>> = vec![spans.clone()];
+        let buffers: Vec<Arc<dyn Buffer<JobContext>>> = vec![spans.clone()];
         let worker = if enabled {
-            match Worker::start(inner.clone(), buffers.clone()) {
+            let options = &inner.options;
+            let config = WorkerConfig {
+                queue_capacity: options.queue_capacity,
+                send_client_reports: options.send_client_reports,
+                debug: options.debug,
+                spool_dir: options.spool_dir.clone(),
+                spool_max_bytes: options.spool_max_bytes,
+                spool_max_files: options.spool_max_files,
+            };
+            let ctx = inner.clone();
+            let make_transport = move || {
+                // Here rather than on the first span's thread (~1 ms).
+                crate::trace::clock::calibrate();
+                create_transport(&ctx)
+            };
+            match Worker::start(config, inner.reports.clone(), inner.clone(), buffers.clone(), make_transport) {
                 Ok(w) => Some(w),
                 Err(e) => {
                     inner.debug(&format!("could not start the worker thread, SDK disabled: {e}"));
@@ -197,12 +178,12 @@ impl Client {
         &self.spans
     }
 
-    /// The state shared with the worker.
-    pub(crate) fn inner(&self) -> &Arc<ClientInner> {
+    /// What the client's jobs read on the worker.
+    pub(crate) fn inner(&self) -> &Arc<JobContext> {
         &self.inner
     }
 
-    pub(crate) fn submit(&self, job: Box<dyn Job>) -> bool {
+    pub(crate) fn submit(&self, job: Box<dyn Job<JobContext>>) -> bool {
         match &self.worker {
             Some(w) => w.submit(job),
             None => false,
@@ -271,34 +252,20 @@ impl Client {
     }
 }
 
+impl SpanSink for Client {
+    fn submit_spans(&self, job: Box<dyn Job<JobContext>>) {
+        self.submit(job);
+    }
+
+    fn count_lost(&self, reason: DiscardReason, category: DataCategory, quantity: u64) {
+        self.record_drop(reason, category, quantity);
+    }
+}
+
 fn hostname() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
-}
-
-/// An event on its way to the worker, with what is needed to finish it there.
-pub(crate) struct PendingEvent {
-    pub(crate) event: Event,
-    pub(crate) backtrace: Option<RawBacktrace>,
-    /// Taken by [`Client::capture`].
-    pub(crate) scopes: Option<ScopeSnapshot>,
-}
-
-impl PendingEvent {
-    pub(crate) fn new(event: Event, backtrace: Option<RawBacktrace>) -> Box<Self> {
-        Box::new(Self { event, backtrace, scopes: None })
-    }
-}
-
-impl SingleJob for PendingEvent {
-    fn category(&self) -> (DataCategory, u64) {
-        (DataCategory::Error, 1)
-    }
-
-    fn run(self: Box<Self>, client: &ClientInner) -> Option<Envelope> {
-        crate::pipeline::finish_event(self, client)
-    }
 }

@@ -93,21 +93,22 @@ mod privacy;
 pub mod protocol;
 mod scope;
 mod stacktrace;
-// The one module allowed `unsafe` (see its docs): in-process stack unwinding.
 #[cfg(feature = "test")]
 #[path = "test_support.rs"]
 pub mod test;
 pub mod trace;
 pub mod transport;
+// The one module allowed `unsafe` (see its docs): in-process stack unwinding.
 #[allow(unsafe_code)]
 mod unwind;
+mod worker;
 
 pub use api::{
     add_breadcrumb, add_breadcrumb_with, capture_envelope, capture_error, capture_error_dyn, capture_event,
     capture_event_with_backtrace, capture_message, configure_scope, flush, init, is_enabled, last_event_id, set_user,
     with_scope, InitError, InitGuard,
 };
-pub use client::{Client, FlushHook, SDK_NAME, SDK_VERSION};
+pub use client::{Client, FlushHook};
 pub use dsn::{Dsn, DsnParseError};
 pub use error_chain::exceptions_from_error;
 pub use hub::{configure_global_scope, spawn, spawn_thread, FutureExt, Hub, HubFuture};
@@ -118,7 +119,7 @@ pub use options::{
 };
 pub use pipeline::is_sensitive_header;
 pub use privacy::{is_harmless_header, is_secret_key, scrub_query};
-pub use protocol::{Breadcrumb, Event, Level, User};
+pub use protocol::{Breadcrumb, Event, Level, User, SDK_NAME, SDK_VERSION};
 pub use scope::{EventProcessor, Scope};
 pub use stacktrace::{InAppRules, RawBacktrace};
 pub use trace::propagation::TracePropagationTargets;

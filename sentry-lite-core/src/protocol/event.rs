@@ -163,6 +163,11 @@ pub struct Request {
     pub env: BTreeMap<String, String>,
 }
 
+/// The SDK name sent in `sdk.name` and `User-Agent`.
+pub const SDK_NAME: &str = "sentry.rust.lite";
+/// The SDK version.
+pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
+
 /// The `sdk` interface.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SdkInfo {

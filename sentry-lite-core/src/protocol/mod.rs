@@ -24,7 +24,7 @@ pub use client_report::{ClientReport, DiscardReason, DiscardedEvents};
 pub use context::{Context, Contexts, TraceContext};
 pub use dsc::DynamicSamplingContext;
 pub use envelope::{DataCategory, Envelope, EnvelopeHeaders, EnvelopeParseError, Item, ItemType};
-pub use event::{Event, Request, SdkInfo, SdkPackage, TransactionInfo, User};
+pub use event::{Event, Request, SdkInfo, SdkPackage, TransactionInfo, User, SDK_NAME, SDK_VERSION};
 pub use exception::{Exception, Frame, Mechanism, Stacktrace, Thread, Threads, Values};
 pub use level::Level;
 pub use log::{LogItem, LogLevel};

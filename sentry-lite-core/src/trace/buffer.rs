@@ -28,12 +28,12 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::client::Client;
 use crate::hub::ScopeSnapshot;
 use crate::ids::TraceId;
+use crate::pipeline::JobContext;
 use crate::protocol::{DataCategory, DiscardReason};
 use crate::scope::Scope;
-use crate::transport::worker::{Buffer, Job};
+use crate::worker::{Buffer, Job};
 
 use super::record::{estimate_size, Records, Refs, SpanBatchJob, SpanGroupJob, SpanRecord, ThreadInfo};
 use super::span::SegmentShared;
@@ -214,7 +214,7 @@ impl SpanBuffer {
     /// instead of a trip through the buffer for a loan of a few spans each time
     /// the worker finishes a batch.
     #[inline]
-    pub(crate) fn refuse(&self, client: &Client) -> bool {
+    pub(crate) fn refuse(&self, sink: &impl SpanSink) -> bool {
         let in_flight = self.in_flight();
         if self.refusing.load(Ordering::Relaxed) {
             if in_flight + self.capacity / 8 < self.capacity {
@@ -227,7 +227,7 @@ impl SpanBuffer {
         } else {
             self.refusing.store(true, Ordering::Relaxed);
         }
-        client.record_drop(DiscardReason::BufferOverflow, DataCategory::Span, 1);
+        sink.count_lost(DiscardReason::BufferOverflow, DataCategory::Span, 1);
         true
     }
 
@@ -237,7 +237,7 @@ impl SpanBuffer {
     #[inline]
     pub(crate) fn refuse_segment(&self, segment: &SegmentShared) -> bool {
         let behind = self.refusing.load(Ordering::Relaxed) || self.in_flight() >= self.capacity;
-        behind && segment.stage.lock().slot.is_none() && self.refuse(&segment.client)
+        behind && segment.stage.lock().slot.is_none() && self.refuse(&*segment.client)
     }
 
     /// Buffers a finished segment, or a child that did not fit in its segment's
@@ -251,7 +251,7 @@ impl SpanBuffer {
     // prologue).
     #[inline(never)]
     pub(crate) fn push(&self, mut record: SpanRecord, segment: &Arc<SegmentShared>, thread: &Arc<ThreadInfo>) {
-        let client = &*segment.client;
+        let sink = &*segment.client;
         let trace_id = segment.state.trace_id;
         let is_segment = record.is_segment;
         let size = estimate_size(&record);
@@ -259,7 +259,7 @@ impl SpanBuffer {
         if guard.closed {
             drop(guard);
             drop(record);
-            client.record_drop(DiscardReason::BufferOverflow, DataCategory::Span, 1);
+            sink.count_lost(DiscardReason::BufferOverflow, DataCategory::Span, 1);
             return;
         }
         let mut evicted = None;
@@ -279,8 +279,8 @@ impl SpanBuffer {
                 drop(guard);
                 let n = evicted.map_or(0, |(e, _)| e.len()) as u64 + 1;
                 drop(record);
-                client.record_drop(DiscardReason::BufferOverflow, DataCategory::Span, n);
-                self.submit(ready, client);
+                sink.count_lost(DiscardReason::BufferOverflow, DataCategory::Span, n);
+                self.submit(ready, sink);
                 return;
             }
         }
@@ -317,11 +317,11 @@ impl SpanBuffer {
         state.peak = state.peak.max(state.held() + self.in_flight());
         drop(guard);
         if let Some(evicted) = evicted {
-            client.record_drop(DiscardReason::BufferOverflow, DataCategory::Span, evicted.0.len() as u64);
+            sink.count_lost(DiscardReason::BufferOverflow, DataCategory::Span, evicted.0.len() as u64);
         }
         // Most spans complete nothing: no call, no vector to drop.
         if !ready.is_empty() {
-            self.submit(ready, client);
+            self.submit(ready, sink);
         }
     }
 
@@ -353,24 +353,32 @@ impl SpanBuffer {
     }
 
     /// One job for several traces (one envelope each, see [`SpanGroupJob`]).
-    fn group_job(&self, traces: Vec<(Records, Refs)>) -> Box<dyn Job> {
+    fn group_job(&self, traces: Vec<(Records, Refs)>) -> Box<dyn Job<JobContext>> {
         let n = traces.iter().map(|(s, _)| s.len()).sum();
         self.in_flight.count.fetch_add(n, Ordering::Relaxed);
         Box::new(SpanGroupJob { traces, _in_flight: InFlightGuard { counter: self.in_flight.clone(), n } })
     }
 
-    fn submit(&self, mut traces: Vec<(Records, Refs)>, client: &Client) {
+    fn submit(&self, mut traces: Vec<(Records, Refs)>, sink: &impl SpanSink) {
         match traces.len() {
             0 => {}
             1 => {
                 let (spans, refs) = traces.pop().expect("one trace");
-                client.submit(self.job(spans, refs));
+                sink.submit_spans(self.job(spans, refs));
             }
             _ => {
-                client.submit(self.group_job(traces));
+                sink.submit_spans(self.group_job(traces));
             }
         }
     }
+}
+
+/// Where the buffer hands its batches and counts the spans it drops (the client).
+pub(crate) trait SpanSink {
+    /// Queues a batch for the worker; a full queue drops and counts it.
+    fn submit_spans(&self, job: Box<dyn Job<JobContext>>);
+    /// Counts spans dropped before they became a batch.
+    fn count_lost(&self, reason: DiscardReason, category: DataCategory, quantity: u64);
 }
 
 /// The scopes a streamed segment keeps, from the hub that ran it: only tags and
@@ -626,12 +634,12 @@ impl State {
     }
 }
 
-impl Buffer for SpanBuffer {
+impl Buffer<JobContext> for SpanBuffer {
     fn deadline(&self) -> Option<Instant> {
         self.state.lock().deadline
     }
 
-    fn drain(&self, force: bool) -> Vec<Box<dyn Job>> {
+    fn drain(&self, force: bool) -> Vec<Box<dyn Job<JobContext>>> {
         let (complete, buckets) = {
             let mut state = self.state.lock();
             let due = force || state.deadline.is_some_and(|d| d <= Instant::now());
@@ -647,7 +655,7 @@ impl Buffer for SpanBuffer {
         };
         let mut buckets: Vec<Bucket> = buckets.into_values().collect();
         buckets.sort_by_key(|b| b.seq);
-        let mut jobs: Vec<Box<dyn Job>> = Vec::with_capacity(1 + buckets.len());
+        let mut jobs: Vec<Box<dyn Job<JobContext>>> = Vec::with_capacity(1 + buckets.len());
         if !complete.is_empty() {
             jobs.push(self.group_job(complete));
         }

@@ -162,7 +162,7 @@ impl ChildSpan {
                 return;
             }
             // Refused (and counted) before its end is read or its record built.
-            if segment.client.span_buffer().refuse(&segment.client) {
+            if segment.client.span_buffer().refuse(&*segment.client) {
                 if close {
                     stage.children.close(self.key);
                 }

@@ -86,7 +86,7 @@ impl PropagationContext {
     }
 
     /// The DSC to send with this context: the incoming one, else ours.
-    pub(crate) fn dsc_for(&self, client: Option<&crate::client::ClientInner>) -> DynamicSamplingContext {
+    pub(crate) fn dsc_for(&self, client: Option<&crate::pipeline::JobContext>) -> DynamicSamplingContext {
         match &self.dsc {
             Some(dsc) => DynamicSamplingContext { trace_id: self.trace_id, ..dsc.clone() },
             None => self.state().dsc(client, None),

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use serde::ser::{SerializeMap, SerializeStruct};
 use serde::{Serialize, Serializer};
 
-use crate::client::ClientInner;
 use crate::hub::ScopeSnapshot;
 use crate::ids::SpanId;
+use crate::pipeline::JobContext;
 use crate::protocol::{
     Attribute, AttributeValue, DataCategory, DiscardReason, Envelope, Item, SpanStatus, SpanV2, Timestamp,
 };
-use crate::transport::worker::{Job, SingleJob};
+use crate::worker::{guarded, Job, Loss, SingleJob};
 
 use super::clock::{Anchor, Tick};
 use super::name::{SharedStr, SpanName};
@@ -293,7 +293,7 @@ impl SpanRecord {
     }
 
     /// The span v2 form: own attributes over the common ones, scope data on segments.
-    pub(crate) fn to_v2(&self, client: &ClientInner, refs: &Refs, segment_name: &str, anchor: &Anchor) -> SpanV2 {
+    pub(crate) fn to_v2(&self, client: &JobContext, refs: &Refs, segment_name: &str, anchor: &Anchor) -> SpanV2 {
         let options = &client.options;
         let segment = refs.segment(self);
         let thread = refs.thread(self);
@@ -347,7 +347,7 @@ impl SpanRecord {
     }
 }
 
-pub(crate) fn os_name(client: &ClientInner) -> String {
+pub(crate) fn os_name(client: &JobContext) -> String {
     use crate::protocol::Context;
     match client.contexts.get("os") {
         Some(Context::Other(map)) => {
@@ -378,7 +378,7 @@ pub(crate) struct Common<'a> {
 }
 
 impl<'a> Common<'a> {
-    pub(crate) fn new(client: &'a ClientInner) -> Self {
+    pub(crate) fn new(client: &'a JobContext) -> Self {
         Common {
             release: client.options.release.as_deref(),
             environment: client.options.effective_environment(),
@@ -554,12 +554,12 @@ impl Drop for SpanBatchJob {
     }
 }
 
-impl SingleJob for SpanBatchJob {
-    fn category(&self) -> (DataCategory, u64) {
-        (DataCategory::Span, self.spans.len() as u64)
+impl SingleJob<JobContext> for SpanBatchJob {
+    fn loss(&self) -> Loss {
+        Loss::of(DataCategory::Span, self.spans.len() as u64)
     }
 
-    fn run(self: Box<Self>, client: &ClientInner) -> Option<Envelope> {
+    fn run(self: Box<Self>, client: &JobContext) -> Option<Envelope> {
         trace_envelope(self.spans.as_slice(), &self.refs, client)
     }
 }
@@ -583,31 +583,26 @@ impl Drop for SpanGroupJob {
     }
 }
 
-impl Job for SpanGroupJob {
-    fn category(&self) -> (DataCategory, u64) {
-        (DataCategory::Span, self.traces.iter().map(|(s, _)| s.len() as u64).sum())
+impl Job<JobContext> for SpanGroupJob {
+    fn loss(&self) -> Loss {
+        Loss::of(DataCategory::Span, self.traces.iter().map(|(s, _)| s.len() as u64).sum())
     }
 
-    fn run_into(self: Box<Self>, client: &ClientInner, emit: &mut dyn FnMut(Envelope)) {
+    fn run_into(self: Box<Self>, client: &JobContext, emit: &mut dyn FnMut(Envelope)) {
         for (spans, refs) in &self.traces {
             // A panic in `before_send_span` loses that trace only.
-            let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                trace_envelope(spans.as_slice(), refs, client)
-            }));
-            match built {
-                Ok(Some(envelope)) => emit(envelope),
-                Ok(None) => {}
-                Err(_) => {
-                    client.debug("before_send_span panicked on the worker; its trace was dropped");
-                    client.reports.record(DiscardReason::InternalSdkError, DataCategory::Span, spans.len() as u64);
-                }
+            let loss = Loss::of(DataCategory::Span, spans.len() as u64);
+            match guarded(&client.reports, loss, || trace_envelope(spans.as_slice(), refs, client)) {
+                Some(Some(envelope)) => emit(envelope),
+                Some(None) => {}
+                None => client.debug("before_send_span panicked on the worker; its trace was dropped"),
             }
         }
     }
 }
 
 /// The span v2 envelope of one trace's batch.
-fn trace_envelope(spans: &[SpanRecord], refs: &Refs, client: &ClientInner) -> Option<Envelope> {
+fn trace_envelope(spans: &[SpanRecord], refs: &Refs, client: &JobContext) -> Option<Envelope> {
     let segment = refs.segment_arc(spans.first()?);
     let mut dsc = segment.dsc_for_batch(client);
     dsc.trace_id = segment.state.trace_id;
@@ -645,7 +640,7 @@ fn trace_envelope(spans: &[SpanRecord], refs: &Refs, client: &ClientInner) -> Op
     let item = match item {
         Ok(item) => item,
         Err(_) => {
-            client.reports.record(DiscardReason::InternalSdkError, DataCategory::Span, count);
+            Loss::of(DataCategory::Span, count).record(&client.reports, DiscardReason::InternalSdkError);
             return None;
         }
     };
@@ -663,7 +658,7 @@ fn trace_envelope(spans: &[SpanRecord], refs: &Refs, client: &ClientInner) -> Op
 }
 
 #[cfg(test)]
-pub(crate) fn view_json(r: &SpanRecord, refs: &Refs, client: &ClientInner) -> serde_json::Value {
+pub(crate) fn view_json(r: &SpanRecord, refs: &Refs, client: &JobContext) -> serde_json::Value {
     let common = Common::new(client);
     let name = refs.segment(r).name();
     let id = refs.segment(r).span_id.to_string();

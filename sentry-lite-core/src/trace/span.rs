@@ -16,10 +16,11 @@ use parking_lot::Mutex;
 use std::fmt;
 use std::sync::{Arc, Weak};
 
-use crate::client::{Client, ClientInner};
+use crate::client::Client;
 use crate::hub::{Hub, EVER_ENABLED};
 use crate::ids::{SpanId, TraceId};
 use crate::options::TraceLifecycle;
+use crate::pipeline::JobContext;
 use crate::protocol::{AttributeValue, DataCategory, DiscardReason, DynamicSamplingContext, SpanStatus, TraceContext};
 
 use super::child::ChildSpan;
@@ -45,7 +46,7 @@ pub(crate) struct TraceState {
 
 impl TraceState {
     /// The DSC: the incoming frozen one when continuing, else built from the client.
-    pub(crate) fn dsc(&self, client: Option<&ClientInner>, transaction: Option<String>) -> DynamicSamplingContext {
+    pub(crate) fn dsc(&self, client: Option<&JobContext>, transaction: Option<String>) -> DynamicSamplingContext {
         if let Some(mut dsc) = self.continued.as_ref().and_then(|p| p.dsc.clone()) {
             dsc.trace_id = self.trace_id;
             return dsc;
@@ -127,7 +128,7 @@ impl SegmentShared {
     }
 
     /// The trace's DSC, frozen on first use (propagation, an error, a flush).
-    pub(crate) fn frozen_dsc(&self, client: &ClientInner) -> DynamicSamplingContext {
+    pub(crate) fn frozen_dsc(&self, client: &JobContext) -> DynamicSamplingContext {
         let mut meta = self.meta.lock();
         if let Some(dsc) = &meta.dsc {
             return DynamicSamplingContext::clone(dsc);
@@ -142,7 +143,7 @@ impl SegmentShared {
     /// holds the last reference to the segment, nothing can read the frozen DSC
     /// any more: it is moved out, or built without keeping a copy (one DSC's
     /// strings built per one-span trace, not built, boxed and cloned).
-    pub(crate) fn dsc_for_batch(self: &Arc<Self>, client: &ClientInner) -> DynamicSamplingContext {
+    pub(crate) fn dsc_for_batch(self: &Arc<Self>, client: &JobContext) -> DynamicSamplingContext {
         if Arc::strong_count(self) > 1 {
             return self.frozen_dsc(client);
         }

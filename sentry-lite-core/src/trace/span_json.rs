@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use crate::client::ClientInner;
 use crate::hub::ScopeSnapshot;
 use crate::ids::SpanId;
+use crate::pipeline::JobContext;
 use crate::protocol::{AttributeValue, Item, Timestamp};
 
 use super::clock::Anchor;
@@ -165,7 +165,7 @@ fn fast_eligible(r: &SpanRecord, scoped: &BTreeMap<&str, &str>) -> bool {
 pub(super) fn fast_item(
     spans: &[SpanRecord],
     refs: &Refs,
-    client: &ClientInner,
+    client: &JobContext,
     segments: &[(SpanId, String, IdText)],
     anchor: &Anchor,
 ) -> Item {

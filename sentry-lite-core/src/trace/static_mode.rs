@@ -9,12 +9,12 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-use crate::client::ClientInner;
+use crate::pipeline::JobContext;
 use crate::protocol::{
     AttributeValue, Context, DataCategory, DiscardReason, Envelope, Event, SpanStatus, Timestamp, TraceContext,
     TransactionInfo,
 };
-use crate::transport::worker::SingleJob;
+use crate::worker::{Loss, SingleJob};
 
 use std::sync::Arc;
 
@@ -125,7 +125,7 @@ fn old_span(r: &SpanRecord, refs: &Refs, trace_id: &str, anchor: &Anchor) -> Val
 }
 
 impl TransactionJob {
-    fn build_event(&self, client: &ClientInner) -> Event {
+    fn build_event(&self, client: &JobContext) -> Event {
         let seg = &self.segment;
         let segment = self.refs.segment(seg);
         let trace_id = segment.state.trace_id;
@@ -179,22 +179,17 @@ impl TransactionJob {
     }
 }
 
-impl SingleJob for TransactionJob {
-    fn category(&self) -> (DataCategory, u64) {
-        (DataCategory::Transaction, 1)
+impl SingleJob<JobContext> for TransactionJob {
+    fn loss(&self) -> Loss {
+        Loss::transaction(self.children.len() as u64)
     }
 
-    fn run(self: Box<Self>, client: &ClientInner) -> Option<Envelope> {
+    fn run(self: Box<Self>, client: &JobContext) -> Option<Envelope> {
         let event = self.build_event(client);
         let mut envelope = match Envelope::from_event(&event) {
             Ok(e) => e,
             Err(_) => {
-                client.reports.record(DiscardReason::InternalSdkError, DataCategory::Transaction, 1);
-                client.reports.record(
-                    DiscardReason::InternalSdkError,
-                    DataCategory::Span,
-                    self.children.len() as u64 + 1,
-                );
+                SingleJob::loss(&*self).record(&client.reports, DiscardReason::InternalSdkError);
                 return None;
             }
         };

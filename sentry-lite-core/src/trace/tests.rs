@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::hub::Hub;
 use crate::protocol::{AttributeValue, DataCategory, DiscardReason, ItemType};
-use crate::transport::worker::Buffer;
+use crate::worker::Buffer;
 use crate::{Client, ClientOptions, TestTransport};
 
 pub(super) fn setup(options: ClientOptions) -> (Arc<Hub>, TestTransport, Arc<Client>) {
@@ -152,7 +152,7 @@ fn hot_path_cost() {
     let t = std::time::Instant::now();
     let mut bytes = 0;
     for job in jobs {
-        let env = crate::transport::worker::SingleJob::run(job, client.inner()).expect("envelope");
+        let env = crate::worker::SingleJob::run(job, client.inner()).expect("envelope");
         bytes += env.to_vec().len();
     }
     eprintln!("serialization on the worker: {:?}/span ({} B/span)", t.elapsed() / n, bytes / n as usize);
@@ -232,7 +232,7 @@ fn fast_serialization_matches_the_map_form() {
     }
     // The batch writer, which renders plain spans and segments itself, agrees.
     let job = client.span_buffer().test_job(records, refs);
-    let env = crate::transport::worker::SingleJob::run(job, client.inner()).expect("envelope");
+    let env = crate::worker::SingleJob::run(job, client.inner()).expect("envelope");
     let payload: serde_json::Value = serde_json::from_slice(env.items[0].payload()).unwrap();
     assert_eq!(payload["items"].as_array().unwrap(), &slow);
 }
@@ -533,7 +533,7 @@ fn batch_payload_matches_the_map_form() {
         })
         .collect();
     let job = client.span_buffer().test_job(records, refs);
-    let env = crate::transport::worker::SingleJob::run(job, client.inner()).expect("envelope");
+    let env = crate::worker::SingleJob::run(job, client.inner()).expect("envelope");
     let payload: serde_json::Value = serde_json::from_slice(env.items[0].payload()).unwrap();
     assert_eq!(payload["version"], 2);
     assert_eq!(payload["items"].as_array().unwrap(), &slow);
@@ -700,7 +700,7 @@ fn drain_takes_staged_children() {
     }
     // What the worker's timer does once the deadline passed.
     let jobs = client.span_buffer().drain(true);
-    let n: u64 = jobs.iter().map(|j| j.category().1).sum();
+    let n: u64 = jobs.iter().map(|j| j.loss().quantity(DataCategory::Span)).sum();
     assert_eq!(n, 7);
     assert_eq!(client.span_buffer().len(), 0);
     assert!(client.span_buffer().deadline().is_none());

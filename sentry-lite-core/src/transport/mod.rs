@@ -1,18 +1,16 @@
 //! Transports: how a serialized envelope leaves the process.
 //!
-//! The background worker (`worker.rs`) decides *when* and *what* to send, applies
+//! The background worker (`crate::worker`) decides *when* and *what* to send, applies
 //! rate limits and counts drops; a [`Transport`] only decides *how*. A transport runs
 //! on the worker thread and may block there, bounded by its own timeout; it never
 //! runs on the application's threads or runtime.
 
-mod client_reports;
 #[cfg(feature = "http")]
 mod http;
 mod inbox;
 mod memory;
 mod rate_limit;
-mod spool;
-pub(crate) mod worker;
+pub(crate) mod spool;
 
 use std::fmt;
 use std::sync::Arc;
@@ -20,7 +18,6 @@ use std::sync::Arc;
 use crate::protocol::Envelope;
 use crate::ClientOptions;
 
-pub(crate) use client_reports::ClientReports;
 #[cfg(feature = "http")]
 pub use http::HttpTransport;
 pub use inbox::InboxTransport;

@@ -3,12 +3,17 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use crate::client::{ClientInner, PendingEvent};
+mod context;
+
+pub(crate) use context::JobContext;
+
+use crate::hub::ScopeSnapshot;
 use crate::protocol::raw_frames::RawFrame;
 use crate::protocol::{Context, DataCategory, DiscardReason, DynamicSamplingContext, Envelope, Event, Stacktrace};
 use crate::scope::Scope;
 use crate::stacktrace::{AddrMap, InAppRules, RawBacktrace, SymbolCache};
 use crate::trace::PropagationContext;
+use crate::worker::{Loss, SingleJob};
 
 thread_local! {
     /// Symbolicated frames by instruction pointer. Events are finished on the
@@ -41,9 +46,33 @@ enum TraceSlot {
     Raw(Vec<RawFrame>, bool),
 }
 
+/// An event on its way to the worker, with what is needed to finish it there.
+pub(crate) struct PendingEvent {
+    pub(crate) event: Event,
+    pub(crate) backtrace: Option<RawBacktrace>,
+    /// Set by the client when it captures the event.
+    pub(crate) scopes: Option<ScopeSnapshot>,
+}
+
+impl PendingEvent {
+    pub(crate) fn new(event: Event, backtrace: Option<RawBacktrace>) -> Box<Self> {
+        Box::new(Self { event, backtrace, scopes: None })
+    }
+}
+
+impl SingleJob<JobContext> for PendingEvent {
+    fn loss(&self) -> Loss {
+        Loss::of(DataCategory::Error, 1)
+    }
+
+    fn run(self: Box<Self>, ctx: &JobContext) -> Option<Envelope> {
+        finish_event(self, ctx)
+    }
+}
+
 /// Applies scopes and defaults, symbolicates, runs processors and `before_send`,
 /// enforces size limits and wraps the event in an envelope with the trace's DSC.
-pub(crate) fn finish_event(pending: Box<PendingEvent>, client: &ClientInner) -> Option<Envelope> {
+pub(crate) fn finish_event(pending: Box<PendingEvent>, client: &JobContext) -> Option<Envelope> {
     let PendingEvent { mut event, backtrace, scopes } = *pending;
     let scopes = scopes.unwrap_or_default();
     let options = &client.options;
@@ -165,7 +194,7 @@ pub(crate) fn finish_event(pending: Box<PendingEvent>, client: &ClientInner) -> 
     let mut envelope = match to_envelope(&event, &slot) {
         Ok(env) => env,
         Err(_) => {
-            client.reports.record(DiscardReason::InternalSdkError, DataCategory::Error, 1);
+            Loss::of(DataCategory::Error, 1).record(&client.reports, DiscardReason::InternalSdkError);
             return None;
         }
     };
@@ -180,7 +209,7 @@ pub(crate) fn finish_event(pending: Box<PendingEvent>, client: &ClientInner) -> 
 
 /// Sets `contexts.trace` from the active span (or the scope's propagation context)
 /// and returns the DSC for the envelope header.
-fn link_trace(event: &mut Event, current: &Scope, isolation: &Scope, client: &ClientInner) -> DynamicSamplingContext {
+fn link_trace(event: &mut Event, current: &Scope, isolation: &Scope, client: &JobContext) -> DynamicSamplingContext {
     if let Some(span) = current.span.as_ref().or(isolation.span.as_ref()) {
         event.contexts.insert("trace".into(), Context::Trace(span.trace_context()));
         if event.transaction.is_none() {
@@ -227,8 +256,8 @@ fn attach_stacktrace(event: &mut Event, stacktrace: Stacktrace) -> Option<bool> 
 
 /// The frames `bt` keeps, serialized (through this thread's caches); `None` when
 /// the caches are unavailable (thread teardown) or no frame is kept.
-fn raw_frames(bt: &RawBacktrace, rules: &InAppRules<'_>, client: &ClientInner) -> Option<Vec<RawFrame>> {
-    let owner = client as *const ClientInner as usize;
+fn raw_frames(bt: &RawBacktrace, rules: &InAppRules<'_>, client: &JobContext) -> Option<Vec<RawFrame>> {
+    let owner = client as *const JobContext as usize;
     SYMBOLS
         .try_with(|symbols| {
             let mut symbols = symbols.try_borrow_mut().ok()?;

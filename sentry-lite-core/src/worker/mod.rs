@@ -20,60 +20,49 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::spool::Spool;
-use super::{RateLimits, SendOutcome, Transport};
-use crate::client::ClientInner;
+mod client_reports;
+mod job;
+
+pub(crate) use client_reports::ClientReports;
+pub(crate) use job::{guarded, Buffer, EnvelopeJob, Job, Loss, SingleJob};
+
 use crate::protocol::{DataCategory, DiscardReason, Envelope, Item, ItemType, Timestamp};
+use crate::transport::spool::Spool;
+use crate::transport::{RateLimits, SendOutcome, Transport};
 
-/// Work that becomes envelopes on the worker thread.
-pub(crate) trait Job: Send {
-    /// The category and quantity counted if this job is dropped before it runs.
-    fn category(&self) -> (DataCategory, u64);
-    /// Hands each of the job's envelopes to `emit` as soon as it is built
-    /// (several for complete traces leaving the span buffer together).
-    fn run_into(self: Box<Self>, client: &ClientInner, emit: &mut dyn FnMut(Envelope));
+/// What the worker needs to know of the client's options.
+#[derive(Debug, Clone)]
+pub(crate) struct WorkerConfig {
+    /// Capacity of the job queue.
+    pub(crate) queue_capacity: usize,
+    /// Whether drop counts are sent as client reports.
+    pub(crate) send_client_reports: bool,
+    /// Whether to print the SDK's diagnostics to stderr.
+    pub(crate) debug: bool,
+    /// Where undeliverable envelopes wait for the next attempt, if anywhere.
+    pub(crate) spool_dir: Option<std::path::PathBuf>,
+    pub(crate) spool_max_bytes: u64,
+    pub(crate) spool_max_files: usize,
 }
 
-/// A job that becomes at most one envelope: every job but a group of traces.
-pub(crate) trait SingleJob: Send {
-    /// The category and quantity counted if this job is dropped before it runs.
-    fn category(&self) -> (DataCategory, u64);
-    /// Builds the envelope; `None` when the job decided to drop (and counted it).
-    fn run(self: Box<Self>, client: &ClientInner) -> Option<Envelope>;
-}
-
-impl<T: SingleJob> Job for T {
-    fn category(&self) -> (DataCategory, u64) {
-        SingleJob::category(self)
-    }
-
-    fn run_into(self: Box<Self>, client: &ClientInner, emit: &mut dyn FnMut(Envelope)) {
-        if let Some(envelope) = self.run(client) {
-            emit(envelope);
+impl WorkerConfig {
+    fn debug(&self, message: &str) {
+        if self.debug {
+            eprintln!("[sentry-lite] {message}");
         }
     }
 }
 
-/// A buffer (spans, logs) that the worker drains on its timer, on flush and on close.
-pub(crate) trait Buffer: Send + Sync {
-    /// When the oldest buffered item must go out.
-    fn deadline(&self) -> Option<Instant>;
-    /// Takes what is due (everything with `force`).
-    fn drain(&self, force: bool) -> Vec<Box<dyn Job>>;
-    /// Stops accepting new items.
-    fn close(&self);
-}
-
-enum Task {
-    Job(Box<dyn Job>),
+enum Task<C: ?Sized> {
+    Job(Box<dyn Job<C>>),
     Flush(SyncSender<()>),
     Shutdown(SyncSender<()>),
 }
 
-/// The application's side of the worker.
-pub(crate) struct Worker {
-    tx: SyncSender<Task>,
-    client: Arc<ClientInner>,
+/// The application's side of the worker. `C` is what jobs read while they run.
+pub(crate) struct Worker<C: ?Sized + Send + Sync + 'static> {
+    tx: SyncSender<Task<C>>,
+    reports: Arc<ClientReports>,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// Jobs accepted and not yet finished: queued, or taken by the worker.
     held: Arc<AtomicUsize>,
@@ -82,7 +71,7 @@ pub(crate) struct Worker {
     max_held: usize,
 }
 
-impl std::fmt::Debug for Worker {
+impl<C: ?Sized + Send + Sync + 'static> std::fmt::Debug for Worker<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Worker")
     }
@@ -98,22 +87,28 @@ const SPOOL_BATCH: usize = 200;
 /// Upper bound of the envelopes handed to the transport at once.
 const MAX_BATCH: usize = 16;
 
-impl Worker {
-    pub(crate) fn start(client: Arc<ClientInner>, buffers: Vec<Arc<dyn Buffer>>) -> std::io::Result<Self> {
-        let capacity = client.options.queue_capacity.max(1);
+impl<C: ?Sized + Send + Sync + 'static> Worker<C> {
+    /// Starts the worker thread. `make_transport` runs first on that thread;
+    /// `None` means nothing can be sent (what is queued is then counted as lost).
+    pub(crate) fn start(
+        config: WorkerConfig,
+        reports: Arc<ClientReports>,
+        ctx: Arc<C>,
+        buffers: Vec<Arc<dyn Buffer<C>>>,
+        make_transport: impl FnOnce() -> Option<Box<dyn Transport>> + Send + 'static,
+    ) -> std::io::Result<Self> {
+        let capacity = config.queue_capacity.max(1);
         let (tx, rx) = sync_channel(capacity);
         let held = Arc::new(AtomicUsize::new(0));
-        let inner = client.clone();
+        let worker_reports = reports.clone();
         let worker_held = held.clone();
         let thread = std::thread::Builder::new().name("sentry-lite-worker".into()).spawn(move || {
-            // Here rather than on the first span's thread (~1 ms).
-            crate::trace::clock::calibrate();
-            let transport = inner.create_transport();
-            let spool = inner.options.spool_dir.as_deref().and_then(|dir| {
-                match Spool::open(dir, inner.options.spool_max_bytes, inner.options.spool_max_files) {
+            let transport = make_transport();
+            let spool = config.spool_dir.as_deref().and_then(|dir| {
+                match Spool::open(dir, config.spool_max_bytes, config.spool_max_files) {
                     Ok(s) => Some(s),
                     Err(e) => {
-                        inner.debug(&format!(
+                        config.debug(&format!(
                             "offline spool unavailable ({e}); undeliverable envelopes will be dropped and counted"
                         ));
                         None
@@ -122,7 +117,9 @@ impl Worker {
             });
             let batch_limit = transport.as_ref().map_or(1, |t| t.max_batch().clamp(1, MAX_BATCH));
             let mut state = WorkerState {
-                client: inner,
+                config,
+                reports: worker_reports,
+                ctx,
                 transport,
                 batch_limit,
                 held: worker_held,
@@ -135,24 +132,22 @@ impl Worker {
             };
             state.run(rx);
         })?;
-        Ok(Self { tx, client, thread: Mutex::new(Some(thread)), held, max_held: capacity + 1 })
+        Ok(Self { tx, reports, thread: Mutex::new(Some(thread)), held, max_held: capacity + 1 })
     }
 
     /// Queues a job without blocking; a full queue drops it and counts the drop.
-    pub(crate) fn submit(&self, job: Box<dyn Job>) -> bool {
+    pub(crate) fn submit(&self, job: Box<dyn Job<C>>) -> bool {
         if self.held.fetch_add(1, Ordering::AcqRel) >= self.max_held {
             // The queue plus the worker's batch hold as much as one queue and one job.
             self.held.fetch_sub(1, Ordering::AcqRel);
-            let (category, quantity) = job.category();
-            self.client.reports.record(DiscardReason::QueueOverflow, category, quantity);
+            job.loss().record(&self.reports, DiscardReason::QueueOverflow);
             return false;
         }
         match self.tx.try_send(Task::Job(job)) {
             Ok(()) => true,
             Err(TrySendError::Full(Task::Job(job)) | TrySendError::Disconnected(Task::Job(job))) => {
                 self.held.fetch_sub(1, Ordering::AcqRel);
-                let (category, quantity) = job.category();
-                self.client.reports.record(DiscardReason::QueueOverflow, category, quantity);
+                job.loss().record(&self.reports, DiscardReason::QueueOverflow);
                 false
             }
             Err(_) => {
@@ -179,7 +174,7 @@ impl Worker {
         done
     }
 
-    fn control(&self, timeout: Duration, make: fn(SyncSender<()>) -> Task) -> bool {
+    fn control(&self, timeout: Duration, make: fn(SyncSender<()>) -> Task<C>) -> bool {
         let deadline = Instant::now() + timeout;
         let (ack_tx, ack_rx) = sync_channel(1);
         let mut task = make(ack_tx);
@@ -201,15 +196,17 @@ impl Worker {
     }
 }
 
-struct WorkerState {
-    client: Arc<ClientInner>,
+struct WorkerState<C: ?Sized> {
+    config: WorkerConfig,
+    reports: Arc<ClientReports>,
+    ctx: Arc<C>,
     transport: Option<Box<dyn Transport>>,
     /// Envelopes handed to the transport at once (its `max_batch`, bounded).
     batch_limit: usize,
     /// Shared with [`Worker::submit`]: decremented when a queued job is finished.
     held: Arc<AtomicUsize>,
     rate_limits: RateLimits,
-    buffers: Vec<Arc<dyn Buffer>>,
+    buffers: Vec<Arc<dyn Buffer<C>>>,
     spool: Option<Spool>,
     spool_retry_at: Instant,
     spool_backoff: Duration,
@@ -233,10 +230,10 @@ enum Delivery {
     RateLimited,
 }
 
-impl WorkerState {
-    fn run(&mut self, rx: Receiver<Task>) {
+impl<C: ?Sized> WorkerState<C> {
+    fn run(&mut self, rx: Receiver<Task<C>>) {
         // A marker met while taking a batch: handled right after that batch.
-        let mut next: Option<Task> = None;
+        let mut next: Option<Task<C>> = None;
         loop {
             let now = Instant::now();
             let spool_due = self.spool.as_ref().filter(|s| !s.is_empty()).map(|_| self.spool_retry_at);
@@ -291,7 +288,7 @@ impl WorkerState {
         }
     }
 
-    fn close(&mut self, rx: &Receiver<Task>) {
+    fn close(&mut self, rx: &Receiver<Task<C>>) {
         for b in &self.buffers {
             b.close();
         }
@@ -329,7 +326,7 @@ impl WorkerState {
     }
 
     /// Runs jobs taken from the queue and releases their places in it.
-    fn finish_queued(&mut self, jobs: Vec<Box<dyn Job>>) {
+    fn finish_queued(&mut self, jobs: Vec<Box<dyn Job<C>>>) {
         let taken = jobs.len();
         if taken > 0 {
             self.run_jobs(jobs);
@@ -338,10 +335,11 @@ impl WorkerState {
     }
 
     /// Turns jobs into envelopes and sends them, a batch at a time.
-    fn run_jobs(&mut self, jobs: Vec<Box<dyn Job>>) {
+    fn run_jobs(&mut self, jobs: Vec<Box<dyn Job<C>>>) {
         let mut envelopes = Vec::with_capacity(jobs.len().min(self.batch_limit));
         for job in jobs {
-            let client = self.client.clone();
+            let ctx = self.ctx.clone();
+            let reports = self.reports.clone();
             let limit = self.batch_limit;
             // Each envelope sent as soon as a batch is full: a group's envelopes
             // reuse the memory of the ones before them.
@@ -352,9 +350,8 @@ impl WorkerState {
                 }
             };
             // A panic in a user callback (before_send, processors) must not kill the worker.
-            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run_into(&client, &mut emit)));
-            if run.is_err() {
-                self.client.debug("a job panicked on the worker (user callback?); its data was dropped");
+            if guarded(&reports, job.loss(), || job.run_into(&ctx, &mut emit)).is_none() {
+                self.config.debug("a job panicked on the worker (user callback?); its data was dropped");
             }
         }
         if !envelopes.is_empty() {
@@ -363,10 +360,10 @@ impl WorkerState {
     }
 
     fn send_pending_report(&mut self) {
-        if !self.client.options.send_client_reports {
+        if !self.config.send_client_reports {
             return;
         }
-        if let Some(report) = self.client.reports.take() {
+        if let Some(report) = self.reports.take() {
             if let Ok(item) = Item::client_report(&report) {
                 let mut env = Envelope::new();
                 env.add_item(item);
@@ -399,14 +396,13 @@ impl WorkerState {
     /// `None` when nothing is left to send now.
     fn prepare(&mut self, mut envelope: Envelope) -> Option<Envelope> {
         let now = Instant::now();
-        let reports = &self.client.reports;
+        let reports = &self.reports;
         drop_rate_limited(&mut envelope, &self.rate_limits, reports, now);
         if envelope.items.is_empty() {
             return None;
         }
         let mut attached: Option<crate::protocol::ClientReport> = None;
-        if self.client.options.send_client_reports && !envelope.items.iter().any(|i| i.ty() == &ItemType::ClientReport)
-        {
+        if self.config.send_client_reports && !envelope.items.iter().any(|i| i.ty() == &ItemType::ClientReport) {
             if let Some(report) = reports.take() {
                 if let Ok(item) = Item::client_report(&report) {
                     envelope.add_item(item);
@@ -422,7 +418,7 @@ impl WorkerState {
             }
             if !self.spool_envelope(&envelope) {
                 for item in &envelope.items {
-                    record_item(&self.client.reports, DiscardReason::NetworkError, item);
+                    record_item(&self.reports, DiscardReason::NetworkError, item);
                 }
             }
             self.resend_spooled();
@@ -431,7 +427,7 @@ impl WorkerState {
         if envelope.items.iter().all(|i| i.ty() == &ItemType::ClientReport) && self.rate_limits.all_limited(now) {
             // A global back-off holds everything, reports included; their counts wait.
             if let Some(report) = attached {
-                self.client.reports.restore(&report);
+                self.reports.restore(&report);
             }
             return None;
         }
@@ -452,7 +448,7 @@ impl WorkerState {
                 return true;
             }
             if let Ok(report) = serde_json::from_slice::<crate::protocol::ClientReport>(i.payload()) {
-                self.client.reports.restore(&report);
+                self.reports.restore(&report);
             }
             false
         });
@@ -463,7 +459,7 @@ impl WorkerState {
             _ => DiscardReason::SendError,
         };
         for item in &envelope.items {
-            record_item(&self.client.reports, reason, item);
+            record_item(&self.reports, reason, item);
         }
     }
 
@@ -524,7 +520,7 @@ impl WorkerState {
             }
             SendOutcome::Rejected { status, rate_limits, retry_after } => {
                 self.rate_limits.update(status, rate_limits.as_deref(), retry_after.as_deref(), Instant::now());
-                self.client.debug(&format!("envelope rejected with HTTP {status}"));
+                self.config.debug(&format!("envelope rejected with HTTP {status}"));
                 match status {
                     500..=599 => Delivery::Retryable(DiscardReason::SendError),
                     429 => Delivery::RateLimited,
@@ -532,7 +528,7 @@ impl WorkerState {
                 }
             }
             SendOutcome::NetworkError(reason) => {
-                self.client.debug(&format!("envelope not delivered: {reason}"));
+                self.config.debug(&format!("envelope not delivered: {reason}"));
                 Delivery::Retryable(DiscardReason::NetworkError)
             }
         }
@@ -547,7 +543,7 @@ impl WorkerState {
             self.spool_retry_at = self.spool_retry_at.max(Instant::now() + self.spool_backoff);
             true
         } else {
-            self.client.debug("offline spool is full; envelope dropped");
+            self.config.debug("offline spool is full; envelope dropped");
             false
         }
     }
@@ -567,7 +563,7 @@ impl WorkerState {
                 spool.remove(&path);
                 continue;
             };
-            drop_rate_limited(&mut envelope, &self.rate_limits, &self.client.reports, now);
+            drop_rate_limited(&mut envelope, &self.rate_limits, &self.reports, now);
             if envelope.items.is_empty() {
                 spool.remove(&path);
                 continue;
@@ -586,7 +582,7 @@ impl WorkerState {
                 }
                 Delivery::Rejected => {
                     for item in &envelope.items {
-                        record_item(&self.client.reports, DiscardReason::SendError, item);
+                        record_item(&self.reports, DiscardReason::SendError, item);
                     }
                     if let Some(s) = self.spool.as_mut() {
                         s.remove(&path);
@@ -603,7 +599,7 @@ impl WorkerState {
 }
 
 /// Removes the items of rate-limited categories, counting each as `ratelimit_backoff`.
-fn drop_rate_limited(envelope: &mut Envelope, limits: &RateLimits, reports: &super::ClientReports, now: Instant) {
+fn drop_rate_limited(envelope: &mut Envelope, limits: &RateLimits, reports: &ClientReports, now: Instant) {
     envelope.items.retain(|item| match item.ty().category() {
         Some(cat) if limits.is_limited(cat, now) => {
             record_item(reports, DiscardReason::RatelimitBackoff, item);
@@ -613,7 +609,7 @@ fn drop_rate_limited(envelope: &mut Envelope, limits: &RateLimits, reports: &sup
     });
 }
 
-fn record_item(reports: &super::ClientReports, reason: DiscardReason, item: &Item) {
+fn record_item(reports: &ClientReports, reason: DiscardReason, item: &Item) {
     let Some(category) = item.ty().category() else { return };
     reports.record(reason, category, item.quantity());
     if item.ty() == &ItemType::Transaction {
@@ -621,22 +617,5 @@ fn record_item(reports: &super::ClientReports, reason: DiscardReason, item: &Ite
         let children =
             item.payload_json().and_then(|v| v.get("spans").and_then(|s| s.as_array()).map(Vec::len)).unwrap_or(0);
         reports.record(reason, DataCategory::Span, children as u64 + 1);
-    }
-}
-
-/// A ready envelope (e.g. a batch of logs built by an integration).
-pub(crate) struct EnvelopeJob(pub(crate) Envelope);
-
-impl SingleJob for EnvelopeJob {
-    fn category(&self) -> (DataCategory, u64) {
-        self.0
-            .items
-            .iter()
-            .find_map(|i| i.ty().category().map(|c| (c, i.quantity())))
-            .unwrap_or((DataCategory::Error, 0))
-    }
-
-    fn run(self: Box<Self>, _client: &ClientInner) -> Option<Envelope> {
-        Some(self.0)
     }
 }
