@@ -21,7 +21,7 @@ SRC = sys.argv[1]
 # Lowest first. A file's layer is the first prefix (path under src/) it matches.
 LAYERS = [
     ("ground", ["protocol/", "dsn.rs", "ids.rs", "unwind/", "stacktrace.rs", "limits.rs", "contexts.rs",
-                "error_chain.rs", "integration.rs", "options.rs"]),
+                "error_chain.rs", "integration.rs", "options.rs", "deadline.rs"]),
     ("transport", ["transport/"]),
     ("worker", ["worker/"]),
     ("pipeline", ["pipeline/"]),

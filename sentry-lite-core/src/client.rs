@@ -151,6 +151,20 @@ impl Client {
         self.inner.reports.total(reason, category)
     }
 
+    /// How many entries of the offline spool were skipped: files that are not
+    /// envelopes (a directory, a corrupt or oversized file), or envelopes that
+    /// were delivered but could not be removed. Each is skipped once and never
+    /// blocks or repeats the entries behind it.
+    ///
+    /// # Examples
+    /// ```
+    /// let client = sentry_lite_core::Client::new(sentry_lite_core::ClientOptions::new(), None);
+    /// assert_eq!(client.spool_skipped(), 0);
+    /// ```
+    pub fn spool_skipped(&self) -> u64 {
+        self.inner.reports.spool_skipped()
+    }
+
     /// Drops an item and counts it, for integrations that buffer their own data.
     pub fn record_lost(&self, reason: DiscardReason, category: DataCategory, quantity: u64) {
         self.record_drop(reason, category, quantity);

@@ -81,6 +81,7 @@
 mod api;
 mod client;
 mod contexts;
+mod deadline;
 mod dsn;
 mod error_chain;
 mod hub;

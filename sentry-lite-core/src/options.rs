@@ -139,7 +139,7 @@ pub struct ClientOptions {
     pub debug: bool,
     /// How long dropping the init guard may wait to deliver what is queued.
     pub shutdown_timeout: Duration,
-    /// Capacity of the queue to the background worker.
+    /// Capacity of the queue to the background worker (used between 1 and 2^20).
     pub queue_capacity: usize,
     /// Send `client_report` items counting dropped data.
     pub send_client_reports: bool,
@@ -299,6 +299,10 @@ impl ClientOptions {
         with_enable_logs(enable_logs: bool) enable_logs;
         /// Enables the offline spool in this directory.
         with_spool_dir(spool_dir: impl Into<PathBuf>) Some(spool_dir.into());
+        /// Bounds the spool's total size in bytes.
+        with_spool_max_bytes(spool_max_bytes: u64) spool_max_bytes;
+        /// Bounds the number of spooled envelopes.
+        with_spool_max_files(spool_max_files: usize) spool_max_files;
         /// Sets the HTTP request timeout.
         with_request_timeout(request_timeout: Duration) request_timeout;
         /// Sets the URLs that get trace headers.

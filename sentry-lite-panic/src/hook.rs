@@ -16,6 +16,8 @@ use crate::event::{event_from_parts, panic_message, PanicLocation};
 const WORKER_THREAD_NAME: &str = "sentry-lite-worker";
 
 static INSTALLED: AtomicBool = AtomicBool::new(false);
+/// Wait for delivery after every panic, not only those that end the process.
+static FLUSH_ON_EVERY_PANIC: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
     /// Set while this thread runs our hook: a panic inside the SDK during the report
@@ -175,8 +177,33 @@ fn panic_hook(info: &PanicHookInfo<'_>) {
     if id.is_nil() {
         return;
     }
-    // Deliver before the process may die (`panic = "abort"`, `exit` after the panic).
-    client.flush(client.options().shutdown_timeout);
+    if FLUSH_ON_EVERY_PANIC.load(Ordering::Relaxed) || panic_ends_the_process() {
+        // Deliver before the process dies.
+        client.flush(client.options().shutdown_timeout);
+    }
+}
+
+/// Whether this panic ends the process, so that waiting for delivery is worth
+/// stalling the panicking thread: always under `panic = "abort"`; with unwinding,
+/// a panic on the main thread, unless it runs inside a Tokio task (Tokio catches
+/// task panics, also on a current-thread runtime driven from `main`). Panics on
+/// other threads end only their thread: the event is queued and the hook returns,
+/// so a runtime's worker is not held for up to `shutdown_timeout`.
+fn panic_ends_the_process() -> bool {
+    if cfg!(panic = "abort") {
+        return true;
+    }
+    if tokio::task::try_id().is_some() {
+        return false;
+    }
+    std::thread::current().name() == Some("main")
+}
+
+/// Makes the hook wait for delivery (up to `shutdown_timeout`) after every panic,
+/// not only after those it knows end the process. For applications whose own
+/// panic hook, installed before this one, exits or aborts.
+pub(crate) fn set_flush_on_every_panic(on: bool) {
+    FLUSH_ON_EVERY_PANIC.store(on, Ordering::Relaxed);
 }
 
 /// Sets the active span's status, and its segment's, to `internal_error`.

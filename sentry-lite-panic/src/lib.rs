@@ -12,10 +12,19 @@
 //!               level fatal, threads [{id, name, crashed, current}], contexts.panic (location)
 //!        active span + its segment -> status internal_error
 //!        capture through T's hub (tags, breadcrumbs, user, trace link of the active span)
-//!        flush synchronously, bounded by `shutdown_timeout`
+//!        if the panic ends the process: flush synchronously, bounded by `shutdown_timeout`
 //!   -> previous hook (default: prints the message)
 //!   -> unwind, or abort with `panic = "abort"`: the event is already delivered
 //! ```
+//!
+//! # Which panics wait for delivery
+//! Only a panic that ends the process waits: every panic under `panic = "abort"`,
+//! and with unwinding a panic on the main thread outside a Tokio task. A panic
+//! that ends only its thread, or that Tokio catches in a spawned task, queues its
+//! event and returns at once: the event goes out with the rest of the traffic, and
+//! the application's runtime is never held for `shutdown_timeout`. An application
+//! whose own hook (installed before this one) exits or aborts on every panic turns
+//! on [`PanicIntegration::with_flush_on_every_panic`].
 //!
 //! # Example
 //! ```
@@ -57,13 +66,30 @@ use sentry_lite_core::{ClientOptions, Integration};
 /// ```
 #[derive(Debug, Default, Clone)]
 #[non_exhaustive]
-pub struct PanicIntegration {}
+pub struct PanicIntegration {
+    flush_on_every_panic: bool,
+}
 
 impl PanicIntegration {
     /// The integration with default settings.
     #[must_use]
     pub fn new() -> Self {
-        Self {}
+        Self::default()
+    }
+
+    /// Waits for delivery (up to `shutdown_timeout`) after every panic, not only
+    /// after those that end the process. For applications whose own panic hook,
+    /// installed before this one, exits or aborts: the SDK cannot see that.
+    ///
+    /// # Examples
+    /// ```
+    /// let integration = sentry_lite_panic::PanicIntegration::new().with_flush_on_every_panic(true);
+    /// # drop(integration);
+    /// ```
+    #[must_use]
+    pub fn with_flush_on_every_panic(mut self, on: bool) -> Self {
+        self.flush_on_every_panic = on;
+        self
     }
 }
 
@@ -73,6 +99,7 @@ impl Integration for PanicIntegration {
     }
 
     fn install(&self) {
+        hook::set_flush_on_every_panic(self.flush_on_every_panic);
         hook::install();
     }
 

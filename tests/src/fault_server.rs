@@ -106,6 +106,8 @@ struct Inner {
     port: u16,
     mode: Mutex<Mode>,
     extra_headers: Mutex<Vec<(String, String)>>,
+    /// Bodies containing this text get this status instead of the mode's answer.
+    poison: Mutex<Option<(String, u16)>>,
     listener: Mutex<Option<TcpListener>>,
     // Arc: readers copy the list under the lock and clone the requests outside it,
     // so polling `requests()` never stalls connection threads for long.
@@ -163,6 +165,7 @@ impl FaultServer {
             port,
             mode: Mutex::new(Mode::Ok),
             extra_headers: Mutex::new(Vec::new()),
+            poison: Mutex::new(None),
             listener: Mutex::new(Some(listener)),
             requests: Mutex::new(Vec::new()),
             requests_cv: Condvar::new(),
@@ -218,6 +221,13 @@ impl FaultServer {
     /// Extra headers added to successful (2xx) answers, e.g. `X-Sentry-Rate-Limits`.
     pub fn set_response_headers(&self, headers: Vec<(String, String)>) {
         *self.inner.extra_headers.lock().unwrap() = headers;
+    }
+
+    /// Answers every request whose (decompressed) body contains `needle` with
+    /// `status`, whatever the mode; `None` turns it off. For envelopes that a
+    /// server always refuses while it accepts the others.
+    pub fn set_poison(&self, poison: Option<(&str, u16)>) {
+        *self.inner.poison.lock().unwrap() = poison.map(|(needle, status)| (needle.to_owned(), status));
     }
 
     /// `http://127.0.0.1:PORT`
@@ -429,6 +439,17 @@ fn handle_conn(inner: &Inner, stream: TcpStream) {
             return;
         }
         let Ok(req) = read_request(&mut c, mode.clone()) else { return };
+        let poisoned = inner
+            .poison
+            .lock()
+            .unwrap()
+            .as_ref()
+            .filter(|(needle, _)| find(&req.body, needle.as_bytes()).is_some())
+            .map(|(_, status)| *status);
+        let mode = match poisoned {
+            Some(status) if !matches!(mode, Mode::Refuse | Mode::Hang) => Mode::Status(status),
+            _ => mode,
+        };
         let close = req.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
         let event_id = event_id_of(&req.body);
         {

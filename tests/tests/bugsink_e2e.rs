@@ -1,5 +1,5 @@
 //! End to end against a real receiver: Bugsink, started by `scripts/test.sh`.
-//! Fails (does not skip) when Bugsink is not running.
+//! Without Bugsink it skips, unless `SENTRY_LITE_E2E=1` makes it fail.
 
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ fn frames_of(exception: &Value) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quickstart_events_are_stored_with_chain_frames_tags_and_breadcrumbs() {
-    let bugsink = Bugsink::require();
+    let Some(bugsink) = Bugsink::for_test() else { return };
     let options = ClientOptions::new()
         .with_dsn(bugsink.dsn.clone())
         .with_release("e2e@1.0.0")

@@ -99,7 +99,7 @@ s.serve_forever()
             cert = dir.join("cert.pem").display(),
             key = dir.join("key.pem").display()
         );
-        let mut child = Command::new(sentry_lite_tests::relay::relay_python())
+        let mut child = Command::new(sentry_lite_tests::python())
             .args(["-c", &script])
             .stdin(Stdio::null())
             .spawn()

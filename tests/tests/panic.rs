@@ -11,6 +11,10 @@
 //!   `-C panic=abort` at run time, hence the chained abort.
 //! * `exit`: the chained hook calls `std::process::exit(3)` (no destructors, no atexit flush).
 //!
+//! A hook that ends the process on any thread's panic is invisible to ours, so the
+//! `abort` and `exit` children turn on `with_flush_on_every_panic`; by default only a
+//! panic that ends the process waits for delivery (checked in-process below).
+//!
 //! The real `panic = "abort"` build of the `panic` example is checked by the ignored
 //! `release_abort_example_delivers_both_events` (a release build: slow on small machines):
 //! `cargo test -p sentry-lite-tests --test panic -- --ignored`.
@@ -20,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use sentry_lite_core::{self as sentry, ClientOptions, Hub};
 use sentry_lite_panic::PanicIntegration;
-use sentry_lite_tests::fault_server::FaultServer;
+use sentry_lite_tests::fault_server::{FaultServer, Mode};
 use serde_json::Value;
 
 const MODE_VAR: &str = "PANIC_CHILD";
@@ -30,6 +34,7 @@ const DSN_VAR: &str = "PANIC_CHILD_DSN";
 #[test]
 fn child() {
     let Ok(mode) = std::env::var(MODE_VAR) else { return };
+    let flush_on_every_panic = mode != "unwind";
     let dsn = std::env::var(DSN_VAR).expect("PANIC_CHILD_DSN");
     match mode.as_str() {
         "abort" | "exit" => {
@@ -49,21 +54,29 @@ fn child() {
     let options = ClientOptions::new()
         .with_dsn(dsn)
         .with_release("panic-test@1")
-        .with_shutdown_timeout(Duration::from_secs(5))
-        .with_integration(PanicIntegration::new());
+        // An upper bound only: the hook returns as soon as the event is delivered.
+        // Generous, for a loaded machine.
+        .with_shutdown_timeout(Duration::from_secs(15))
+        .with_integration(PanicIntegration::new().with_flush_on_every_panic(flush_on_every_panic));
     let guard = sentry::init(options).expect("init");
     // Only the hook's own flush may deliver: no flush on drop.
     std::mem::forget(guard);
-    // The test thread is not named "main": act as the process's main thread.
-    Hub::run(Hub::main(), || {
-        sentry::configure_scope(|s| s.set_tag("example", "panic"));
-        sentry::add_breadcrumb("about to panic");
-        sentry::set_user(Some(sentry::User { id: Some("42".into()), ..Default::default() }));
-        let worker =
-            std::thread::Builder::new().name("worker".into()).spawn(|| panic!("worker exploded")).expect("spawn");
-        let _ = worker.join();
-        panic!("main exploded");
+    // libtest runs the test on a thread of its own: the work runs on a thread named
+    // like the process's main thread, and its panic ends the process (exit code 101,
+    // as when `main` unwinds) without any flush but the hook's.
+    let main = std::thread::Builder::new().name("main".into()).spawn(|| {
+        Hub::run(Hub::main(), || {
+            sentry::configure_scope(|s| s.set_tag("example", "panic"));
+            sentry::add_breadcrumb("about to panic");
+            sentry::set_user(Some(sentry::User { id: Some("42".into()), ..Default::default() }));
+            let worker =
+                std::thread::Builder::new().name("worker".into()).spawn(|| panic!("worker exploded")).expect("spawn");
+            let _ = worker.join();
+            panic!("main exploded");
+        })
     });
+    let _ = main.expect("spawn").join();
+    std::process::exit(101);
 }
 
 fn run_child(mode: &str, server: &FaultServer) -> ExitStatus {
@@ -141,7 +154,7 @@ fn unwinding_panics_on_two_threads_are_reported_before_exit() {
     let events = received_events(&server);
     assert_eq!(events.len(), 2, "{events:#?}");
     check_panic_event(by_message(&events, "worker exploded"), "worker exploded", Some("worker"));
-    check_panic_event(by_message(&events, "main exploded"), "main exploded", None);
+    check_panic_event(by_message(&events, "main exploded"), "main exploded", Some("main"));
     sentry_lite_tests::relay::assert_all_valid(&events);
 }
 
@@ -197,4 +210,49 @@ fn release_abort_example_delivers_both_events() {
     assert_eq!(event["tags"]["example"], "panic");
     assert_eq!(event["threads"]["values"][0]["name"], "worker");
     sentry_lite_tests::relay::assert_all_valid(&events);
+}
+
+/// The hook waits for delivery only when the panic ends the process. A current-thread
+/// runtime driven from `main`: a panic in a spawned task (which Tokio catches)
+/// returns at once, a panic of the `main` thread itself waits up to `shutdown_timeout`.
+#[test]
+fn only_a_panic_that_ends_the_process_waits_for_delivery() {
+    let server = FaultServer::start();
+    // Slower than the shutdown timeout: a waiting hook waits all of it.
+    server.set_mode(Mode::Slow(Duration::from_secs(5)));
+    let shutdown_timeout = Duration::from_secs(3);
+    let options = ClientOptions::new()
+        .with_dsn(server.dsn(1))
+        .with_shutdown_timeout(shutdown_timeout)
+        .with_request_timeout(Duration::from_secs(10))
+        .with_integration(PanicIntegration::new());
+    let guard = sentry::init(options).expect("init");
+    let (task_panic, main_panic) = std::thread::Builder::new()
+        .name("main".into())
+        .spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let start = Instant::now();
+                let joined = tokio::spawn(async { panic!("task exploded") }).await;
+                assert!(joined.unwrap_err().is_panic());
+                let task_panic = start.elapsed();
+                let start = Instant::now();
+                let _ = std::panic::catch_unwind(|| panic!("main exploded"));
+                (task_panic, start.elapsed())
+            })
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert!(task_panic < Duration::from_millis(1500), "a task's panic held the runtime for {task_panic:?}");
+    assert!(
+        main_panic >= shutdown_timeout - Duration::from_millis(500),
+        "the main thread's panic waited {main_panic:?}"
+    );
+    server.set_mode(Mode::Ok);
+    assert!(sentry::flush(Duration::from_secs(20)));
+    drop(guard);
+    let events = received_events(&server);
+    let messages: Vec<&Value> = events.iter().map(|e| &exception(e)["value"]).collect();
+    assert!(messages.contains(&&Value::from("task exploded")), "the task's event was still sent: {messages:?}");
 }

@@ -17,14 +17,24 @@ fn spool_dir(name: &str) -> PathBuf {
 }
 
 fn spooling_client(dsn: &str, dir: &PathBuf) -> (Arc<Hub>, Arc<Client>) {
+    spooling_client_with(dsn, dir, |o| o)
+}
+
+fn spooling_client_with(
+    dsn: &str,
+    dir: &PathBuf,
+    configure: impl FnOnce(ClientOptions) -> ClientOptions,
+) -> (Arc<Hub>, Arc<Client>) {
     let dsn: Dsn = dsn.parse().unwrap();
     // Every spooled envelope costs an fsync (~1.6 ms on this machine's disk, more under
     // load), so a burst during an outage needs queue room while the spool catches up.
-    let options = ClientOptions::new()
-        .with_attach_stacktrace(false)
-        .with_spool_dir(dir)
-        .with_queue_capacity(20_000)
-        .with_request_timeout(Duration::from_secs(2));
+    let options = configure(
+        ClientOptions::new()
+            .with_attach_stacktrace(false)
+            .with_spool_dir(dir)
+            .with_queue_capacity(20_000)
+            .with_request_timeout(Duration::from_secs(2)),
+    );
     let client = Arc::new(Client::new(options, Some(dsn)));
     let hub = Arc::new(Hub::new_from_top(&Hub::main()));
     hub.bind_client(Some(client.clone()));
@@ -136,5 +146,145 @@ fn spooled_envelopes_survive_a_restart() {
     assert!(ok, "{} of 200 delivered after restart", ids.len());
     assert!(captured.iter().all(|id| ids.get(id) == Some(&1)), "every event exactly once");
     client.close(Duration::from_secs(5));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Captures `n` events named `<prefix> <i>` in `hub`; their ids.
+fn capture_n(hub: &Arc<Hub>, prefix: &str, n: usize) -> Vec<String> {
+    Hub::run(hub.clone(), || {
+        (0..n).map(|i| sentry::capture_message(&format!("{prefix} {i}"), Level::Error).to_string()).collect()
+    })
+}
+
+/// Fills a spool with `n` events while the server refuses connections, through a
+/// client of its own that then closes; their ids.
+fn fill_spool(server: &FaultServer, dir: &PathBuf, n: usize) -> Vec<String> {
+    server.set_mode(Mode::Refuse);
+    let (hub, client) = spooling_client(&server.dsn(1), dir);
+    let ids = capture_n(&hub, "spooled", n);
+    client.close(Duration::from_secs(30));
+    assert_eq!(client.discarded(DiscardReason::NetworkError, DataCategory::Error), 0, "all {n} spooled");
+    ids
+}
+
+#[test]
+fn the_spool_drains_while_the_app_keeps_capturing() {
+    let server = FaultServer::start();
+    let dir = spool_dir("drain");
+    // A backlog close to the file bound: live events must not have to wait in it.
+    let backlog = fill_spool(&server, &dir, 250);
+    server.set_mode(Mode::Ok);
+    let (hub, client) = spooling_client_with(&server.dsn(1), &dir, |o| o.with_spool_max_files(300));
+    let recovered = Instant::now();
+    // 20 events/s for 8 s while the backlog drains.
+    let backlog_delivered = || {
+        let ids = received_ids(&server);
+        backlog.iter().all(|id| ids.contains_key(id))
+    };
+    let mut live = Vec::new();
+    let mut backlog_wait = None;
+    for i in 0..160 {
+        let due = Duration::from_millis(50 * i);
+        if let Some(wait) = due.checked_sub(recovered.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        live.extend(capture_n(&hub, "live", 1));
+        if i % 10 == 9 && backlog_wait.is_none() && backlog_delivered() {
+            backlog_wait = Some(recovered.elapsed());
+        }
+    }
+    let backlog_done = wait_until(Duration::from_secs(30), backlog_delivered);
+    let backlog_wait = backlog_wait.unwrap_or_else(|| recovered.elapsed());
+    assert!(client.flush(Duration::from_secs(10)));
+    let ids = received_ids(&server);
+    let missing = backlog.iter().filter(|id| !ids.contains_key(*id)).count();
+    assert!(backlog_done, "{missing} of {} spooled events still waiting after recovery", backlog.len());
+    assert!(live.iter().chain(&backlog).all(|id| ids.get(id) == Some(&1)), "every event exactly once");
+    for reason in [DiscardReason::NetworkError, DiscardReason::QueueOverflow, DiscardReason::SendError] {
+        assert_eq!(client.discarded(reason, DataCategory::Error), 0, "{reason:?}");
+    }
+    println!("backlog of {} delivered {backlog_wait:?} after recovery under 20 events/s", backlog.len());
+    client.close(Duration::from_secs(5));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn an_envelope_the_server_always_refuses_does_not_block_the_others() {
+    let server = FaultServer::start();
+    server.set_poison(Some(("poison pill", 500)));
+    let dir = spool_dir("poison");
+    let (hub, client) = spooling_client(&server.dsn(1), &dir);
+    let poison = capture_n(&hub, "poison pill", 1).remove(0);
+    let mut others = Vec::new();
+    let start = Instant::now();
+    for _ in 0..40 {
+        others.extend(capture_n(&hub, "fine", 5));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ok = wait_until(Duration::from_secs(20), || {
+        let ids = received_ids(&server);
+        others.iter().all(|id| ids.contains_key(id))
+            && client.discarded(DiscardReason::SendError, DataCategory::Error) == 1
+    });
+    let ids = received_ids(&server);
+    let delivered = others.iter().filter(|id| ids.contains_key(*id)).count();
+    assert!(ok, "{delivered} of {} delivered in {:?} behind a poison envelope", others.len(), start.elapsed());
+    assert!(others.iter().all(|id| ids.get(id) == Some(&1)), "every event exactly once");
+    // The first attempt, one retry to learn that others get through, then one per
+    // strike: at most five.
+    let attempts = ids.get(&poison).copied().unwrap_or(0);
+    assert!((2..=5).contains(&attempts), "the poison envelope was tried {attempts} times");
+    assert_eq!(client.discarded(DiscardReason::SendError, DataCategory::Error), 1);
+    // Given up on: nothing waits in the spool any more.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(received_ids(&server).get(&poison).copied().unwrap_or(0), attempts);
+    client.close(Duration::from_secs(5));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+const RO_CHILD_DIR: &str = "SENTRY_LITE_SPOOL_RO_DIR";
+
+/// Runs only as the child of `a_read_only_spool_is_sent_once_and_odd_entries_are_skipped`,
+/// with the spool directory mounted read-only.
+#[test]
+fn spool_read_only_child() {
+    let (Ok(dir), Ok(dsn)) = (std::env::var(RO_CHILD_DIR), std::env::var(CHILD_DSN)) else { return };
+    let dir = PathBuf::from(dir);
+    assert!(std::fs::remove_dir_all(dir.join("probe")).is_err(), "the spool is not read-only");
+    let (_hub, client) = spooling_client_with(&dsn, &dir, |o| o.with_spool_max_bytes(1 << 20));
+    std::thread::sleep(Duration::from_secs(4));
+    println!("spool-skipped={}", client.spool_skipped());
+    client.close(Duration::from_secs(5));
+}
+
+#[test]
+fn a_read_only_spool_is_sent_once_and_odd_entries_are_skipped() {
+    let server = FaultServer::start();
+    let dir = spool_dir("readonly");
+    let spooled = fill_spool(&server, &dir, 5);
+    // Entries that are not envelopes, ahead of the real ones in the listing.
+    std::fs::create_dir_all(dir.join("00000000000000000000-0000000000-1.envelope/inside")).unwrap();
+    std::fs::write(dir.join("00000000000000000001-0000000000-1.envelope"), b"not an envelope\n{{{").unwrap();
+    std::fs::write(dir.join("00000000000000000002-0000000000-1.envelope"), vec![b'{'; 2 << 20]).unwrap();
+    std::fs::create_dir_all(dir.join("probe")).unwrap();
+    server.set_mode(Mode::Ok);
+    let script = r#"mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" && exec "$@""#;
+    let out = std::process::Command::new("unshare")
+        .args(["-rm", "sh", "-c", script])
+        .arg(&dir)
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", "spool_read_only_child", "--nocapture", "--test-threads=1"])
+        .env(RO_CHILD_DIR, &dir)
+        .env(CHILD_DSN, server.dsn(1))
+        .output()
+        .expect("unshare (util-linux) runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let ids = received_ids(&server);
+    assert!(spooled.iter().all(|id| ids.get(id) == Some(&1)), "each spooled event once: {ids:?}");
+    // The five envelopes, plus at most a client report or two: no re-sending loop.
+    assert!(server.request_count() <= 8, "{} requests", server.request_count());
+    // Three entries that are not envelopes, five that could not be removed.
+    assert!(stdout.contains("spool-skipped=8"), "{stdout}");
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -1,7 +1,7 @@
 //! In-memory transports for tests: the SDK's own and users'.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
@@ -69,7 +69,7 @@ impl TestTransport {
 
     /// Waits until at least `n` envelopes arrived or `timeout` passed; returns the count.
     pub fn wait_for(&self, n: usize, timeout: Duration) -> usize {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::deadline::after(timeout);
         let mut envs = self.shared.envelopes.lock();
         while envs.len() < n {
             if self.shared.arrived.wait_until(&mut envs, deadline).timed_out() {

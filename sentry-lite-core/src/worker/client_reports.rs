@@ -39,6 +39,9 @@ pub(crate) struct ClientReports {
     /// Set after a pending count grows: `take` (once per envelope) skips the
     /// scan of every slot while nothing was dropped.
     dirty: AtomicBool,
+    /// Spool entries skipped: not envelopes (of unknown category, so outside
+    /// the table), or delivered but impossible to remove.
+    spool_skipped: AtomicU64,
 }
 
 impl Default for ClientReports {
@@ -47,11 +50,20 @@ impl Default for ClientReports {
             pending: std::array::from_fn(|_| AtomicU64::new(0)),
             totals: std::array::from_fn(|_| AtomicU64::new(0)),
             dirty: AtomicBool::new(false),
+            spool_skipped: AtomicU64::new(0),
         }
     }
 }
 
 impl ClientReports {
+    pub(crate) fn record_spool_skip(&self) {
+        self.spool_skipped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn spool_skipped(&self) -> u64 {
+        self.spool_skipped.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn record(&self, reason: DiscardReason, category: DataCategory, quantity: u64) {
         if quantity == 0 {
             return;

@@ -12,6 +12,8 @@
 //! [`Transport::send_batch`] together; each envelope's outcome is then handled as
 //! if it had been sent alone.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
@@ -27,7 +29,7 @@ pub(crate) use client_reports::ClientReports;
 pub(crate) use job::{guarded, Buffer, EnvelopeJob, Job, Loss, SingleJob};
 
 use crate::protocol::{DataCategory, DiscardReason, Envelope, Item, ItemType, Timestamp};
-use crate::transport::spool::Spool;
+use crate::transport::spool::{Claimed, Spool, Taken};
 use crate::transport::{RateLimits, SendOutcome, Transport};
 
 /// What the worker needs to know of the client's options.
@@ -82,8 +84,14 @@ const IDLE_TICK: Duration = Duration::from_millis(500);
 /// Back-off between attempts to re-send the spool while the server fails.
 const SPOOL_MIN_BACKOFF: Duration = Duration::from_millis(500);
 const SPOOL_MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// Spooled envelopes re-sent per worker wake-up, so new data is not starved.
-const SPOOL_BATCH: usize = 200;
+/// Spooled envelopes re-sent between two batches of live jobs: live traffic and
+/// the backlog take turns, so neither waits for the other to finish.
+const SPOOL_SLICE: usize = 64;
+/// Failed attempts at one spooled envelope, each while other envelopes got
+/// through, after which it is dropped (and counted) instead of kept.
+const MAX_SPOOL_STRIKES: u32 = 3;
+/// Upper bound of `queue_capacity`: the channel allocates its slots up front.
+const MAX_QUEUE_CAPACITY: usize = 1 << 20;
 /// Upper bound of the envelopes handed to the transport at once.
 const MAX_BATCH: usize = 16;
 
@@ -97,7 +105,7 @@ impl<C: ?Sized + Send + Sync + 'static> Worker<C> {
         buffers: Vec<Arc<dyn Buffer<C>>>,
         make_transport: impl FnOnce() -> Option<Box<dyn Transport>> + Send + 'static,
     ) -> std::io::Result<Self> {
-        let capacity = config.queue_capacity.max(1);
+        let capacity = config.queue_capacity.clamp(1, MAX_QUEUE_CAPACITY);
         let (tx, rx) = sync_channel(capacity);
         let held = Arc::new(AtomicUsize::new(0));
         let worker_reports = reports.clone();
@@ -128,6 +136,8 @@ impl<C: ?Sized + Send + Sync + 'static> Worker<C> {
                 spool,
                 spool_retry_at: Instant::now(),
                 spool_backoff: SPOOL_MIN_BACKOFF,
+                delivered: 0,
+                strikes: HashMap::new(),
                 bodies: Vec::new(),
             };
             state.run(rx);
@@ -175,7 +185,7 @@ impl<C: ?Sized + Send + Sync + 'static> Worker<C> {
     }
 
     fn control(&self, timeout: Duration, make: fn(SyncSender<()>) -> Task<C>) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::deadline::after(timeout);
         let (ack_tx, ack_rx) = sync_channel(1);
         let mut task = make(ack_tx);
         // The marker must not be dropped on a full queue: retry until the deadline.
@@ -208,8 +218,14 @@ struct WorkerState<C: ?Sized> {
     rate_limits: RateLimits,
     buffers: Vec<Arc<dyn Buffer<C>>>,
     spool: Option<Spool>,
+    /// Until then the server is taken to be down: with a spool, new envelopes go
+    /// straight to it and the spool is not re-sent.
     spool_retry_at: Instant,
     spool_backoff: Duration,
+    /// Envelopes the transport delivered so far (evidence that the server is up).
+    delivered: u64,
+    /// Spooled envelopes that failed, by their spool name.
+    strikes: HashMap<PathBuf, Strike>,
     /// Serialization buffers reused from batch to batch (one per envelope of a batch).
     bodies: Vec<Vec<u8>>,
 }
@@ -218,7 +234,16 @@ struct WorkerState<C: ?Sized> {
 /// batches can reach megabytes; error events are a few KB).
 const MAX_KEPT_BODY: usize = 64 * 1024;
 
+/// Failures of one spooled envelope.
+struct Strike {
+    /// Failed attempts while other envelopes got through.
+    count: u32,
+    /// `WorkerState::delivered` at its last attempt.
+    seen: u64,
+}
+
 /// What became of one delivery attempt.
+#[derive(PartialEq, Eq)]
 enum Delivery {
     Delivered,
     /// Failed in a way worth retrying later (network error or 5xx), with the
@@ -386,13 +411,27 @@ impl<C: ?Sized> WorkerState<C> {
         }
         let mut ready = ready;
         let deliveries = self.deliver_batch(&mut ready);
+        self.note_server_state(&deliveries);
         for (envelope, delivery) in ready.into_iter().zip(deliveries) {
             self.after_delivery(envelope, delivery);
         }
     }
 
+    /// After a batch: when something failed in a retryable way and nothing got
+    /// through, the server is taken to be down for the current back-off.
+    fn note_server_state(&mut self, deliveries: &[Delivery]) {
+        let failed = deliveries.iter().any(|d| matches!(d, Delivery::Retryable(_)));
+        if failed && !deliveries.contains(&Delivery::Delivered) {
+            let now = Instant::now();
+            if now >= self.spool_retry_at {
+                self.spool_retry_at = now + self.spool_backoff;
+                self.spool_backoff = (self.spool_backoff * 2).min(SPOOL_MAX_BACKOFF);
+            }
+        }
+    }
+
     /// Everything before delivery: drops what is rate limited, attaches the pending
-    /// client report, and spools instead while older envelopes wait in the spool.
+    /// client report, and spools instead while the server is taken to be down.
     /// `None` when nothing is left to send now.
     fn prepare(&mut self, mut envelope: Envelope) -> Option<Envelope> {
         let now = Instant::now();
@@ -410,8 +449,8 @@ impl<C: ?Sized> WorkerState<C> {
                 }
             }
         }
-        if self.spool.as_ref().is_some_and(|s| !s.is_empty()) {
-            // Keep the order: while older envelopes wait on disk, new ones queue behind them.
+        if self.spool.is_some() && now < self.spool_retry_at {
+            // The last attempts failed: store it without another one.
             if let Some(report) = attached.take() {
                 envelope.items.retain(|i| i.ty() != &ItemType::ClientReport);
                 reports.restore(&report);
@@ -421,7 +460,6 @@ impl<C: ?Sized> WorkerState<C> {
                     record_item(&self.reports, DiscardReason::NetworkError, item);
                 }
             }
-            self.resend_spooled();
             return None;
         }
         if envelope.items.iter().all(|i| i.ty() == &ItemType::ClientReport) && self.rate_limits.all_limited(now) {
@@ -461,13 +499,6 @@ impl<C: ?Sized> WorkerState<C> {
         for item in &envelope.items {
             record_item(&self.reports, reason, item);
         }
-    }
-
-    /// One attempt at sending `envelope`, updating rate limits from the answer.
-    fn deliver(&mut self, envelope: &mut Envelope) -> Delivery {
-        self.deliver_batch(std::slice::from_mut(envelope))
-            .pop()
-            .unwrap_or(Delivery::Retryable(DiscardReason::InternalSdkError))
     }
 
     /// One attempt at sending each envelope (together, through
@@ -516,6 +547,8 @@ impl<C: ?Sized> WorkerState<C> {
         match outcome {
             SendOutcome::Sent { rate_limits } => {
                 self.rate_limits.update(200, rate_limits.as_deref(), None, Instant::now());
+                self.delivered += 1;
+                self.spool_backoff = SPOOL_MIN_BACKOFF;
                 Delivery::Delivered
             }
             SendOutcome::Rejected { status, rate_limits, retry_after } => {
@@ -540,60 +573,125 @@ impl<C: ?Sized> WorkerState<C> {
         let mut stored = envelope.clone();
         stored.headers.sent_at = None;
         if spool.store(&stored.to_vec()) {
-            self.spool_retry_at = self.spool_retry_at.max(Instant::now() + self.spool_backoff);
             true
         } else {
-            self.config.debug("offline spool is full; envelope dropped");
+            self.config.debug("offline spool is full or cannot be written; envelope dropped");
             false
         }
     }
 
-    /// Re-sends spooled envelopes in order while the server accepts them.
+    /// Re-sends spooled envelopes, oldest first, a slice at a time, while the
+    /// server accepts them. An envelope that fails while others get through gets
+    /// a strike; at `MAX_SPOOL_STRIKES` it is dropped and counted.
     fn resend_spooled(&mut self) {
         let now = Instant::now();
-        let Some(spool) = self.spool.as_ref() else { return };
+        let Some(spool) = self.spool.as_mut() else { return };
         if spool.is_empty() || now < self.spool_retry_at || self.rate_limits.all_limited(now) {
             return;
         }
-        let paths = spool.list().unwrap_or_default();
-        for path in paths.into_iter().take(SPOOL_BATCH) {
-            let Some(spool) = self.spool.as_mut() else { return };
-            let parsed = spool.read(&path).and_then(|b| Envelope::from_slice(&b).ok());
-            let Some(mut envelope) = parsed else {
-                spool.remove(&path);
+        let mut paths = spool.list().into_iter();
+        let mut budget = SPOOL_SLICE;
+        while budget > 0 {
+            let batch = self.take_spooled(&mut paths, budget.min(self.batch_limit));
+            if batch.is_empty() {
+                return;
+            }
+            budget -= batch.len();
+            let (claims, mut envelopes): (Vec<Claimed>, Vec<Envelope>) = batch.into_iter().unzip();
+            let before = self.delivered;
+            let deliveries = self.deliver_batch(&mut envelopes);
+            self.note_server_state(&deliveries);
+            let mut stop = Instant::now() < self.spool_retry_at;
+            for ((claimed, envelope), delivery) in claims.into_iter().zip(envelopes).zip(deliveries) {
+                let give_up = match delivery {
+                    Delivery::Delivered => {
+                        self.strikes.remove(&claimed.origin);
+                        None
+                    }
+                    Delivery::RateLimited => {
+                        self.release_spooled(claimed);
+                        self.spool_retry_at = Instant::now() + SPOOL_MIN_BACKOFF;
+                        stop = true;
+                        continue;
+                    }
+                    Delivery::Rejected => Some(DiscardReason::SendError),
+                    Delivery::Retryable(reason) => {
+                        let strike =
+                            self.strikes.entry(claimed.origin.clone()).or_insert(Strike { count: 0, seen: before });
+                        if self.delivered > strike.seen {
+                            strike.count += 1;
+                        }
+                        strike.seen = self.delivered;
+                        if strike.count < MAX_SPOOL_STRIKES {
+                            self.release_spooled(claimed);
+                            continue;
+                        }
+                        self.config.debug("a spooled envelope kept failing while others got through; dropped");
+                        self.strikes.remove(&claimed.origin);
+                        Some(reason)
+                    }
+                };
+                if let Some(reason) = give_up {
+                    for item in &envelope.items {
+                        record_item(&self.reports, reason, item);
+                    }
+                }
+                self.discard_spooled(claimed);
+            }
+            if stop {
+                return;
+            }
+        }
+        // More may wait: the next slice goes right after the live jobs queued meanwhile.
+        self.spool_retry_at = Instant::now();
+    }
+
+    /// Claims and reads up to `max` spooled envelopes that still have something to
+    /// send. Entries that are not envelopes are skipped and counted.
+    fn take_spooled(&mut self, paths: &mut impl Iterator<Item = PathBuf>, max: usize) -> Vec<(Claimed, Envelope)> {
+        let now = Instant::now();
+        let mut batch = Vec::new();
+        while batch.len() < max {
+            let Some(path) = paths.next() else { break };
+            let Some(spool) = self.spool.as_mut() else { break };
+            let (claimed, body) = match spool.take(&path) {
+                Taken::Gone => continue,
+                Taken::Skipped => {
+                    self.reports.record_spool_skip();
+                    continue;
+                }
+                Taken::Entry(claimed, body) => (claimed, body),
+            };
+            let Ok(mut envelope) = Envelope::from_slice(&body) else {
+                // Counted once, whether or not it can be removed.
+                self.reports.record_spool_skip();
+                spool.discard(claimed);
                 continue;
             };
             drop_rate_limited(&mut envelope, &self.rate_limits, &self.reports, now);
             if envelope.items.is_empty() {
-                spool.remove(&path);
+                self.discard_spooled(claimed);
                 continue;
             }
-            match self.deliver(&mut envelope) {
-                Delivery::Delivered => {
-                    self.spool_backoff = SPOOL_MIN_BACKOFF;
-                    if let Some(s) = self.spool.as_mut() {
-                        s.remove(&path);
-                    }
-                }
-                Delivery::RateLimited => {
-                    // Keep it and wait for the limit to pass.
-                    self.spool_retry_at = Instant::now() + SPOOL_MIN_BACKOFF;
-                    return;
-                }
-                Delivery::Rejected => {
-                    for item in &envelope.items {
-                        record_item(&self.reports, DiscardReason::SendError, item);
-                    }
-                    if let Some(s) = self.spool.as_mut() {
-                        s.remove(&path);
-                    }
-                }
-                Delivery::Retryable(_) => {
-                    self.spool_retry_at = Instant::now() + self.spool_backoff;
-                    self.spool_backoff = (self.spool_backoff * 2).min(SPOOL_MAX_BACKOFF);
-                    return;
-                }
+            batch.push((claimed, envelope));
+        }
+        batch
+    }
+
+    /// Removes a spooled envelope; one that cannot be removed is skipped (and counted)
+    /// from now on, so it is never sent twice.
+    fn discard_spooled(&mut self, claimed: Claimed) {
+        if let Some(spool) = self.spool.as_mut() {
+            if !spool.discard(claimed) {
+                self.reports.record_spool_skip();
+                self.config.debug("a spooled envelope cannot be removed; it is skipped from now on");
             }
+        }
+    }
+
+    fn release_spooled(&mut self, claimed: Claimed) {
+        if let Some(spool) = self.spool.as_mut() {
+            spool.release(claimed);
         }
     }
 }
