@@ -49,14 +49,11 @@ pub(crate) struct Case {
     /// E.g. a trace of one root and 10 children counts 11 spans per iteration.
     pub(crate) ops_per_iter: u64,
     pub(crate) contenders: Vec<Contender>,
-    /// True when the case has an "ours" slot (all cases but pure baselines);
-    /// if the slot is still empty the report prints `ours: n/a`.
-    pub(crate) wants_ours: bool,
 }
 
 impl Case {
     pub(crate) fn new(name: impl Into<String>) -> Self {
-        Self { name: name.into(), ops_per_iter: 1, contenders: Vec::new(), wants_ours: true }
+        Self { name: name.into(), ops_per_iter: 1, contenders: Vec::new() }
     }
 
     pub(crate) fn ops_per_iter(mut self, ops: u64) -> Self {
@@ -64,12 +61,10 @@ impl Case {
         self
     }
 
-    /// Add the "ours" contender if sentry-lite provides one.
-    pub(crate) fn ours(mut self, c: Option<Contender>) -> Self {
-        if let Some(mut c) = c {
-            c.name = OURS.to_owned();
-            self.contenders.insert(0, c);
-        }
+    /// Adds the "ours" contender, first.
+    pub(crate) fn ours(mut self, mut c: Contender) -> Self {
+        c.name = OURS.to_owned();
+        self.contenders.insert(0, c);
         self
     }
 

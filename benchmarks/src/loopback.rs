@@ -1,4 +1,4 @@
-//! The end-to-end throughput case (issue #3): error events from one producer
+//! The end-to-end throughput case: error events from one producer
 //! thread, through an SDK's worker and its real HTTP transport, into a minimal
 //! keep-alive HTTP/1.1 receiver on 127.0.0.1.
 //!

@@ -12,8 +12,8 @@
 //! RATIO <case> <ours_ns> <peer> <peer_ns> <ours/peer>
 //! ```
 //!
-//! (`n/a` for `ours_ns` and the ratio while the ours side is missing; memory
-//! and wire cases use bytes instead of ns, throughput cases ns per request.)
+//! (memory and wire cases use bytes instead of ns, throughput cases ns per
+//! request.)
 
 mod alloc;
 mod axum_load;
@@ -73,14 +73,11 @@ fn usage(msg: &str) -> ! {
     std::process::exit(if msg.is_empty() { 0 } else { 2 })
 }
 
-/// One RATIO line per peer. `unit_value` for ours may be missing.
+/// One RATIO line per peer (none when the case has no "ours" figure).
 fn ratio_lines(case: &str, ours: Option<f64>, peers: &[(String, f64)], out: &mut Vec<String>) {
+    let Some(o) = ours else { return };
     for (peer, v) in peers {
-        let line = match ours {
-            Some(o) => format!("RATIO {case} {o:.1} {peer} {v:.1} {:.3}", o / v),
-            None => format!("RATIO {case} n/a {peer} {v:.1} n/a"),
-        };
-        out.push(line);
+        out.push(format!("RATIO {case} {o:.1} {peer} {v:.1} {:.3}", o / v));
     }
 }
 
@@ -113,9 +110,6 @@ fn print_stats(case: &Case, stats: &[Stat], ratios: &mut Vec<String>) {
         );
     }
     let ours = stats.iter().find(|s| s.name == OURS).map(|s| s.median_ns);
-    if case.wants_ours && ours.is_none() {
-        println!("   ours: n/a");
-    }
     let peers: Vec<_> = stats.iter().filter(|s| s.name != OURS).map(|s| (s.name.clone(), s.median_ns)).collect();
     ratio_lines(&case.name, ours, &peers, ratios);
 }
@@ -303,7 +297,7 @@ fn print_loopback(t: &loopback::Throughput) {
     );
 }
 
-/// Issue #3's case: ours and sentry (its own reqwest transport) unpaced and
+/// The delivery case: ours and sentry (its own reqwest transport) unpaced and
 /// paced into the same loopback receiver, then the bare-reqwest floor.
 fn loopback_case(case: &str, s: &Settings, ratios: &mut Vec<String>) {
     println!(
@@ -366,12 +360,9 @@ fn axum_cases(cli: &Cli, s: &Settings, ratios: &mut Vec<String>) {
         let rt = axum_load::runtime();
         let mut servers: Vec<(String, std::net::SocketAddr)> = Vec::new();
         let mut keep: Vec<Box<dyn std::any::Any + Send>> = Vec::new();
-        let ours_app = ours::axum_app(axum_load::hello_router(), rate);
-        let has_ours = ours_app.is_some();
-        if let Some((router, guard)) = ours_app {
-            servers.push((OURS.into(), axum_load::serve(&rt, router)));
-            keep.push(guard);
-        }
+        let (router, guard) = ours::axum_app(axum_load::hello_router(), rate);
+        servers.push((OURS.into(), axum_load::serve(&rt, router)));
+        keep.push(guard);
         let (router, transport) = peer_sentry::axum_app(axum_load::hello_router(), rate);
         servers.push(("sentry-tower".into(), axum_load::serve(&rt, router)));
         servers.push(("axum-bare".into(), axum_load::serve(&rt, axum_load::hello_router())));
@@ -408,9 +399,6 @@ fn axum_cases(cli: &Cli, s: &Settings, ratios: &mut Vec<String>) {
             "   (sentry-tower envelopes sent: {})",
             transport.envelopes.load(std::sync::atomic::Ordering::Relaxed)
         );
-        if !has_ours {
-            println!("   ours: n/a");
-        }
         let ours_ns = meds.iter().find(|m| m.0 == OURS).map(|m| m.1);
         let peers: Vec<_> = meds.iter().filter(|m| m.0 != OURS).map(|m| (m.0.clone(), m.1)).collect();
         ratio_lines(&format!("{case}_ns_per_req"), ours_ns, &peers, ratios);
@@ -431,12 +419,11 @@ fn memory_case(cli: &Cli, quick: bool, ratios: &mut Vec<String>) {
     }
     eprintln!("running {case} …");
     let n: u64 = 100_000;
-    let mut contenders: Vec<(String, MemFn)> = Vec::new();
-    if let Some(f) = ours::memory_trace() {
-        contenders.push((OURS.into(), f));
-    }
-    contenders.push((peer_sentry::NAME.into(), peer_sentry::memory_trace()));
-    contenders.push((peer_otel::NAME.into(), peer_otel::memory_trace()));
+    let mut contenders: Vec<(String, MemFn)> = vec![
+        (OURS.into(), ours::memory_trace()),
+        (peer_sentry::NAME.into(), peer_sentry::memory_trace()),
+        (peer_otel::NAME.into(), peer_otel::memory_trace()),
+    ];
     let reps = if quick { 3 } else { 5 };
     println!("\n== {case} (one root + {n} children; live heap bytes via counting allocator, median of {reps})");
     println!("   {:<16} {:>14} {:>14} {:>12} {:>14}", "contender", "retained", "peak", "B/span", "RSS growth");
@@ -459,9 +446,6 @@ fn memory_case(cli: &Cli, quick: bool, ratios: &mut Vec<String>) {
     }
     println!("   note: sentry 0.49.5 keeps at most 1 000 spans per transaction (MAX_SPANS) and drops the rest;");
     println!("         otel's BatchSpanProcessor exports as spans end (queue 2 048, drops when full).");
-    if !contenders.iter().any(|c| c.0 == OURS) {
-        println!("   ours: n/a");
-    }
     let ours = peaks.iter().find(|p| p.0 == OURS).map(|p| p.1);
     let peers: Vec<_> = peaks.iter().filter(|p| p.0 != OURS).cloned().collect();
     ratio_lines("memory/trace_100k_spans_peak_bytes", ours, &peers, ratios);
@@ -476,19 +460,13 @@ fn wire_cases(cli: &Cli, s: &Settings, quick: bool, ratios: &mut Vec<String>) {
         println!("\n== {case} (one root + {n} children, serialized envelope, gzip default level)");
         println!("   {:<16} {:>10} {:>10} {:>12} {:>12}", "contender", "raw B", "gzip B", "raw B/span", "gzip B/span");
         let per = |(raw, gz): (u64, u64)| (raw as f64 / (n + 1) as f64, gz as f64 / (n + 1) as f64);
-        let mut rows = Vec::new();
-        if let Some(v) = ours::wire_bytes(n) {
-            rows.push((OURS.to_string(), v));
-        }
-        rows.push((peer_sentry::NAME.to_string(), peer_sentry::wire_bytes(n)));
+        let rows =
+            [(OURS.to_string(), ours::wire_bytes(n)), (peer_sentry::NAME.to_string(), peer_sentry::wire_bytes(n))];
         for (name, v) in &rows {
             let (r, g) = per(*v);
             println!("   {:<16} {:>10} {:>10} {:>12.1} {:>12.1}", name, v.0, v.1, r, g);
         }
         let ours = rows.iter().find(|r| r.0 == OURS).map(|r| per(r.1).1);
-        if ours.is_none() {
-            println!("   ours: n/a");
-        }
         let peers: Vec<_> = rows.iter().filter(|r| r.0 != OURS).map(|r| (r.0.clone(), per(r.1).1)).collect();
         ratio_lines("wire/bytes_per_span_gzip", ours, &peers, ratios);
     }
@@ -496,18 +474,14 @@ fn wire_cases(cli: &Cli, s: &Settings, quick: bool, ratios: &mut Vec<String>) {
     if selected(case, cli) {
         println!("\n== {case} (one error event: 3-level chain, attach_stacktrace on, serialized envelope, gzip default level)");
         println!("   {:<16} {:>10} {:>10}", "contender", "raw B", "gzip B");
-        let mut rows = Vec::new();
-        if let Some(v) = ours::wire_error_event() {
-            rows.push((OURS.to_string(), v));
-        }
-        rows.push((peer_sentry::NAME.to_string(), peer_sentry::wire_error_event()));
+        let rows = [
+            (OURS.to_string(), ours::wire_error_event()),
+            (peer_sentry::NAME.to_string(), peer_sentry::wire_error_event()),
+        ];
         for (name, v) in &rows {
             println!("   {:<16} {:>10} {:>10}", name, v.0, v.1);
         }
         let ours = rows.iter().find(|r| r.0 == OURS).map(|r| r.1 .1 as f64);
-        if ours.is_none() {
-            println!("   ours: n/a");
-        }
         let peers: Vec<_> = rows.iter().filter(|r| r.0 != OURS).map(|r| (r.0.clone(), r.1 .1 as f64)).collect();
         ratio_lines(case, ours, &peers, ratios);
     }

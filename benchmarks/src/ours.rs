@@ -112,11 +112,11 @@ fn note(client: Arc<Client>) -> Box<dyn Fn() -> String> {
 
 /// An "ours" contender: `body` runs in `Hub::run(hub)`; the client is flushed
 /// after each batch, untimed.
-fn contender(o: Opts, body: impl FnMut(u64) -> Duration + 'static) -> Option<Contender> {
+fn contender(o: Opts, body: impl FnMut(u64) -> Duration + 'static) -> Contender {
     contender_with(options(o), body)
 }
 
-fn contender_with(options: ClientOptions, mut body: impl FnMut(u64) -> Duration + 'static) -> Option<Contender> {
+fn contender_with(options: ClientOptions, mut body: impl FnMut(u64) -> Duration + 'static) -> Contender {
     let (client, hub) = client_hub(options);
     let c = client.clone();
     let run: BatchFn = Box::new(move |iters| {
@@ -124,13 +124,13 @@ fn contender_with(options: ClientOptions, mut body: impl FnMut(u64) -> Duration 
         c.flush(FLUSH);
         t
     });
-    Some(Contender::new(crate::harness::OURS, run).with_note(note(client)))
+    Contender::new(crate::harness::OURS, run).with_note(note(client))
 }
 
 // ---------------------------------------------------------------- events --
 
 /// `capture_message("hello from the benchmark", Info)` per iteration.
-pub(crate) fn capture_message() -> Option<Contender> {
+pub(crate) fn capture_message() -> Contender {
     contender(Opts::default(), |iters| {
         time_loop(iters, |_| sentry_lite_core::capture_message("hello from the benchmark", Level::Info))
     })
@@ -138,7 +138,7 @@ pub(crate) fn capture_message() -> Option<Contender> {
 
 /// `capture_error(&peer_sentry::error_chain())` per iteration; `stacktrace`
 /// = the `attach_stacktrace` option.
-pub(crate) fn capture_error(stacktrace: bool) -> Option<Contender> {
+pub(crate) fn capture_error(stacktrace: bool) -> Contender {
     contender(Opts { attach_stacktrace: stacktrace, ..Opts::default() }, |iters| {
         let err = error_chain();
         time_loop(iters, |_| sentry_lite_core::capture_error(&err))
@@ -146,14 +146,14 @@ pub(crate) fn capture_error(stacktrace: bool) -> Option<Contender> {
 }
 
 /// `configure_scope(|s| s.set_tag("shard", i & 7))` per iteration.
-pub(crate) fn set_tag() -> Option<Contender> {
+pub(crate) fn set_tag() -> Contender {
     contender(Opts::default(), |iters| {
         time_loop(iters, |i| sentry_lite_core::configure_scope(|s| s.set_tag("shard", i & 7)))
     })
 }
 
 /// `add_breadcrumb(category "http", message "GET /users/42", Info)` per iteration.
-pub(crate) fn add_breadcrumb() -> Option<Contender> {
+pub(crate) fn add_breadcrumb() -> Contender {
     contender(Opts::default(), |iters| {
         time_loop(iters, |_| {
             sentry_lite_core::add_breadcrumb(
@@ -171,7 +171,7 @@ fn rate(sampled: bool) -> Opts {
 
 /// Root span (segment) start + finish per iteration; `sampled` selects
 /// traces_sample_rate 1.0 or 0.0.
-pub(crate) fn span_root(sampled: bool) -> Option<Contender> {
+pub(crate) fn span_root(sampled: bool) -> Contender {
     contender(rate(sampled), |iters| {
         time_loop(iters, |_| sentry_lite_core::start_root_span(ROOT_NAME, ROOT_OP).finish())
     })
@@ -179,7 +179,7 @@ pub(crate) fn span_root(sampled: bool) -> Option<Contender> {
 
 /// Child span start + finish per iteration, under a root recycled (untimed)
 /// every 100 children.
-pub(crate) fn span_child(sampled: bool) -> Option<Contender> {
+pub(crate) fn span_child(sampled: bool) -> Contender {
     contender(rate(sampled), |iters| {
         time_chunked(
             iters,
@@ -193,7 +193,7 @@ pub(crate) fn span_child(sampled: bool) -> Option<Contender> {
 
 /// [`span_child`] with the client flushed (untimed) after every 1 000
 /// children: the cost of a child that is kept, with the worker keeping up.
-pub(crate) fn span_child_kept() -> Option<Contender> {
+pub(crate) fn span_child_kept() -> Contender {
     let (client, hub) = client_hub(options(rate(true)));
     let c = client.clone();
     let run: BatchFn = Box::new(move |iters| {
@@ -213,11 +213,11 @@ pub(crate) fn span_child_kept() -> Option<Contender> {
         c.flush(FLUSH);
         t
     });
-    Some(Contender::new(crate::harness::OURS, run).with_note(note(client)))
+    Contender::new(crate::harness::OURS, run).with_note(note(client))
 }
 
 /// One iteration = start root, `n` children start + finish, finish root.
-pub(crate) fn trace_n(n: u64) -> Option<Contender> {
+pub(crate) fn trace_n(n: u64) -> Contender {
     contender(Opts::default(), move |iters| {
         time_loop(iters, |_| {
             let root = sentry_lite_core::start_root_span(ROOT_NAME, ROOT_OP);
@@ -231,29 +231,29 @@ pub(crate) fn trace_n(n: u64) -> Option<Contender> {
 
 // ------------------------------------------------------ tracing layer ----
 
-fn tracing_contender(body: impl Fn(u64) -> Duration + 'static) -> Option<Contender> {
+fn tracing_contender(body: impl Fn(u64) -> Duration + 'static) -> Contender {
     let subscriber = tracing_subscriber::registry().with(sentry_lite_tracing::layer());
     let dispatch = tracing::Dispatch::new(subscriber);
     contender(Opts::default(), move |iters| tracing::dispatcher::with_default(&dispatch, || body(iters)))
 }
 
 /// `baseline::one_span` per iteration under registry + sentry-lite-tracing.
-pub(crate) fn tracing_span() -> Option<Contender> {
+pub(crate) fn tracing_span() -> Contender {
     tracing_contender(|iters| time_loop(iters, crate::baseline::one_span))
 }
 
 /// `baseline::child_spans(iters)` under registry + sentry-lite-tracing.
-pub(crate) fn tracing_child_span() -> Option<Contender> {
+pub(crate) fn tracing_child_span() -> Contender {
     tracing_contender(crate::baseline::child_spans)
 }
 
 /// `baseline::one_event` per iteration (→ breadcrumb) under registry + sentry-lite-tracing.
-pub(crate) fn tracing_event() -> Option<Contender> {
+pub(crate) fn tracing_event() -> Contender {
     tracing_contender(|iters| time_loop(iters, crate::baseline::one_event))
 }
 
 /// `baseline::events_in_span(iters)` under registry + sentry-lite-tracing.
-pub(crate) fn tracing_event_in_span() -> Option<Contender> {
+pub(crate) fn tracing_event_in_span() -> Contender {
     tracing_contender(crate::baseline::events_in_span)
 }
 
@@ -295,11 +295,11 @@ impl<S: tower::Service<R>, R> tower::Service<R> for BindHub<S> {
 /// Wrap `base` in sentry-lite-axum's `SentryLayer` (per-request hub, trace
 /// continuation, `http.server` segment span) with `traces_sample_rate`. The
 /// guard keeps the client alive and reports its drops when dropped.
-pub(crate) fn axum_app(base: axum::Router, traces_sample_rate: f32) -> Option<(axum::Router, Box<dyn Any + Send>)> {
+pub(crate) fn axum_app(base: axum::Router, traces_sample_rate: f32) -> (axum::Router, Box<dyn Any + Send>) {
     let (client, hub) =
         client_hub(options(Opts { traces_sample_rate: f64::from(traces_sample_rate), ..Opts::default() }));
     let router = base.layer(sentry_lite_axum::SentryLayer::new()).layer(BindHubLayer(hub));
-    Some((router, Box::new(AxumGuard(client))))
+    (router, Box::new(AxumGuard(client)))
 }
 
 struct AxumGuard(Arc<Client>);
@@ -322,9 +322,9 @@ impl Drop for AxumGuard {
 
 /// Memory case: one root, `n` children started and finished, `checkpoint()`,
 /// root finished, then a flush (so the next repetition starts empty).
-pub(crate) fn memory_trace() -> Option<MemFn> {
+pub(crate) fn memory_trace() -> MemFn {
     let (client, hub) = client_hub(options(Opts::default()));
-    Some(Box::new(move |n, checkpoint| {
+    Box::new(move |n, checkpoint| {
         Hub::run(hub.clone(), || {
             let root = sentry_lite_core::start_root_span(ROOT_NAME, ROOT_OP);
             for _ in 0..n {
@@ -340,7 +340,7 @@ pub(crate) fn memory_trace() -> Option<MemFn> {
         if q + b > 0 {
             println!("   (ours: {} of {n} spans dropped at the memory bound so far: queue={q} buffer={b})", q + b);
         }
-    }))
+    })
 }
 
 // ------------------------------------------------------------------ wire --
@@ -370,7 +370,7 @@ fn sizes(envs: &[sentry_lite_core::protocol::Envelope]) -> (u64, u64) {
 
 /// Wire size of one trace with `n` children as sent (span v2 envelopes):
 /// `(raw_bytes, gzip_bytes)`.
-pub(crate) fn wire_bytes(n: u64) -> Option<(u64, u64)> {
+pub(crate) fn wire_bytes(n: u64) -> (u64, u64) {
     let envs = capture_envelopes(Opts::default(), || {
         let root = sentry_lite_core::start_root_span(ROOT_NAME, ROOT_OP);
         for _ in 0..n {
@@ -378,17 +378,17 @@ pub(crate) fn wire_bytes(n: u64) -> Option<(u64, u64)> {
         }
         root.finish();
     });
-    Some(sizes(&envs))
+    sizes(&envs)
 }
 
 /// Wire size of one error event (3-level chain, stack trace attached):
 /// `(raw_bytes, gzip_bytes)`.
-pub(crate) fn wire_error_event() -> Option<(u64, u64)> {
+pub(crate) fn wire_error_event() -> (u64, u64) {
     let envs = capture_envelopes(Opts { attach_stacktrace: true, ..Opts::default() }, || {
         sentry_lite_core::capture_error(&error_chain());
     });
     assert_eq!(envs.len(), 1, "one error envelope");
-    Some(sizes(&envs))
+    sizes(&envs)
 }
 
 // -------------------------------------------------------------- loopback --

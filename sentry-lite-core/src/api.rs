@@ -42,7 +42,11 @@ impl Error for InitError {
     }
 }
 
-/// Keeps the SDK running; dropping it flushes within `shutdown_timeout` and stops the worker.
+/// Keeps the SDK running; dropping it flushes within `shutdown_timeout` and stops
+/// the worker of its client.
+///
+/// Guards may overlap (see [`init`]): the main hub is bound to the client of the
+/// newest live guard, and dropping a guard never unbinds a newer client.
 #[must_use = "dropping the guard shuts the SDK down"]
 #[derive(Debug)]
 pub struct InitGuard {
@@ -61,12 +65,24 @@ impl InitGuard {
     }
 }
 
+/// Clients of live [`InitGuard`]s, oldest first.
+static LIVE_INITS: parking_lot::Mutex<Vec<Arc<Client>>> = parking_lot::Mutex::new(Vec::new());
+
 impl Drop for InitGuard {
     fn drop(&mut self) {
         if let Some(client) = self.client.take() {
+            {
+                let mut live = LIVE_INITS.lock();
+                live.retain(|c| !Arc::ptr_eq(c, &client));
+                // Hand the main hub over before closing, so that captures go on
+                // to the newest client still live (none after the last guard).
+                let main = Hub::main();
+                if main.with_client(|bound| Arc::ptr_eq(bound, &client)).unwrap_or(false) {
+                    main.bind_client(live.last().cloned());
+                }
+            }
             let timeout = client.options().shutdown_timeout;
             client.close(timeout);
-            Hub::main().bind_client(None);
         }
     }
 }
@@ -76,6 +92,13 @@ impl Drop for InitGuard {
 /// With no DSN (and no custom transport) the SDK is disabled and every call is a
 /// cheap no-op. A malformed DSN is an error naming the problem; the SDK then stays
 /// disabled.
+///
+/// Calling `init` again while an earlier guard lives binds the new client; the
+/// earlier one keeps running until its own guard drops (what it queued is still
+/// delivered). Dropping a guard closes its client and, if that client is still
+/// bound, binds the client of the newest guard still alive, or none. So captures
+/// always go to the newest live client, whatever order guards drop in, and a
+/// capture that races with its client's close is counted as dropped by that client.
 ///
 /// # Examples
 /// ```
@@ -100,7 +123,11 @@ pub fn init(mut options: ClientOptions) -> Result<InitGuard, InitError> {
     if !client.is_enabled() {
         return Ok(InitGuard { client: None });
     }
-    Hub::main().bind_client(Some(client.clone()));
+    {
+        let mut live = LIVE_INITS.lock();
+        live.push(client.clone());
+        Hub::main().bind_client(Some(client.clone()));
+    }
     for integration in &integrations {
         integration.install();
     }
@@ -211,7 +238,7 @@ pub fn add_breadcrumb(breadcrumb: impl Into<Breadcrumb>) {
             let options = client.options();
             let mut crumb = breadcrumb.into();
             if let Some(f) = &options.before_breadcrumb {
-                match f(crumb) {
+                match contain_before_breadcrumb(client, || f(crumb)) {
                     Some(c) => crumb = c,
                     None => return,
                 }
@@ -221,6 +248,17 @@ pub fn add_breadcrumb(breadcrumb: impl Into<Breadcrumb>) {
             drop(evicted); // outside the lock
         });
     });
+}
+
+/// Runs `before_breadcrumb` on the caller's thread: a panic in it drops the
+/// breadcrumb (breadcrumbs have no data category to count) and goes no further.
+fn contain_before_breadcrumb(client: &Client, f: impl FnOnce() -> Option<Breadcrumb>) -> Option<Breadcrumb> {
+    let loss = crate::worker::Loss::of(crate::protocol::DataCategory::Error, 0);
+    let kept = crate::worker::guarded(&client.inner().reports, loss, f);
+    if kept.is_none() {
+        client.inner().debug("before_breadcrumb panicked; the breadcrumb was dropped");
+    }
+    kept.flatten()
 }
 
 /// Like [`add_breadcrumb`], but `fill` writes the breadcrumb in place. Once the
@@ -255,7 +293,7 @@ pub fn add_breadcrumb_with(fill: impl FnOnce(&mut Breadcrumb)) {
             if let Some(f) = &options.before_breadcrumb {
                 let mut crumb = Breadcrumb::default();
                 fill(&mut crumb);
-                if let Some(crumb) = f(crumb) {
+                if let Some(crumb) = contain_before_breadcrumb(client, || f(crumb)) {
                     hub.configure_isolation_scope(|scope| scope.push_breadcrumb(crumb, max));
                 }
                 return;

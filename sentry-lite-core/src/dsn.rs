@@ -43,6 +43,7 @@ enum DsnErrorKind {
     UnsupportedScheme(String),
     MissingPublicKey,
     MissingHost,
+    InvalidHost(&'static str),
     InvalidPort(String),
     MissingProjectId,
     InvalidProjectId(String),
@@ -58,6 +59,7 @@ impl fmt::Display for DsnParseError {
             DsnErrorKind::UnsupportedScheme(s) => write!(f, "scheme `{s}` is not http or https"),
             DsnErrorKind::MissingPublicKey => f.write_str("the public key before `@` is missing"),
             DsnErrorKind::MissingHost => f.write_str("the host is missing"),
+            DsnErrorKind::InvalidHost(why) => write!(f, "the host {why}"),
             DsnErrorKind::InvalidPort(p) => write!(f, "port `{p}` is not a number from 1 to 65535"),
             DsnErrorKind::MissingProjectId => f.write_str("the project id at the end of the path is missing"),
             DsnErrorKind::InvalidProjectId(p) => write!(f, "project id `{p}` is not numeric"),
@@ -80,83 +82,143 @@ fn quote(s: &str) -> String {
 impl FromStr for Dsn {
     type Err = DsnParseError;
 
+    /// Parses like a URL parser would (as Relay and sentry-rust do): the authority
+    /// ends at the first `/`, `?` or `#`; a query or fragment is ignored; the host
+    /// must be a valid name, IPv4 address or bracketed IPv6 address. Errors never
+    /// quote the keys.
     fn from_str(raw: &str) -> Result<Self, Self::Err> {
-        let s = raw.trim();
-        if s.is_empty() {
-            return fail(DsnErrorKind::Empty);
-        }
-        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return fail(DsnErrorKind::InvalidCharacter);
-        }
-        let Some((scheme, rest)) = s.split_once("://") else {
-            return fail(DsnErrorKind::MissingScheme);
-        };
-        let scheme = match scheme.to_ascii_lowercase().as_str() {
-            "http" => Scheme::Http,
-            "https" => Scheme::Https,
-            _ => return fail(DsnErrorKind::UnsupportedScheme(quote(scheme))),
-        };
-        let Some((userinfo, hostpath)) = rest.rsplit_once('@') else {
-            return fail(DsnErrorKind::MissingPublicKey);
-        };
-        let (public_key, secret_key) = match userinfo.split_once(':') {
-            Some((k, s)) => (k, (!s.is_empty()).then(|| s.to_owned())),
-            None => (userinfo, None),
-        };
-        if public_key.is_empty() {
-            return fail(DsnErrorKind::MissingPublicKey);
-        }
-        let (authority, path) = match hostpath.find('/') {
-            Some(i) => hostpath.split_at(i),
-            None => (hostpath, ""),
-        };
-        let (host, port) = split_host_port(authority)?;
-        if host.is_empty() {
-            return fail(DsnErrorKind::MissingHost);
-        }
-        // Drop any query or fragment; only the path matters.
-        let path = path.split(['?', '#']).next().unwrap_or("").trim_end_matches('/');
-        let (prefix, project_id) = match path.rfind('/') {
-            Some(i) => (&path[..i], &path[i + 1..]),
-            None => ("", path),
-        };
-        if project_id.is_empty() {
-            return fail(DsnErrorKind::MissingProjectId);
-        }
-        if !project_id.bytes().all(|b| b.is_ascii_digit()) {
-            return fail(DsnErrorKind::InvalidProjectId(quote(project_id)));
-        }
-        Ok(Dsn {
-            scheme,
-            public_key: public_key.to_owned(),
-            secret_key,
-            host: host.to_owned(),
-            port,
-            path: prefix.to_owned(),
-            project_id: project_id.to_owned(),
-        })
+        parse(raw.trim()).map_err(|e| e.without_keys_of(raw))
     }
 }
 
+impl DsnParseError {
+    /// Drops a quoted fragment that contains a key of `raw` (a malformed DSN can
+    /// put a key where a port or project id is expected).
+    fn without_keys_of(mut self, raw: &str) -> Self {
+        let rest = raw.split_once("://").map_or(raw, |(_, r)| r);
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let Some((userinfo, _)) = authority.rsplit_once('@') else { return self };
+        let keys: Vec<&str> = userinfo.split(':').filter(|k| !k.is_empty()).collect();
+        let quoted = match &mut self.kind {
+            DsnErrorKind::UnsupportedScheme(q) | DsnErrorKind::InvalidPort(q) | DsnErrorKind::InvalidProjectId(q) => q,
+            _ => return self,
+        };
+        if keys.iter().any(|k| quoted.contains(k) || k.contains(quoted.as_str())) {
+            *quoted = "…".to_owned();
+        }
+        self
+    }
+}
+
+fn parse(s: &str) -> Result<Dsn, DsnParseError> {
+    if s.is_empty() {
+        return fail(DsnErrorKind::Empty);
+    }
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return fail(DsnErrorKind::InvalidCharacter);
+    }
+    let Some((scheme, rest)) = s.split_once("://") else {
+        return fail(DsnErrorKind::MissingScheme);
+    };
+    let scheme = match scheme.to_ascii_lowercase().as_str() {
+        "http" => Scheme::Http,
+        "https" => Scheme::Https,
+        _ => return fail(DsnErrorKind::UnsupportedScheme(quote(scheme))),
+    };
+    // The query and fragment are not part of the endpoint.
+    let rest = rest.split(['?', '#']).next().unwrap_or("");
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let Some((userinfo, hostport)) = authority.rsplit_once('@') else {
+        return fail(DsnErrorKind::MissingPublicKey);
+    };
+    let (public_key, secret_key) = match userinfo.split_once(':') {
+        Some((k, s)) => (k, (!s.is_empty()).then(|| s.to_owned())),
+        None => (userinfo, None),
+    };
+    if public_key.is_empty() {
+        return fail(DsnErrorKind::MissingPublicKey);
+    }
+    let (host, port) = split_host_port(hostport)?;
+    let path = path.trim_end_matches('/');
+    let (prefix, project_id) = match path.rfind('/') {
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => ("", path),
+    };
+    if project_id.is_empty() {
+        return fail(DsnErrorKind::MissingProjectId);
+    }
+    if !project_id.bytes().all(|b| b.is_ascii_digit()) {
+        return fail(DsnErrorKind::InvalidProjectId(quote(project_id)));
+    }
+    Ok(Dsn {
+        scheme,
+        public_key: public_key.to_owned(),
+        secret_key,
+        host: host.to_owned(),
+        port,
+        path: prefix.to_owned(),
+        project_id: project_id.to_owned(),
+    })
+}
+
 fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), DsnParseError> {
-    // IPv6 literals keep their brackets: `[::1]:9000`.
-    let (host, port) = if let Some(end) = authority.strip_prefix('[').and_then(|a| a.find(']')) {
-        let (h, rest) = authority.split_at(end + 2);
-        (h, rest.strip_prefix(':'))
+    let (host, port) = if authority.starts_with('[') {
+        // IPv6 literals keep their brackets: `[::1]:9000`.
+        let Some(end) = authority.find(']') else {
+            return fail(DsnErrorKind::InvalidHost("has an unclosed `[`"));
+        };
+        let (host, rest) = authority.split_at(end + 1);
+        if host[1..end].parse::<std::net::Ipv6Addr>().is_err() {
+            return fail(DsnErrorKind::InvalidHost("is not a valid IPv6 address"));
+        }
+        match rest {
+            "" => (host, None),
+            _ => match rest.strip_prefix(':') {
+                Some(port) => (host, Some(port)),
+                None => return fail(DsnErrorKind::InvalidHost("has characters after its `]`")),
+            },
+        }
     } else {
-        match authority.rsplit_once(':') {
+        match authority.split_once(':') {
             Some((h, p)) => (h, Some(p)),
             None => (authority, None),
         }
     };
+    if host.is_empty() {
+        return fail(DsnErrorKind::MissingHost);
+    }
+    if !host.starts_with('[') {
+        check_host_name(host)?;
+    }
     let port = match port {
         None => None,
+        // Digits only: `u16::from_str` would also take `+80`.
         Some(p) => match p.parse::<u16>() {
-            Ok(n) if n > 0 => Some(n),
+            Ok(n) if n > 0 && p.bytes().all(|b| b.is_ascii_digit()) => Some(n),
+            _ if p.contains(':') => return fail(DsnErrorKind::InvalidHost("has more than one `:` (IPv6 needs `[…]`)")),
             _ => return fail(DsnErrorKind::InvalidPort(quote(p))),
         },
     };
     Ok((host, port))
+}
+
+/// A DNS name or dotted IPv4 address, as URL parsers accept it (no percent-encoding).
+fn check_host_name(host: &str) -> Result<(), DsnParseError> {
+    if host.chars().any(|c| "%<>[]\\^|\"`{}".contains(c)) {
+        return fail(DsnErrorKind::InvalidHost("contains a character not allowed in a host name"));
+    }
+    if host.trim_end_matches('.').split('.').any(str::is_empty) {
+        return fail(DsnErrorKind::InvalidHost("has an empty label"));
+    }
+    // A name whose last label is numeric is an IPv4 address to URL parsers.
+    let last = host.trim_end_matches('.').rsplit('.').next().unwrap_or("");
+    if last.bytes().all(|b| b.is_ascii_digit()) && host.trim_end_matches('.').parse::<std::net::Ipv4Addr>().is_err() {
+        return fail(DsnErrorKind::InvalidHost("is not a valid IPv4 address"));
+    }
+    Ok(())
 }
 
 impl Dsn {
@@ -281,6 +343,63 @@ mod tests {
         assert!(err("https://k@h").contains("project id"));
         assert!(err("https://k@h/abc").contains("not numeric"));
         assert!(err("https://k@h /1").contains("whitespace"));
+    }
+
+    #[test]
+    fn malformed_hosts_ports_and_paths_are_errors() {
+        for (dsn, problem) in [
+            ("https://k@h:12:34/1", "more than one `:`"),
+            ("https://k@[::1/1", "unclosed"),
+            ("https://k@[::1/1]", "unclosed"),
+            ("https://k@[zz::1]/1", "IPv6"),
+            ("https://k@[::1]x/1", "after its `]`"),
+            ("https://k@::1/1", "host is missing"),
+            ("https://k@ho%st/1", "not allowed"),
+            ("https://k@ho^st/1", "not allowed"),
+            ("https://k@999.999.999.999/1", "IPv4"),
+            ("https://k@1.2.3/1", "IPv4"),
+            ("https://k@a..b/1", "empty label"),
+            ("https://k@.h/1", "empty label"),
+            ("https://k@h:/1", "port"),
+            ("https://k@h:+80/1", "port"),
+            ("https://k@h:0/1", "port"),
+            ("https://k@h:-1/1", "port"),
+            ("https://k@h?x/1", "project id"),
+            ("https://k@h#/1", "project id"),
+        ] {
+            let message = err(dsn);
+            assert!(message.contains(problem), "{dsn}: {message}");
+        }
+    }
+
+    #[test]
+    fn queries_and_fragments_do_not_change_the_endpoint() {
+        for raw in ["https://k@h/42?x=1", "https://k@h/42#frag", "https://k@h/42?a=/7#/9", "https://k@h/42/?q=@x/9"] {
+            let dsn: Dsn = raw.parse().unwrap_or_else(|e| panic!("{raw}: {e}"));
+            assert_eq!(dsn.envelope_url(), "https://h/api/42/envelope/", "{raw}");
+            assert_eq!(dsn.public_key(), "k", "{raw}");
+        }
+        // An `@` after the authority is not the end of the user info.
+        let dsn: Dsn = "https://k@h/p@x/42".parse().unwrap();
+        assert_eq!((dsn.host(), dsn.envelope_url().as_str()), ("h", "https://h/p@x/api/42/envelope/"));
+        let dsn: Dsn = "https://k@127.0.0.1:9000/1".parse().unwrap();
+        assert_eq!(dsn.host(), "127.0.0.1");
+    }
+
+    #[test]
+    fn errors_never_quote_the_keys() {
+        for raw in [
+            "https://pubk3y:s3cr3t@h:s3cr3t/1",
+            "https://pubk3y:s3cr3t@h/s3cr3t",
+            "https://pubk3y:s3cr3t@/1",
+            "https://pubk3y:s3cr3t@h:1:2/1",
+            "https://pubk3y:s3cr3t@[s3cr3t]/1",
+            "s3cr3t://pubk3y:s3cr3t@h/1",
+            "https://pubk3y:s3cr3t/1",
+        ] {
+            let message = err(raw);
+            assert!(!message.contains("s3cr3t") && !message.contains("pubk3y"), "{raw}: {message}");
+        }
     }
 
     #[test]

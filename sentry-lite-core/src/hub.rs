@@ -51,22 +51,43 @@ pub struct Hub {
 
 /// The current scope and the ones `with_scope` pushed over it. The base is inline:
 /// a hub is forked per request or task and most never push, so no `Vec` allocation.
+///
+/// Each pushed scope carries a number unique to its push, and leaves by that
+/// number: when two threads share a hub, their `with_scope` calls may end in
+/// any order, and each still removes exactly its own scope.
 struct ScopeStack {
     base: Scope,
-    pushed: Vec<Scope>,
+    pushed: Vec<(u64, Scope)>,
+    next_push: u64,
 }
 
 impl ScopeStack {
     fn new(base: Scope) -> Self {
-        Self { base, pushed: Vec::new() }
+        Self { base, pushed: Vec::new(), next_push: 0 }
     }
 
     fn top(&self) -> &Scope {
-        self.pushed.last().unwrap_or(&self.base)
+        self.pushed.last().map_or(&self.base, |(_, s)| s)
     }
 
     fn top_mut(&mut self) -> &mut Scope {
-        self.pushed.last_mut().unwrap_or(&mut self.base)
+        match self.pushed.last_mut() {
+            Some((_, s)) => s,
+            None => &mut self.base,
+        }
+    }
+
+    fn push(&mut self, scope: Scope) -> u64 {
+        self.next_push += 1;
+        self.pushed.push((self.next_push, scope));
+        self.next_push
+    }
+
+    /// Removes the scope of push `id`, wherever it is now.
+    fn remove(&mut self, id: u64) {
+        if let Some(i) = self.pushed.iter().rposition(|(p, _)| *p == id) {
+            self.pushed.remove(i);
+        }
     }
 }
 
@@ -242,20 +263,7 @@ impl Hub {
         }
     }
 
-    /// Scope snapshots for a segment span: as [`Hub::snapshot`], minus breadcrumbs,
-    /// which spans do not carry. Holding them would make the next breadcrumb copy the
-    /// whole trail.
-    pub(crate) fn span_snapshot(&self) -> ScopeSnapshot {
-        let mut snapshot = self.snapshot();
-        for scope in [&mut snapshot.global, &mut snapshot.isolation, &mut snapshot.current] {
-            if !scope.breadcrumbs.is_empty() {
-                scope.breadcrumbs = Default::default();
-            }
-        }
-        snapshot
-    }
-
-    /// The scopes of a streamed segment span, which only carries their tags and
+    /// The scopes of a segment span, which only carries their tags and
     /// users: `None`, and no copy taken, when no scope has any (the usual case).
     pub(crate) fn span_tag_scopes(&self) -> Option<ScopeSnapshot> {
         let bare = |s: &Scope| s.tags.is_empty() && s.user.is_none();
@@ -286,21 +294,14 @@ impl Hub {
     {
         let mut scope = self.current_scope();
         scope_config(&mut scope);
-        let depth = {
-            let mut stack = self.stack.lock();
-            stack.pushed.push(scope);
-            stack.pushed.len()
-        };
-        struct Pop<'a>(&'a Hub, usize);
+        let id = self.stack.lock().push(scope);
+        struct Pop<'a>(&'a Hub, u64);
         impl Drop for Pop<'_> {
             fn drop(&mut self) {
-                let mut stack = self.0.stack.lock();
-                if stack.pushed.len() == self.1 {
-                    stack.pushed.pop();
-                }
+                self.0.stack.lock().remove(self.1);
             }
         }
-        let _pop = Pop(self, depth);
+        let _pop = Pop(self, id);
         callback()
     }
 

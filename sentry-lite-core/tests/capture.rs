@@ -281,3 +281,79 @@ fn a_thread_follows_re_init_of_the_main_client() {
     .join()
     .unwrap();
 }
+
+#[test]
+fn panicking_before_breadcrumb_and_traces_sampler_are_contained() {
+    use sentry_lite_core::protocol::{DataCategory, DiscardReason};
+    let options = ClientOptions::new()
+        .with_before_breadcrumb(|_| panic!("before_breadcrumb exploded"))
+        .with_traces_sampler(|_| panic!("traces_sampler exploded"));
+    let (hub, transport, client) = test_hub(options);
+    Hub::run(hub, || {
+        sentry::add_breadcrumb("dropped");
+        sentry::add_breadcrumb_with(|b| b.message = Some("dropped too".into()));
+        let span = sentry::start_root_span("job", "task");
+        assert!(!span.is_recording());
+        span.finish();
+        sentry::capture_message("still captured", Level::Error);
+    });
+    flush(&client);
+    let events = transport.events();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert!(events[0].breadcrumbs.as_ref().is_none_or(|b| b.values.is_empty()), "{:?}", events[0].breadcrumbs);
+    assert_eq!(client.discarded(DiscardReason::InternalSdkError, DataCategory::Span), 1);
+}
+
+#[test]
+fn concurrent_with_scope_on_a_shared_hub_leaves_no_scope_behind() {
+    use std::sync::mpsc::channel;
+    let (hub, _transport, _client) = test_hub(ClientOptions::new());
+    // A enters, B enters over it, A leaves first, then B.
+    let (a_in_tx, a_in) = channel::<()>();
+    let (b_in_tx, b_in) = channel::<()>();
+    let (a_out_tx, a_out) = channel::<()>();
+    let a = {
+        let hub = hub.clone();
+        std::thread::spawn(move || {
+            hub.with_scope(
+                |s| s.set_tag("owner", "a"),
+                || {
+                    a_in_tx.send(()).unwrap();
+                    b_in.recv().unwrap();
+                },
+            );
+            a_out_tx.send(()).unwrap();
+        })
+    };
+    let b = {
+        let hub = hub.clone();
+        std::thread::spawn(move || {
+            a_in.recv().unwrap();
+            hub.with_scope(
+                |s| s.set_tag("owner", "b"),
+                || {
+                    b_in_tx.send(()).unwrap();
+                    a_out.recv().unwrap();
+                },
+            );
+        })
+    };
+    a.join().unwrap();
+    b.join().unwrap();
+    assert_eq!(hub.current_scope().tag("owner"), None, "a scope was left on the hub");
+    // Many interleaved scopes: none left behind either.
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let hub = hub.clone();
+            std::thread::spawn(move || {
+                for i in 0..500 {
+                    hub.with_scope(|s| s.set_tag("owner", format!("{t}-{i}")), std::thread::yield_now);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(hub.current_scope().tag("owner"), None, "a scope was left on the hub");
+}

@@ -288,3 +288,41 @@ fn a_read_only_spool_is_sent_once_and_odd_entries_are_skipped() {
     assert!(stdout.contains("spool-skipped=8"), "{stdout}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+const FSIZE_CHILD: &str = "SENTRY_LITE_SPOOL_FSIZE_CHILD";
+
+/// Runs only as the child of `a_file_size_limit_is_a_counted_drop_not_a_signal`,
+/// under `ulimit -f 1` (1 KiB).
+#[test]
+fn spool_fsize_child() {
+    let (Ok(dir), Ok(dsn)) = (std::env::var(FSIZE_CHILD), std::env::var(CHILD_DSN)) else { return };
+    let (hub, client) = spooling_client(&dsn, &PathBuf::from(dir));
+    let big = "x".repeat(4096);
+    Hub::run(hub, || {
+        for _ in 0..3 {
+            sentry::capture_message(&big, Level::Error);
+        }
+    });
+    assert!(client.flush(Duration::from_secs(10)));
+    println!("network-errors={}", client.discarded(DiscardReason::NetworkError, DataCategory::Error));
+    client.close(Duration::from_secs(5));
+}
+
+#[test]
+fn a_file_size_limit_is_a_counted_drop_not_a_signal() {
+    let server = FaultServer::start();
+    server.set_mode(Mode::Refuse);
+    let dir = spool_dir("fsize");
+    let out = std::process::Command::new("sh")
+        .args(["-c", r#"ulimit -f 1 && exec "$0" "$@""#])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", "spool_fsize_child", "--nocapture", "--test-threads=1"])
+        .env(FSIZE_CHILD, &dir)
+        .env(CHILD_DSN, server.dsn(1))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{:?}: {stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("network-errors=3"), "{stdout}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -381,7 +381,7 @@ pub(crate) trait SpanSink {
     fn count_lost(&self, reason: DiscardReason, category: DataCategory, quantity: u64);
 }
 
-/// The scopes a streamed segment keeps, from the hub that ran it: only tags and
+/// The scopes a segment keeps (either lifecycle), from the hub that ran it: only tags and
 /// users (see [`slim`]), and none at all when no scope has any, so most
 /// segments cost no box (allocated here, freed on the worker).
 pub(crate) fn segment_scope(hub: &crate::hub::Hub) -> Option<Box<ScopeSnapshot>> {

@@ -23,6 +23,30 @@
 //! `user.email`, `user.name` and `user.ip_address` are added only with
 //! `send_default_pii`. Common attributes (release, environment, SDK, segment,
 //! op, origin, thread, server, OS) are added on the worker when serializing.
+//!
+//! # Glossary
+//!
+//! * **segment**: the local root span of a unit of work (`is_segment: true`); it
+//!   carries its scopes' tags and user, and names the trace's transaction.
+//! * **child**: any other span; its data lives in a slot of its segment
+//!   (`child`), not in an allocation of its own.
+//! * **record** (`SpanRecord`): a finished span, waiting for the worker.
+//! * **refs** (`Refs`): the segments and threads a batch's records point into by index.
+//! * **stage**: where a segment's finished children are written under the
+//!   segment's lock, in room the buffer **lends** it (a **loan**).
+//! * **span buffer** (`buffer`): groups records by trace and decides when they
+//!   leave; it hands batches to its **sink** (the client) and never serializes.
+//! * **batch job** / **group job**: one trace's records / several complete
+//!   traces, each becoming one span v2 envelope on the worker.
+//! * **refused**: dropped (and counted) at the door because the spans in flight
+//!   to a worker that fell behind fill the buffer's bound.
+//! * **stream** / **static**: the trace lifecycle: span v2 batches, or one
+//!   transaction event per segment (`static_mode`).
+//! * **DSC**: the trace's dynamic sampling context; **frozen** once propagated,
+//!   so every service reports the same.
+//! * **propagation context**: the trace a scope continues when no span is active.
+//! * **anchor** (`clock`): the (wall clock, counter) pair that turns span ticks
+//!   into timestamps on the worker.
 
 pub(crate) mod buffer;
 mod child;

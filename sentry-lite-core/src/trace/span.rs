@@ -246,11 +246,8 @@ impl SpanInner {
         if let Some(status) = status {
             record.status = status;
         }
-        record.scope = segment.take_hub().and_then(|h| match lifecycle {
-            // The transaction event applies the whole scopes.
-            TraceLifecycle::Static => Some(Box::new(h.span_snapshot())),
-            _ => super::buffer::segment_scope(&h),
-        });
+        // Both lifecycles send a segment's tags and user, and nothing else of its scopes.
+        record.scope = segment.take_hub().and_then(|h| super::buffer::segment_scope(&h));
         match lifecycle {
             TraceLifecycle::Static => super::static_mode::collect(record, segment, thread),
             _ => segment.client.span_buffer().push(record, segment, thread),
@@ -377,7 +374,16 @@ impl Span {
                     parent_sample_rate: parent_rate,
                     attributes: &attributes,
                 };
-                let decision = decide(client.options(), &ctx, sample_rand);
+                // A panicking `traces_sampler` is contained: the span is not
+                // recorded, and counted as `internal_sdk_error`.
+                let loss = crate::worker::Loss::of(DataCategory::Span, 1);
+                let decided = crate::worker::guarded(&client.inner().reports, loss, || {
+                    decide(client.options(), &ctx, sample_rand)
+                });
+                let Some(decision) = decided else {
+                    client.inner().debug("traces_sampler panicked; the span is not recorded");
+                    return None;
+                };
                 state.sampled = decision.sampled;
                 state.sample_rate = decision.rate;
                 if !decision.record {

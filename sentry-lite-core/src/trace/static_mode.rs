@@ -19,7 +19,7 @@ use crate::worker::{Loss, SingleJob};
 use std::sync::Arc;
 
 use super::clock::Anchor;
-use super::record::{os_name, Refs, SpanRecord, ThreadInfo};
+use super::record::{os_name, segment_user, Refs, SpanRecord, ThreadInfo};
 use super::span::SegmentShared;
 
 /// Most children in one transaction (Sentry's limit).
@@ -167,7 +167,7 @@ impl TransactionJob {
                     event.tags.entry(k.clone()).or_insert_with(|| v.clone());
                 }
             }
-            if let Some(user) = scope.current.user.as_deref().or(scope.isolation.user.as_deref()) {
+            if let Some(user) = segment_user(scope) {
                 let mut user = user.clone();
                 if !options.send_default_pii {
                     user.ip_address = None;

@@ -5,6 +5,7 @@
 
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -43,7 +44,12 @@ impl InboxTransport {
         let name = format!("{millis:013}-{:06}-{}.envelope", SEQ.fetch_add(1, Ordering::Relaxed), std::process::id());
         let path = self.dir.join(name);
         let tmp = path.with_extension("tmp");
-        let mut f = fs::File::create(&tmp)?;
+        // Writing past the file size limit would raise SIGXFSZ.
+        if super::spool::file_size_limit().is_some_and(|limit| body.len() as u64 > limit) {
+            return Err(std::io::Error::other("the envelope is larger than the process's file size limit"));
+        }
+        // Private: envelopes carry user data.
+        let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
         f.write_all(body)?;
         drop(f);
         fs::rename(&tmp, &path)?;
@@ -113,7 +119,9 @@ mod tests {
         let env = Envelope::from_event(&crate::protocol::Event::new()).unwrap();
         assert_eq!(t.send(&env, &env.to_vec()), SendOutcome::sent());
         let file = fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path();
-        assert!(Envelope::from_slice(&fs::read(file).unwrap()).is_ok());
+        assert!(Envelope::from_slice(&fs::read(&file).unwrap()).is_ok());
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600, "private");
         fs::remove_dir_all(dir).ok();
     }
 }
