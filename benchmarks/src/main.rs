@@ -23,6 +23,7 @@ mod loopback;
 mod ours;
 mod peer_otel;
 mod peer_sentry;
+mod watchdog;
 
 use std::io::Write as _;
 use std::time::{Duration, Instant};
@@ -266,6 +267,8 @@ const NON_PER_OP_CASES: &[&str] = &[
     "wire/bytes_per_error_event_gzip",
     "e2e/loopback_throughput",
     "span/sustained_200k_per_s",
+    "watchdog/axum_overhead",
+    "watchdog/detection_latency",
 ];
 
 /// The lines of one loopback run.
@@ -544,6 +547,14 @@ fn main() {
     axum_cases(&cli, &s, &mut ratios);
     memory_case(&cli, cli.quick, &mut ratios);
     wire_cases(&cli, &s, cli.quick, &mut ratios);
+    if selected("watchdog/axum_overhead", &cli) {
+        eprintln!("running watchdog/axum_overhead …");
+        watchdog::axum_overhead(&s, &mut ratios);
+    }
+    if selected("watchdog/detection_latency", &cli) {
+        eprintln!("running watchdog/detection_latency …");
+        watchdog::detection_latency(cli.quick, &mut ratios);
+    }
 
     println!("\n# machine-readable: RATIO <case> <ours> <peer> <peer_value> <ours/peer>");
     for r in &ratios {

@@ -123,6 +123,53 @@ impl RawBacktrace {
         Self { ips }
     }
 
+    /// The stack of a thread stopped at instruction pointer `ip`, stack pointer `sp`
+    /// and frame pointer `bp` (e.g. read from a signal's context), unwound from
+    /// `read`, which returns the stack word at an address, or `None` when it cannot
+    /// (outside a copy of the stack taken while the thread stood still). The walk
+    /// stops where it cannot go on, keeping what it found. Used by integrations
+    /// that report other threads' stacks (watchdogs, thread dumps).
+    ///
+    /// Only `ip` on platforms without the in-process unwinder (other than x86_64
+    /// Linux).
+    ///
+    /// # Examples
+    /// ```
+    /// # use sentry_lite_core::RawBacktrace;
+    /// // Nothing readable: only the stopped instruction.
+    /// let bt = RawBacktrace::from_stopped_thread(0x1000, 0x7000, 0, |_| None);
+    /// assert_eq!(bt.len(), 1);
+    /// ```
+    pub fn from_stopped_thread(ip: u64, sp: u64, bp: u64, mut read: impl FnMut(u64) -> Option<u64>) -> Self {
+        let mut ips = Vec::with_capacity(48);
+        crate::unwind::trace_stopped((ip, sp, bp), &mut read, &mut ips, MAX_CAPTURED);
+        Self { ips }
+    }
+
+    /// A stack from instruction pointers taken elsewhere (innermost first), e.g. by
+    /// `backtrace::Backtrace` in a library that hands out only that.
+    ///
+    /// # Examples
+    /// ```
+    /// # use sentry_lite_core::RawBacktrace;
+    /// let bt = RawBacktrace::from_ips(vec![0x1000, 0x2000]);
+    /// assert_eq!(bt.ips(), &[0x1000, 0x2000]);
+    /// ```
+    pub fn from_ips(mut ips: Vec<usize>) -> Self {
+        ips.truncate(MAX_CAPTURED);
+        Self { ips }
+    }
+
+    /// The instruction pointers, innermost first.
+    pub fn ips(&self) -> &[usize] {
+        &self.ips
+    }
+
+    /// How many instruction pointers were captured.
+    pub fn len(&self) -> usize {
+        self.ips.len()
+    }
+
     /// Whether no frame was captured.
     pub fn is_empty(&self) -> bool {
         self.ips.is_empty()
@@ -318,6 +365,7 @@ const CAPTURE_PREFIXES: &[&str] = &[
     "sentry_lite_panic::",
     "sentry_lite_tracing::",
     "sentry_lite_axum::",
+    "sentry_lite_watchdog::",
     "std::panicking",
     "std::panic::",
     "core::panicking",
@@ -400,6 +448,7 @@ const NOT_IN_APP: &[&str] = &[
     "sentry_lite_panic::",
     "sentry_lite_tracing::",
     "sentry_lite_axum::",
+    "sentry_lite_watchdog::",
     "__rust",
     "test::",
     "reqwest::",

@@ -87,6 +87,7 @@ pub(crate) fn event_from_parts(message: &str, location: Option<PanicLocation>) -
             crashed: Some(true),
             current: Some(true),
             stacktrace: None,
+            ..Thread::default()
         }],
     });
     if let Some(loc) = location {

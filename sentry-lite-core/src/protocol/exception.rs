@@ -131,4 +131,42 @@ pub struct Thread {
         serialize_with = "super::raw_frames::serialize_stacktrace"
     )]
     pub stacktrace: Option<Stacktrace>,
+    /// Its state when the event was made, e.g. `RUNNABLE`, `WAITING`, `BLOCKED`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Locks it holds or waits for, by a key naming each lock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_locks: Option<std::collections::BTreeMap<String, LockReason>>,
+}
+
+/// A lock a thread holds or waits for (the `held_locks` of a [`Thread`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LockReason {
+    /// How the thread relates to the lock: 1 holds it, 2 waits with a timeout,
+    /// 4 sleeps, 8 is blocked on it ([`LockReason::LOCKED`] and the others).
+    #[serde(rename = "type")]
+    pub ty: u8,
+    /// Address of the lock, as text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Package (crate or module) of the lock's type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package_name: Option<String>,
+    /// The lock's type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_name: Option<String>,
+    /// The thread holding the lock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<u64>,
+}
+
+impl LockReason {
+    /// The thread holds the lock.
+    pub const LOCKED: u8 = 1;
+    /// The thread waits on it with a timeout.
+    pub const WAITING: u8 = 2;
+    /// The thread sleeps.
+    pub const SLEEPING: u8 = 4;
+    /// The thread is blocked on it.
+    pub const BLOCKED: u8 = 8;
 }

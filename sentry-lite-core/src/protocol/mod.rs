@@ -25,7 +25,7 @@ pub use context::{Context, Contexts, TraceContext};
 pub use dsc::DynamicSamplingContext;
 pub use envelope::{DataCategory, Envelope, EnvelopeHeaders, EnvelopeParseError, Item, ItemType};
 pub use event::{Event, Request, SdkInfo, SdkPackage, TransactionInfo, User, SDK_NAME, SDK_VERSION};
-pub use exception::{Exception, Frame, Mechanism, Stacktrace, Thread, Threads, Values};
+pub use exception::{Exception, Frame, LockReason, Mechanism, Stacktrace, Thread, Threads, Values};
 pub use level::Level;
 pub use log::{LogItem, LogLevel};
 pub use span::{Attribute, AttributeValue, SpanStatus, SpanV2};

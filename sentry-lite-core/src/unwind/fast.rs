@@ -205,6 +205,12 @@ fn read_stack_word(addr: u64, live: Range<u64>) -> Result<u64, ()> {
     Ok(unsafe { std::ptr::read_volatile(addr as *const u64) })
 }
 
+/// The end of the current thread's stack.
+#[cfg(test)]
+pub(super) fn stack_top_for_tests() -> Option<u64> {
+    stack_range().map(|r| r.end)
+}
+
 /// The current thread's stack range.
 fn stack_range() -> Option<Range<u64>> {
     let mut attr = std::mem::MaybeUninit::<libc::pthread_attr_t>::uninit();

@@ -20,6 +20,8 @@ mod fast;
 mod modules;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod rules;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+mod stopped;
 #[cfg(all(test, target_os = "linux", target_arch = "x86_64"))]
 mod tests;
 
@@ -45,4 +47,24 @@ pub(crate) fn trace_slow(out: &mut Vec<usize>, max: usize) {
         out.push(frame.ip() as usize);
         out.len() - start < max
     });
+}
+
+/// Appends `ip`, then the return addresses of a thread stopped at `ip`, `sp` and
+/// `bp`, whose stack words `read` returns (`None` for a word it cannot give).
+/// Innermost first, at most `max`. Only `ip` on platforms without the fast path.
+pub(crate) fn trace_stopped(
+    regs: (u64, u64, u64),
+    read: &mut dyn FnMut(u64) -> Option<u64>,
+    out: &mut Vec<usize>,
+    max: usize,
+) {
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    stopped::trace(regs, read, out, max);
+    #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+    {
+        let _ = read;
+        if max > 0 && regs.0 != 0 {
+            out.push(regs.0 as usize);
+        }
+    }
 }

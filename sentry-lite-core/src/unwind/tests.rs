@@ -191,3 +191,44 @@ fn modules_loaded_and_unloaded_later() {
     unsafe { libc::dlclose(handle) };
     assert_same(outer());
 }
+
+/// A stopped-thread walk from this frame's registers, reading a copy of the live
+/// stack, and the reference walk from the same frame.
+#[inline(never)]
+fn stopped_and_reference() -> (Vec<usize>, Vec<usize>) {
+    let (pc, sp, bp): (u64, u64, u64);
+    // SAFETY: reads three registers into outputs; touches no memory.
+    unsafe {
+        std::arch::asm!(
+            "lea {pc}, [rip]", "mov {sp}, rsp", "mov {bp}, rbp",
+            pc = out(reg) pc, sp = out(reg) sp, bp = out(reg) bp,
+            options(nomem, nostack, preserves_flags),
+        );
+    }
+    // A copy of the stack from `sp` up (this frame stays live while it is taken).
+    let top = super::fast::stack_top_for_tests().expect("stack bounds");
+    let words: Vec<u64> = (sp..top)
+        .step_by(8)
+        // SAFETY: 8-aligned addresses in `sp..top` of this thread's stack, below
+        // which nothing is written while this frame runs.
+        .map(|a| unsafe { std::ptr::read_volatile(a as *const u64) })
+        .collect();
+    let mut stopped = Vec::new();
+    let read = &mut |a: u64| (a >= sp && a % 8 == 0).then(|| words.get(((a - sp) / 8) as usize).copied()).flatten();
+    super::trace_stopped((pc, sp, bp), read, &mut stopped, 1024);
+    let mut slow = Vec::new();
+    trace_slow(&mut slow, 1024);
+    black_box((stopped, slow))
+}
+
+#[test]
+fn stopped_thread_walk_finds_the_same_callers() {
+    let (stopped, mut slow) = stopped_and_reference();
+    if slow.last() == Some(&0) {
+        slow.pop();
+    }
+    assert!(function_of(stopped[0] + 1).ends_with("stopped_and_reference"), "{}", function_of(stopped[0] + 1));
+    let callers = &stopped[1..];
+    assert!(callers.len() >= 3, "{stopped:x?}");
+    assert_eq!(callers, &slow[slow.len() - callers.len()..]);
+}
