@@ -6,9 +6,11 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use sentry_lite_core::protocol::SpanStatus;
 
 /// Sends `request` in an `http.client` span, a child of the current span, named
-/// `{METHOD} {url}`, with the trace headers added. The span records
-/// `http.request.method`, `url.full` and `http.response.status_code`; a 5xx or a
-/// transport error marks it as failed.
+/// `{METHOD} {url}`, with the trace headers added when the URL is one of
+/// [`ClientOptions::trace_propagation_targets`](sentry_lite_core::ClientOptions::trace_propagation_targets)
+/// (`traceparent` too with `propagate_traceparent`). The span records
+/// `http.request.method`, `url.full` and `http.response.status_code`; a 4xx or 5xx
+/// answer sets the matching error status, a transport error marks it as failed.
 ///
 /// # Examples
 /// ```no_run
@@ -36,14 +38,14 @@ pub async fn traced_send(request: reqwest::RequestBuilder) -> Result<reqwest::Re
     if let Some(host) = url.host_str() {
         span.set_attribute("server.address", host);
     }
-    add_trace_headers(request.headers_mut(), span.trace_headers());
+    add_trace_headers(request.headers_mut(), span.trace_headers_for(url.as_str()));
 
     let result = client.execute(request).await;
     match &result {
         Ok(response) => {
             let status = response.status().as_u16();
             span.set_attribute("http.response.status_code", i64::from(status));
-            if status >= 500 {
+            if status >= 400 {
                 span.set_status(SpanStatus::from_http_status(status));
             }
         }

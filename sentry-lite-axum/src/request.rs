@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, MatchedPath, OriginalUri};
 use http::header::{HeaderMap, HeaderName, COOKIE, HOST};
-use sentry_lite_core::is_sensitive_header;
 use sentry_lite_core::protocol::Request;
+use sentry_lite_core::{is_harmless_header, scrub_query};
 
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -44,9 +44,11 @@ fn original_uri<B>(req: &http::Request<B>) -> &http::Uri {
 /// unless a header repeats (several `baggage` headers are joined, as W3C allows).
 pub(crate) type TraceHeaders<'h> = [Option<(&'static str, Cow<'h, str>)>; 3];
 
-/// The request as the layer saw it, PII-filtered already: sensitive headers,
-/// cookies and the client address are only copied with `send_default_pii`; bodies
-/// never. Everything textual sits in one buffer, so the copy is two allocations
+/// The request as the layer saw it, PII-filtered already: without
+/// `send_default_pii` only headers on the allowlist of harmless ones
+/// ([`is_harmless_header`]) are copied, and query values under secret-looking keys
+/// are replaced by `[Filtered]` ([`scrub_query`]); cookies, other headers and the
+/// client address only with `send_default_pii`; bodies never. Everything textual sits in one buffer, so the copy is two allocations
 /// whatever the number of headers; the Sentry interface (canonical header names,
 /// joined values, a map) is built by [`RawRequest::build`], only for events.
 #[derive(Debug)]
@@ -58,6 +60,8 @@ pub(crate) struct RawRequest {
     /// Where the URL starts in `text`.
     url_at: usize,
     client_ip: Option<String>,
+    /// `send_default_pii` when the request was read.
+    pii: bool,
 }
 
 impl RawRequest {
@@ -90,8 +94,8 @@ impl RawRequest {
                     None => (key, v),
                 });
             }
-            // `Host` (in every request) is never sensitive: skip the name checks.
-            if !send_default_pii && *name != HOST && (*name == COOKIE || is_sensitive_header(name.as_str())) {
+            // `Host` (in every request) is harmless: skip the name check.
+            if !send_default_pii && *name != HOST && !is_harmless_header(name.as_str()) {
                 continue;
             }
             text.push_str(name.as_str());
@@ -112,7 +116,7 @@ impl RawRequest {
         text.push_str(uri.path());
         text.push('\n');
         text.push_str(uri.query().unwrap_or(""));
-        let raw = Self { method: req.method().clone(), text, url_at, client_ip };
+        let raw = Self { method: req.method().clone(), text, url_at, client_ip, pii: send_default_pii };
         (raw, trace)
     }
 
@@ -123,7 +127,8 @@ impl RawRequest {
         let mut request = Request {
             url: Some(url.to_owned()),
             method: Some(self.method.as_str().to_owned()),
-            query_string: (!query.is_empty()).then(|| query.to_owned()),
+            query_string: (!query.is_empty())
+                .then(|| if self.pii { query.to_owned() } else { scrub_query(query, false) }),
             ..Request::default()
         };
         let mut headers: BTreeMap<String, String> = BTreeMap::new();
@@ -213,7 +218,7 @@ mod tests {
     fn req() -> http::Request<()> {
         http::Request::builder()
             .method("POST")
-            .uri("/users/7?x=1")
+            .uri("/users/7?x=1&token=t0k&Password=hunter2")
             .header("host", "example.com")
             .header("authorization", "Bearer abc")
             .header("cookie", "a=1")
@@ -222,6 +227,16 @@ mod tests {
             .header("user-agent", "test")
             .header("accept", "text/html")
             .header("accept", "application/json")
+            .header("cf-connecting-ip", "203.0.113.10")
+            .header("true-client-ip", "203.0.113.11")
+            .header("x-authorization", "Bearer x")
+            .header("authentication", "Basic y")
+            .header("x-auth", "z")
+            .header("x-access-key", "ak")
+            .header("x-signature", "sig")
+            .header("x-forwarded-user", "alice")
+            .header("x-auth-request-email", "alice@example.com")
+            .header("referer", "https://example.com/reset?token=abc")
             .body(())
             .unwrap()
     }
@@ -239,7 +254,7 @@ mod tests {
         assert_eq!(inc.path, "/users/7");
         assert_eq!(r.url.as_deref(), Some("http://example.com/users/7"));
         assert_eq!(r.method.as_deref(), Some("POST"));
-        assert_eq!(r.query_string.as_deref(), Some("x=1"));
+        assert_eq!(r.query_string.as_deref(), Some("x=1&token=[Filtered]&Password=[Filtered]"));
         assert_eq!(r.headers.get("User-Agent").map(String::as_str), Some("test"));
         assert_eq!(r.headers.get("Accept").map(String::as_str), Some("text/html, application/json"));
         assert!(!r.headers.contains_key("Authorization"));
@@ -248,6 +263,10 @@ mod tests {
         assert!(r.cookies.is_none());
         assert!(r.env.is_empty());
         assert!(inc.client_ip.is_none());
+        // Only allowlisted headers: no client address, credential, identity or referrer.
+        let mut kept: Vec<&str> = r.headers.keys().map(String::as_str).collect();
+        kept.sort_unstable();
+        assert_eq!(kept, ["Accept", "Host", "User-Agent"]);
     }
 
     #[test]
@@ -255,6 +274,8 @@ mod tests {
         let req = req();
         let (inc, r) = read(&req, true);
         assert_eq!(r.headers.get("Authorization").map(String::as_str), Some("Bearer abc"));
+        assert_eq!(r.headers.get("Cf-Connecting-Ip").map(String::as_str), Some("203.0.113.10"));
+        assert_eq!(r.query_string.as_deref(), Some("x=1&token=t0k&Password=hunter2"));
         assert_eq!(r.cookies.as_deref(), Some("a=1; b=2"));
         assert!(!r.headers.contains_key("Cookie"));
         assert_eq!(inc.client_ip.as_deref(), Some("203.0.113.9"));

@@ -30,6 +30,53 @@
 //! }
 //! sentry_lite_core::capture_message("done", Level::Info);
 //! ```
+//!
+//! # Trace propagation
+//!
+//! Incoming traces are continued with [`continue_trace`] (the axum layer does it
+//! per request): `sentry-trace` and `baggage` decide; a W3C `traceparent` alone
+//! gives the trace and parent span but never the sampling decision. Baggage
+//! without a valid `sentry-public_key` is not a dynamic sampling context (this
+//! service then heads the trace), values that do not parse are dropped, and other
+//! vendors' baggage is never forwarded. A caller from another Sentry organization
+//! (its `sentry-org_id` differs from [`ClientOptions::org_id`], else the DSN's) is
+//! not continued; with [`ClientOptions::strict_trace_continuation`] a trace is
+//! continued only when both org ids are known and equal (or both unknown).
+//!
+//! Outgoing requests get `sentry-trace` and `baggage` from [`trace_headers_for`]
+//! (the reqwest helper calls it) when their URL matches
+//! [`ClientOptions::trace_propagation_targets`] (default: every URL), plus
+//! `traceparent` with [`ClientOptions::propagate_traceparent`] (off by default).
+//! `baggage` carries the trace id, this DSN's public key, the sample rate and
+//! random value, the decision, release, environment, org id and the route-style
+//! name of the current segment (never a raw URL): limit the targets to your own
+//! services when you call third parties.
+//!
+//! # Privacy
+//!
+//! With [`ClientOptions::send_default_pii`] off (the default), this is what
+//! leaves the process about an HTTP request (whoever put it on the scope):
+//!
+//! * method, URL without its query, and the route;
+//! * the query string, with the values of secret-looking keys (`token`,
+//!   `password`, `key`, `auth`, `session`, `sig`, `code`, ... see
+//!   [`is_secret_key`]) replaced by `[Filtered]`; every value with
+//!   [`ClientOptions::scrub_all_query_values`];
+//! * only the headers on an allowlist of harmless ones ([`is_harmless_header`]:
+//!   `Accept*`, `Cache-Control`, `Content-Type`/`-Length`/`-Encoding`, `Host`,
+//!   `User-Agent`, conditional and range headers, fetch metadata and client hints,
+//!   `X-Forwarded-Proto`, the trace headers). No `Authorization`, `Cookie`,
+//!   `Referer`, client-address headers (`X-Forwarded-For`, `CF-Connecting-IP`,
+//!   `True-Client-IP`, ...), auth-proxy identities or vendor keys;
+//! * no cookies, no body, no client IP (neither in the request nor as the user's
+//!   `ip_address`, nor as `client.address` on spans), and no `user.*` attributes
+//!   on spans.
+//!
+//! Events also carry what your code sets (tags, contexts, breadcrumbs, the user
+//! you set), the server name (the host name), the OS and runtime, and stack
+//! traces with function names and file paths. With `send_default_pii` on,
+//! headers, cookies, the full query string and the client IP are sent as
+//! received.
 
 mod api;
 mod client;
@@ -43,6 +90,7 @@ mod integration;
 mod limits;
 mod options;
 mod pipeline;
+mod privacy;
 pub mod protocol;
 mod scope;
 mod stacktrace;
@@ -72,12 +120,14 @@ pub use options::{
     BeforeBreadcrumb, BeforeSend, BeforeSendSpan, ClientOptions, SpanPattern, TraceLifecycle, TracesSampler,
 };
 pub use pipeline::is_sensitive_header;
+pub use privacy::{is_harmless_header, is_secret_key, scrub_query};
 pub use protocol::{Breadcrumb, Event, Level, User, SDK_NAME, SDK_VERSION};
 pub use scope::{EventProcessor, Scope};
 pub use stacktrace::{InAppRules, RawBacktrace};
+pub use trace::propagation::TracePropagationTargets;
 pub use trace::{
     continue_trace, current_span, current_span_if_active, enter_span, pop_entered_span, push_entered_span,
     start_root_span, start_root_span_with, start_root_span_with_attributes, start_span, trace, trace_headers,
-    AttributeKey, EnteredSpan, PropagationContext, SamplingContext, Span, SpanFutureExt, Traced,
+    trace_headers_for, AttributeKey, EnteredSpan, PropagationContext, SamplingContext, Span, SpanFutureExt, Traced,
 };
 pub use transport::{InboxTransport, NoopTransport, SendOutcome, TestTransport, Transport, TransportFactory};

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::integration::Integration;
 use crate::protocol::{Breadcrumb, Event, SpanV2};
+use crate::trace::propagation::TracePropagationTargets;
 use crate::trace::SamplingContext;
 use crate::transport::TransportFactory;
 
@@ -109,8 +110,13 @@ pub struct ClientOptions {
     pub max_breadcrumbs: usize,
     /// Attach the capture site's stack trace to captured errors.
     pub attach_stacktrace: bool,
-    /// Send personal data: IPs, cookies, auth headers, request bodies, user attributes on spans.
+    /// Send personal data and secrets found in requests. Off by default; what then
+    /// leaves the process is listed under "Privacy" in the crate docs.
     pub send_default_pii: bool,
+    /// Replace every query-string value of requests with `[Filtered]` (keys are
+    /// kept), with or without `send_default_pii`. Off by default, where only the
+    /// values of secret-looking keys are filtered (without `send_default_pii`).
+    pub scrub_all_query_values: bool,
     /// Module prefixes that are the application's own code.
     pub in_app_include: Vec<Cow<'static, str>>,
     /// Module prefixes that are not the application's own code.
@@ -157,6 +163,20 @@ pub struct ClientOptions {
     pub transport: Option<Arc<dyn TransportFactory>>,
     /// Integrations to set up at `init`.
     pub integrations: Vec<Arc<dyn Integration>>,
+    /// Which outgoing requests get `sentry-trace` and `baggage`: see
+    /// [`TracePropagationTargets`]. Default: every URL.
+    pub trace_propagation_targets: TracePropagationTargets,
+    /// Also send the W3C `traceparent` header on outgoing requests (to the same
+    /// targets). Off by default.
+    pub propagate_traceparent: bool,
+    /// Continue an incoming trace only when its `sentry-org_id` and this SDK's
+    /// organization id are both known and equal. Off by default, where a trace is
+    /// refused only when both are known and differ. See [`crate::continue_trace`].
+    pub strict_trace_continuation: bool,
+    /// This organization's id, for trace continuation and the DSC; overrides the
+    /// one read from the DSN host (`o123.ingest.sentry.io`). Set it for self-hosted
+    /// Sentry or a local Relay.
+    pub org_id: Option<u64>,
 }
 
 impl Default for ClientOptions {
@@ -173,6 +193,7 @@ impl Default for ClientOptions {
             max_breadcrumbs: 100,
             attach_stacktrace: true,
             send_default_pii: false,
+            scrub_all_query_values: false,
             in_app_include: Vec::new(),
             in_app_exclude: Vec::new(),
             before_send: None,
@@ -196,6 +217,10 @@ impl Default for ClientOptions {
             spool_max_files: 10_000,
             transport: None,
             integrations: Vec::new(),
+            trace_propagation_targets: TracePropagationTargets::default(),
+            propagate_traceparent: false,
+            strict_trace_continuation: false,
+            org_id: None,
         }
     }
 }
@@ -258,6 +283,8 @@ impl ClientOptions {
         with_attach_stacktrace(attach_stacktrace: bool) attach_stacktrace;
         /// Allows sending personal data.
         with_send_default_pii(send_default_pii: bool) send_default_pii;
+        /// Filters every query-string value.
+        with_scrub_all_query_values(scrub_all_query_values: bool) scrub_all_query_values;
         /// Turns SDK diagnostics on or off.
         with_debug(debug: bool) debug;
         /// Sets the shutdown timeout.
@@ -278,6 +305,14 @@ impl ClientOptions {
         with_spool_max_files(spool_max_files: usize) spool_max_files;
         /// Sets the HTTP request timeout.
         with_request_timeout(request_timeout: Duration) request_timeout;
+        /// Sets the URLs that get trace headers.
+        with_trace_propagation_targets(trace_propagation_targets: TracePropagationTargets) trace_propagation_targets;
+        /// Turns the outgoing W3C `traceparent` header on or off.
+        with_propagate_traceparent(propagate_traceparent: bool) propagate_traceparent;
+        /// Turns strict trace continuation on or off.
+        with_strict_trace_continuation(strict_trace_continuation: bool) strict_trace_continuation;
+        /// Sets the organization id.
+        with_org_id(org_id: u64) Some(org_id);
     }
 
     /// Sets `before_send`.
@@ -368,6 +403,11 @@ impl fmt::Debug for ClientOptions {
             .field("send_default_pii", &self.send_default_pii)
             .field("trace_lifecycle", &self.trace_lifecycle)
             .field("debug", &self.debug)
+            .field("trace_propagation_targets", &self.trace_propagation_targets)
+            .field("propagate_traceparent", &self.propagate_traceparent)
+            .field("strict_trace_continuation", &self.strict_trace_continuation)
+            .field("org_id", &self.org_id)
+            .field("scrub_all_query_values", &self.scrub_all_query_values)
             .field("integrations", &self.integrations.iter().map(|i| i.name()).collect::<Vec<_>>())
             .finish_non_exhaustive()
     }

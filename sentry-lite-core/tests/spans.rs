@@ -155,7 +155,8 @@ fn without_a_rate_traces_still_propagate() {
         // Deferred: no sampled flag.
         assert_eq!(headers[0].1, format!("{}-{}", root.trace_id(), root.span_id()));
         let h = trace_headers();
-        assert_eq!(h.len(), 3);
+        // `traceparent` only on opt-in.
+        assert_eq!(h.iter().map(|h| h.0).collect::<Vec<_>>(), ["sentry-trace", "baggage"]);
     });
 }
 
@@ -214,7 +215,7 @@ fn continuing_with_a_decision_but_no_rand_derives_a_consistent_one() {
             let st = format!("0123456789abcdef0123456789abcdef-0123456789abcdef-{sampled}");
             let ctx = continue_trace([
                 ("sentry-trace", st.as_str()),
-                ("baggage", "sentry-sample_rate=0.3,sentry-public_key=k"),
+                ("baggage", "sentry-sample_rate=0.3,sentry-public_key=0123456789abcdef0123456789abcdef"),
             ]);
             let rand = ctx.sample_rand();
             assert_eq!(rand < 0.3, sampled == "1", "{rand}");
@@ -225,11 +226,11 @@ fn continuing_with_a_decision_but_no_rand_derives_a_consistent_one() {
 
 #[test]
 fn propagation_round_trip() {
-    let (hub, _t, _c) = test_hub(traced());
+    let (hub, _t, _c) = test_hub(traced().with_propagate_traceparent(true));
     Hub::run(hub.clone(), || {
         let incoming = [
             ("Sentry-Trace", "0123456789abcdef0123456789abcdef-0123456789abcdef-1"),
-            ("BAGGAGE", "othervendor=x,sentry-trace_id=0123456789abcdef0123456789abcdef,sentry-sample_rate=0.5,sentry-sample_rand=0.25,sentry-sampled=true,sentry-public_key=up,sentry-transaction=upstream"),
+            ("BAGGAGE", "othervendor=x,sentry-trace_id=0123456789abcdef0123456789abcdef,sentry-sample_rate=0.5,sentry-sample_rand=0.25,sentry-sampled=true,sentry-public_key=f0e1d2c3b4a5968778695a4b3c2d1e0f,sentry-transaction=upstream"),
         ];
         let ctx = continue_trace(incoming);
         hub.configure_scope(|s| s.set_propagation(ctx));
@@ -240,11 +241,11 @@ fn propagation_round_trip() {
         let headers = child.trace_headers();
         assert_eq!(headers[0], ("sentry-trace", format!("0123456789abcdef0123456789abcdef-{}-1", child.span_id())));
         let baggage = &headers[1].1;
-        // Frozen incoming DSC goes out unchanged, other vendors' entries kept.
+        // Frozen incoming DSC goes out unchanged; other vendors' entries are not forwarded.
         assert!(baggage.contains("sentry-transaction=upstream"), "{baggage}");
-        assert!(baggage.contains("sentry-public_key=up"));
+        assert!(baggage.contains("sentry-public_key=f0e1d2c3b4a5968778695a4b3c2d1e0f"));
         assert!(baggage.contains("sentry-sample_rand=0.25"));
-        assert!(baggage.contains("othervendor=x"));
+        assert!(!baggage.contains("othervendor"));
         assert_eq!(headers[2], ("traceparent", format!("00-0123456789abcdef0123456789abcdef-{}-01", child.span_id())));
     });
 }

@@ -25,6 +25,8 @@ fn serial() -> MutexGuard<'static, ()> {
 
 fn init(options: ClientOptions) -> (InitGuard, TestTransport) {
     let t = TestTransport::new();
+    // A real (32 hex digits) public key: the DSC and `baggage` need one.
+    let options = options.with_dsn("http://9f86d081884c4d659a2feaa0c55ad015@127.0.0.1:9/1");
     let guard = sentry_lite_core::init(options.with_transport(t.clone()).with_traces_sample_rate(1.0)).expect("init");
     (guard, t)
 }
@@ -241,8 +243,18 @@ async fn capture_request_data(pii: bool) -> (sentry_lite_core::Event, Value) {
     )
     .await;
     let res = reqwest::Client::new()
-        .get(format!("http://{addr}/login?next=/home"))
+        .get(format!("http://{addr}/login?next=/home&token=tok-9f2&password=pw-hunter2"))
         .header("authorization", "Bearer s3cr3t")
+        .header("cf-connecting-ip", "198.51.100.7")
+        .header("true-client-ip", "198.51.100.8")
+        .header("x-authorization", "Bearer leak-xauthz")
+        .header("authentication", "Basic leak-authn")
+        .header("x-auth", "leak-xauth")
+        .header("x-access-key", "leak-access")
+        .header("x-signature", "leak-signature")
+        .header("x-forwarded-user", "leak-alice")
+        .header("x-auth-request-email", "alice@example.com")
+        .header("referer", "https://example.com/reset?token=leak-referer")
         .header("cookie", "session=abc")
         .header("x-api-key", "k")
         .header("user-agent", "pii-test")
@@ -263,7 +275,7 @@ fn pii_is_filtered_without_send_default_pii() {
     let (event, seg) = runtime().block_on(capture_request_data(false));
     let req = event.request.as_ref().unwrap();
     assert_eq!(req.method.as_deref(), Some("GET"));
-    assert_eq!(req.query_string.as_deref(), Some("next=/home"));
+    assert_eq!(req.query_string.as_deref(), Some("next=/home&token=[Filtered]&password=[Filtered]"));
     assert_eq!(req.headers.get("User-Agent").map(String::as_str), Some("pii-test"));
     for h in ["Authorization", "Cookie", "X-Api-Key"] {
         assert!(!req.headers.contains_key(h), "{h} leaked: {req:?}");
@@ -279,6 +291,10 @@ fn pii_is_filtered_without_send_default_pii() {
             && !raw.contains("REMOTE_ADDR")
             && !raw.contains("ip_address")
     );
+    for leak in ["198.51.100", "leak-", "alice", "tok-9f2", "hunter2"] {
+        assert!(!raw.contains(leak), "{leak} leaked: {raw}");
+        assert!(!seg.to_string().contains(leak), "{leak} leaked on the span: {seg}");
+    }
 }
 
 #[test]
@@ -287,6 +303,8 @@ fn pii_is_sent_with_send_default_pii() {
     let (event, seg) = runtime().block_on(capture_request_data(true));
     let req = event.request.as_ref().unwrap();
     assert_eq!(req.headers.get("Authorization").map(String::as_str), Some("Bearer s3cr3t"));
+    assert_eq!(req.headers.get("Cf-Connecting-Ip").map(String::as_str), Some("198.51.100.7"));
+    assert_eq!(req.query_string.as_deref(), Some("next=/home&token=tok-9f2&password=pw-hunter2"));
     assert_eq!(req.cookies.as_deref(), Some("session=abc"));
     assert_eq!(req.env.get("REMOTE_ADDR").map(String::as_str), Some("127.0.0.1"));
     assert_eq!(event.user.as_ref().and_then(|u| u.ip_address.as_deref()), Some("127.0.0.1"));

@@ -27,6 +27,11 @@ impl JobContext {
         }
     }
 
+    /// The organization id: the `org_id` option, else the DSN host's.
+    pub(crate) fn org_id(&self) -> Option<u64> {
+        self.options.org_id.or_else(|| self.dsn.as_ref().and_then(Dsn::org_id))
+    }
+
     pub(crate) fn in_app_rules(&self) -> InAppRules<'_> {
         InAppRules { include: &self.options.in_app_include, exclude: &self.options.in_app_exclude }
     }

@@ -107,6 +107,11 @@ pub(crate) fn finish_event(pending: Box<PendingEvent>, client: &JobContext) -> O
     if !options.send_default_pii {
         strip_pii(&mut event);
     }
+    if options.scrub_all_query_values {
+        if let Some(q) = event.request.as_mut().and_then(|r| r.query_string.as_mut()) {
+            *q = crate::privacy::scrub_query(q, true);
+        }
+    }
 
     // Nothing will look at the frames before serialization: write them from the
     // worker's cache of serialized frames instead of cloning them into the event.
@@ -306,7 +311,8 @@ fn to_envelope(event: &Event, slot: &TraceSlot) -> serde_json::Result<Envelope> 
     Envelope::from_event(event)
 }
 
-/// Without `send_default_pii`: no IP, cookies, auth headers or bodies, whatever
+/// Without `send_default_pii`: no IP, cookies, bodies, headers outside the
+/// allowlist of harmless ones, or values of secret-looking query keys, whatever
 /// integrations or users put on the scope.
 fn strip_pii(event: &mut Event) {
     if let Some(user) = &mut event.user {
@@ -316,7 +322,10 @@ fn strip_pii(event: &mut Event) {
         req.cookies = None;
         req.data = None;
         req.env.clear();
-        req.headers.retain(|k, _| !is_sensitive_header(k));
+        req.headers.retain(|k, _| crate::privacy::is_harmless_header(k));
+        if let Some(q) = &mut req.query_string {
+            *q = crate::privacy::scrub_query(q, false);
+        }
     }
 }
 
@@ -385,6 +394,35 @@ mod tests {
         let owned = captured_stacktrace(ClientOptions::new().with_before_send(Some));
         assert!(fast["frames"].as_array().is_some_and(|f| !f.is_empty()), "{fast}");
         assert_eq!(fast, owned);
+    }
+
+    /// The `request` of one message captured with `request` on the scope.
+    fn captured_request(options: ClientOptions, request: crate::protocol::Request) -> serde_json::Value {
+        let transport = TestTransport::new();
+        let client = Arc::new(Client::new(options.with_transport(transport.clone()), None));
+        let hub = Arc::new(Hub::new_from_top(&Hub::main()));
+        hub.bind_client(Some(client.clone()));
+        Hub::run(hub, || {
+            crate::configure_scope(|s| s.set_request(Some(request)));
+            crate::capture_message("m", crate::Level::Info);
+        });
+        client.flush(Duration::from_secs(10));
+        transport.take()[0].items[0].payload_json().unwrap()["request"].clone()
+    }
+
+    #[test]
+    fn requests_set_by_hand_are_filtered_too() {
+        let mut request =
+            crate::protocol::Request { query_string: Some("q=shoes&access_token=abc".into()), ..Default::default() };
+        request.headers.insert("X-Auth".into(), "secret".into());
+        request.headers.insert("Accept".into(), "*/*".into());
+        let got = captured_request(ClientOptions::new(), request.clone());
+        assert_eq!(got["query_string"], "q=shoes&access_token=[Filtered]");
+        assert_eq!(got["headers"], serde_json::json!({"Accept": "*/*"}));
+        let got = captured_request(ClientOptions::new().with_send_default_pii(true), request.clone());
+        assert_eq!(got["query_string"], "q=shoes&access_token=abc");
+        let all = ClientOptions::new().with_send_default_pii(true).with_scrub_all_query_values(true);
+        assert_eq!(captured_request(all, request)["query_string"], "q=[Filtered]&access_token=[Filtered]");
     }
 
     #[test]

@@ -4,6 +4,7 @@ use crate::hub::Hub;
 use crate::ids::{SpanId, TraceId};
 use crate::protocol::{DynamicSamplingContext, TraceContext};
 
+use super::propagation::baggage::parse_org_id;
 use super::propagation::{format_sample_rand, parse_sample_rand, parse_sample_rate, Baggage, SentryTrace, TraceParent};
 use super::sampling::{derive_sample_rand, new_sample_rand};
 
@@ -24,8 +25,6 @@ pub struct PropagationContext {
     pub(crate) sample_rate: Option<f64>,
     /// The incoming DSC, frozen.
     pub(crate) dsc: Option<DynamicSamplingContext>,
-    /// Other vendors' baggage members, forwarded as received.
-    pub(crate) third_party: Vec<String>,
 }
 
 impl PropagationContext {
@@ -39,7 +38,6 @@ impl PropagationContext {
             sample_rand: new_sample_rand(),
             sample_rate: None,
             dsc: None,
-            third_party: Vec::new(),
         }
     }
 
@@ -96,11 +94,27 @@ impl PropagationContext {
     }
 }
 
-/// Reads incoming `sentry-trace` (else W3C `traceparent`) and `baggage` headers
-/// (names compared case-insensitively) and returns the context that continues
-/// their trace: same trace id, the upstream span as parent, the upstream sampling
-/// decision and the incoming DSC, frozen. Without a valid trace header, or when the
-/// incoming `org_id` differs from this DSN's, a new trace starts.
+/// Reads incoming `sentry-trace`, `baggage` and W3C `traceparent` headers (names
+/// compared case-insensitively) and returns the context that continues their
+/// trace: same trace id, the upstream span as parent, the upstream sampling
+/// decision and the incoming DSC, frozen.
+///
+/// * `sentry-trace` and `baggage` decide. A `traceparent` is read only without a
+///   `sentry-trace`, for its trace and parent span ids: its sampled flag is another
+///   tracer's and never decides here (the decision stays deferred).
+/// * `baggage` without a valid `sentry-public_key` is not a DSC: this service then
+///   heads the trace (builds its DSC from its own options). Known keys whose values
+///   do not parse are dropped. Other vendors' members are never forwarded.
+/// * Organizations: when the incoming `sentry-org_id` and this SDK's org id (the
+///   `org_id` option, else the DSN's `o123.` host prefix) are both known and differ,
+///   a new trace starts. With [`ClientOptions::strict_trace_continuation`] a trace
+///   is continued only when both are known and equal (or both are unknown), so a
+///   caller outside your organization cannot set your sampling decision, public
+///   key or trace id.
+///
+/// Without a valid trace header a new trace starts.
+///
+/// [`ClientOptions::strict_trace_continuation`]: crate::ClientOptions::strict_trace_continuation
 ///
 /// Make it the scope's context so root spans and events continue it:
 ///
@@ -125,19 +139,24 @@ pub fn continue_trace<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>)
         }
     }
     let upstream = sentry_trace
-        .or_else(|| traceparent.map(|t| SentryTrace { trace_id: t.trace_id, span_id: t.span_id, sampled: t.sampled }));
+        .or_else(|| traceparent.map(|t| SentryTrace { trace_id: t.trace_id, span_id: t.span_id, sampled: None }));
     let Some(upstream) = upstream else { return PropagationContext::new_random() };
     let baggage = baggage.unwrap_or_default();
     let values = baggage.sentry_values();
-    let ours = Hub::with_current_client(|c| c.dsn().and_then(|d| d.org_id())).flatten();
-    if let (Some(ours), Some(theirs)) = (ours, values.get("org_id")) {
-        if theirs.trim() != ours.to_string() {
-            return PropagationContext::new_random();
-        }
+    let (ours, strict) = Hub::with_current_client(|c| (c.inner().org_id(), c.options().strict_trace_continuation))
+        .unwrap_or((None, false));
+    let theirs = values.get("org_id").and_then(|v| parse_org_id(v));
+    let same_org = match (ours, theirs) {
+        (Some(a), Some(b)) => a == b,
+        (None, None) => true,
+        _ => !strict,
+    };
+    if !same_org {
+        return PropagationContext::new_random();
     }
     // A sentry-trace_id for another trace means the baggage is not about this trace.
     let same_trace = values.get("trace_id").is_none_or(|t| t.parse::<TraceId>().ok() == Some(upstream.trace_id));
-    let dsc = (same_trace && !values.is_empty()).then(|| baggage.to_dsc(upstream.trace_id));
+    let dsc = if same_trace { baggage.to_dsc(upstream.trace_id) } else { None };
     let sample_rate = dsc.as_ref().and_then(|d| d.sample_rate.as_deref()).and_then(parse_sample_rate);
     let sampled =
         upstream.sampled.or_else(|| dsc.as_ref().and_then(|d| d.sampled.as_deref()).and_then(|s| s.parse().ok()));
@@ -151,8 +170,9 @@ pub fn continue_trace<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>)
         incoming_rand.filter(|r| consistent(*r)).unwrap_or_else(|| derive_sample_rand(sampled, sample_rate));
     let mut dsc = dsc;
     if let Some(d) = &mut dsc {
-        // The one change to a frozen DSC: the trace's sample_rand, when upstream had none.
-        if incoming_rand.is_none() {
+        // The one change to a frozen DSC: the trace's sample_rand, when upstream had
+        // none or one contradicting its decision.
+        if incoming_rand.is_none_or(|r| !consistent(r)) {
             d.sample_rand = Some(format_sample_rand(sample_rand));
         }
     }
@@ -164,6 +184,5 @@ pub fn continue_trace<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>)
         sample_rand,
         sample_rate,
         dsc,
-        third_party: baggage.third_party().to_vec(),
     }
 }

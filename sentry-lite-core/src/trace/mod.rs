@@ -132,31 +132,72 @@ pub fn start_root_span_with(
     Span::new_root(name.into_span_name(), op, Some(origin), attributes)
 }
 
-/// Propagation headers (`sentry-trace`, `baggage`, `traceparent`) for an outgoing
-/// request: from the current span, else from the scope's propagation context
-/// (tracing without performance; one is created in the isolation scope if needed).
+/// Propagation headers for an outgoing request, whatever its URL: from the current
+/// span, else from the scope's propagation context (tracing without performance;
+/// one is created in the isolation scope if needed). `sentry-trace` always;
+/// `baggage` when the SDK is enabled with a DSN; `traceparent` only with
+/// [`ClientOptions::propagate_traceparent`](crate::ClientOptions::propagate_traceparent).
+/// HTTP client integrations call [`trace_headers_for`] instead, which honours the
+/// propagation targets.
 ///
 /// # Examples
 /// ```
 /// let headers = sentry_lite_core::trace_headers();
-/// assert!(headers.iter().any(|(k, _)| *k == "baggage"));
+/// assert_eq!(headers[0].0, "sentry-trace");
 /// ```
 pub fn trace_headers() -> Vec<(&'static str, String)> {
+    headers_if(|_| true)
+}
+
+/// The propagation headers for an outgoing request to `url`, the one decision every
+/// HTTP client integration makes: nothing when `url` is not one of
+/// [`ClientOptions::trace_propagation_targets`](crate::ClientOptions::trace_propagation_targets),
+/// else `sentry-trace`, `baggage` (when the SDK is enabled with a DSN) and
+/// `traceparent` (with `propagate_traceparent`), from the current span or the
+/// scope's propagation context. Other vendors' `baggage` members already on the
+/// request are the caller's to keep; incoming ones are never forwarded.
+///
+/// # Examples
+/// ```
+/// use sentry_lite_core::{ClientOptions, TestTransport, TracePropagationTargets};
+/// let options = ClientOptions::new()
+///     .with_dsn("https://0123456789abcdef0123456789abcdef@o1.ingest.sentry.io/1")
+///     .with_trace_propagation_targets(TracePropagationTargets::matching(["internal.example"]))
+///     .with_transport(TestTransport::new());
+/// let _guard = sentry_lite_core::init(options);
+/// assert!(sentry_lite_core::trace_headers_for("https://api.stripe.com/v1").is_empty());
+/// let headers = sentry_lite_core::trace_headers_for("https://users.internal.example/7");
+/// assert_eq!(headers.iter().map(|h| h.0).collect::<Vec<_>>(), ["sentry-trace", "baggage"]);
+/// ```
+pub fn trace_headers_for(url: &str) -> Vec<(&'static str, String)> {
+    headers_if(|o| o.trace_propagation_targets.matches(url))
+}
+
+fn headers_if(target: impl FnOnce(&crate::ClientOptions) -> bool) -> Vec<(&'static str, String)> {
     if let Some(span) = current_span() {
-        return span.trace_headers();
+        return span.headers_if(target);
     }
     if !EVER_ENABLED.load(std::sync::atomic::Ordering::Relaxed) {
         let ctx = PropagationContext::new_random();
-        return span::headers(ctx.trace_id, ctx.span_id, None, &ctx.dsc_for(None), &[]);
+        return span::headers(ctx.trace_id, ctx.span_id, None, None);
     }
     Hub::with_current(|hub| {
+        let client = hub.client().filter(|c| c.is_enabled());
+        if client.as_ref().is_some_and(|c| !target(c.options())) {
+            return Vec::new();
+        }
         let ctx = hub.read_scope(|s| s.propagation.clone()).unwrap_or_else(|| {
             hub.configure_isolation_scope(|s| {
                 s.propagation.get_or_insert_with(|| Arc::new(PropagationContext::new_random())).clone()
             })
         });
-        let client = hub.client();
-        let dsc = ctx.dsc_for(client.as_ref().map(|c| &**c.inner()));
-        span::headers(ctx.trace_id, ctx.span_id, ctx.sampled, &dsc, &ctx.third_party)
+        match client {
+            Some(client) => {
+                let dsc = ctx.dsc_for(Some(client.inner()));
+                let traceparent = client.options().propagate_traceparent;
+                span::headers(ctx.trace_id, ctx.span_id, ctx.sampled, Some((&dsc, traceparent)))
+            }
+            None => span::headers(ctx.trace_id, ctx.span_id, ctx.sampled, None),
+        }
     })
 }

@@ -70,7 +70,11 @@ pub(crate) fn decide(options: &ClientOptions, ctx: &SamplingContext<'_>, sample_
     }
     let tracing = options.traces_sample_rate.is_some();
     if let Some(parent) = ctx.parent_sampled {
-        return Decision { sampled: Some(parent), rate: ctx.parent_sample_rate, record: parent && tracing };
+        // Without the upstream's rate (a `sentry-trace` without baggage), the rate
+        // of the decision taken is the decision itself: 1 or 0, which every
+        // `sample_rand` is consistent with.
+        let rate = ctx.parent_sample_rate.unwrap_or(if parent { 1.0 } else { 0.0 });
+        return Decision { sampled: Some(parent), rate: Some(rate), record: parent && tracing };
     }
     match options.traces_sample_rate {
         Some(rate) => {

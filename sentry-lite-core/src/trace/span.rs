@@ -61,15 +61,11 @@ impl TraceState {
         };
         if let Some(client) = client {
             dsc.public_key = client.dsn.as_ref().map(|d| d.public_key().to_owned());
-            dsc.org_id = client.dsn.as_ref().and_then(|d| d.org_id()).map(|o| o.to_string());
+            dsc.org_id = client.org_id().map(|o| o.to_string());
             dsc.release = client.options.release.as_deref().map(str::to_owned);
             dsc.environment = Some(client.options.effective_environment().to_owned());
         }
         dsc
-    }
-
-    pub(crate) fn third_party(&self) -> &[String] {
-        self.continued.as_ref().map_or(&[], |p| &p.third_party)
     }
 }
 
@@ -710,8 +706,12 @@ impl Span {
         }
     }
 
-    /// `sentry-trace`, `baggage` and `traceparent` for an outgoing request made in
-    /// this span. Freezes the trace's DSC.
+    /// `sentry-trace` and `baggage` (and `traceparent` with
+    /// [`ClientOptions::propagate_traceparent`](crate::ClientOptions::propagate_traceparent))
+    /// for an outgoing request made in this span, whatever its URL: prefer
+    /// [`Span::trace_headers_for`], which honours the propagation targets. Freezes
+    /// the trace's DSC. Without an enabled client only `sentry-trace` is returned
+    /// (no `baggage`: a DSC without a public key would be refused by Sentry).
     ///
     /// # Examples
     /// ```
@@ -721,9 +721,38 @@ impl Span {
     /// assert!(headers[0].1.starts_with(&span.trace_id().to_string()));
     /// ```
     pub fn trace_headers(&self) -> Vec<(&'static str, String)> {
+        self.headers_if(|_| true)
+    }
+
+    /// The trace headers for an outgoing request to `url`: empty when `url` is not
+    /// one of [`ClientOptions::trace_propagation_targets`](crate::ClientOptions::trace_propagation_targets),
+    /// else as [`Span::trace_headers`].
+    ///
+    /// # Examples
+    /// ```
+    /// let span = sentry_lite_core::start_span("GET /", "http.client");
+    /// let headers = span.trace_headers_for("http://127.0.0.1:3000/users");
+    /// assert_eq!(headers[0].0, "sentry-trace");
+    /// ```
+    pub fn trace_headers_for(&self, url: &str) -> Vec<(&'static str, String)> {
+        self.headers_if(|o| o.trace_propagation_targets.matches(url))
+    }
+
+    pub(crate) fn headers_if(&self, target: impl FnOnce(&crate::ClientOptions) -> bool) -> Vec<(&'static str, String)> {
         let state = self.state();
-        let dsc = self.dsc_frozen();
-        headers(state.trace_id, self.span_id(), state.sampled, &dsc, state.third_party())
+        let client = match self.segment() {
+            Some(segment) => Some(segment.client.clone()),
+            None => Hub::with_current(|h| h.client()),
+        };
+        match client.filter(|c| c.is_enabled()) {
+            None => headers(state.trace_id, self.span_id(), state.sampled, None),
+            Some(client) if target(client.options()) => {
+                let dsc = self.dsc_frozen();
+                let traceparent = client.options().propagate_traceparent;
+                headers(state.trace_id, self.span_id(), state.sampled, Some((&dsc, traceparent)))
+            }
+            Some(_) => Vec::new(),
+        }
     }
 
     /// The DSC of this span's trace, frozen from now on.
@@ -769,18 +798,24 @@ impl Span {
     }
 }
 
-/// Builds the three propagation headers.
+/// Builds the propagation headers: `sentry-trace` always; with an enabled client's
+/// DSC (and whether `traceparent` is on) also `baggage` when the DSC has a public
+/// key, and `traceparent` when asked for.
 pub(crate) fn headers(
     trace_id: TraceId,
     span_id: SpanId,
     sampled: Option<bool>,
-    dsc: &DynamicSamplingContext,
-    third_party: &[String],
+    client: Option<(&DynamicSamplingContext, bool)>,
 ) -> Vec<(&'static str, String)> {
     use super::propagation::{SentryTrace, TraceParent};
-    vec![
-        ("sentry-trace", SentryTrace { trace_id, span_id, sampled }.to_string()),
-        ("baggage", Baggage::header_value(dsc, third_party)),
-        ("traceparent", TraceParent { trace_id, span_id, sampled }.to_string()),
-    ]
+    let mut out = vec![("sentry-trace", SentryTrace { trace_id, span_id, sampled }.to_string())];
+    if let Some((dsc, traceparent)) = client {
+        if dsc.public_key.is_some() {
+            out.push(("baggage", Baggage::header_value(dsc, &[])));
+        }
+        if traceparent {
+            out.push(("traceparent", TraceParent { trace_id, span_id, sampled }.to_string()));
+        }
+    }
+    out
 }

@@ -74,6 +74,20 @@ fn parse_member(member: &str) -> Option<(&str, &str)> {
     Some((key, value))
 }
 
+/// A Relay project key: 32 hex digits.
+fn is_project_key(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// An organization id: a decimal number that fits a `u64`.
+pub(crate) fn parse_org_id(s: &str) -> Option<u64> {
+    let s = s.trim();
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
 fn hex_value(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
@@ -218,30 +232,43 @@ impl Baggage {
         &self.third_party
     }
 
-    /// The incoming dynamic sampling context. `trace_id` is the one of the trace being
-    /// continued (from `sentry-trace`), not `sentry-trace_id`, so the DSC always matches
-    /// the trace it travels with. Unknown `sentry-` keys go to `other`; values are kept
-    /// as received (an incoming DSC is frozen).
-    pub fn to_dsc(&self, trace_id: TraceId) -> DynamicSamplingContext {
-        let mut dsc = DynamicSamplingContext { trace_id, ..DynamicSamplingContext::default() };
+    /// The incoming dynamic sampling context, or `None` when the baggage carries no
+    /// valid `sentry-public_key` (32 hex digits): Relay rejects a DSC without one,
+    /// so such baggage is treated as absent and this service heads the trace.
+    /// `trace_id` is the one of the trace being continued (from `sentry-trace`), not
+    /// `sentry-trace_id`, so the DSC always matches the trace it travels with. Known
+    /// keys whose values Relay could not parse (`sample_rate`, `sample_rand`,
+    /// `sampled`, `org_id`, `replay_id`) are dropped; unknown `sentry-` keys go to
+    /// `other`; values are kept as received otherwise (an incoming DSC is frozen).
+    pub fn to_dsc(&self, trace_id: TraceId) -> Option<DynamicSamplingContext> {
+        let public_key = self.sentry.get("public_key").filter(|k| is_project_key(k))?;
+        let mut dsc = DynamicSamplingContext {
+            trace_id,
+            public_key: Some(public_key.clone()),
+            ..DynamicSamplingContext::default()
+        };
         for (key, raw) in &self.sentry {
             let value = Some(raw.clone());
             match key.as_str() {
-                "trace_id" => {}
-                "public_key" => dsc.public_key = value,
-                "sample_rate" => dsc.sample_rate = value,
-                "sample_rand" => dsc.sample_rand = value,
-                "sampled" => dsc.sampled = value,
+                "trace_id" | "public_key" => {}
+                "sample_rate" => dsc.sample_rate = value.filter(|v| super::parse_sample_rate(v).is_some()),
+                "sample_rand" => dsc.sample_rand = value.filter(|v| super::parse_sample_rand(v).is_some()),
+                "sampled" => dsc.sampled = value.filter(|v| v == "true" || v == "false"),
                 "release" => dsc.release = value,
                 "environment" => dsc.environment = value,
-                "org_id" => dsc.org_id = value,
+                "org_id" => dsc.org_id = value.filter(|v| parse_org_id(v).is_some()),
                 "transaction" => dsc.transaction = value,
+                "replay_id" => {
+                    if raw.parse::<uuid::Uuid>().is_ok() {
+                        dsc.other.insert(key.clone(), raw.clone());
+                    }
+                }
                 _ => {
                     dsc.other.insert(key.clone(), raw.clone());
                 }
             }
         }
-        dsc
+        Some(dsc)
     }
 
     /// The outgoing `baggage` value: the DSC as `sentry-` members (known keys first, in
@@ -293,6 +320,7 @@ mod tests {
     use crate::ids::random_u64;
 
     const TRACE: &str = "771a43a4192642f0b136d5159a501700";
+    const KEY: &str = "49d0f7386ad645858ae85020e393bef3";
 
     #[test]
     fn baggage_parses_sentry_and_third_party() {
@@ -308,7 +336,7 @@ mod tests {
         assert_eq!(v["user_id"], "Amélie");
         assert_eq!(b.third_party(), ["other-vendor-value-1=foo;bar;baz", "other-vendor-value-2=foo;bar;"]);
 
-        let dsc = b.to_dsc(TRACE.parse().unwrap());
+        let dsc = b.to_dsc(TRACE.parse().unwrap()).unwrap();
         assert_eq!(dsc.public_key.as_deref(), Some("49d0f7386ad645858ae85020e393bef3"));
         assert_eq!(dsc.sample_rate.as_deref(), Some("0.01337"));
         assert_eq!(dsc.other.get("user_id").map(String::as_str), Some("Amélie"));
@@ -333,7 +361,7 @@ mod tests {
     fn dsc_to_baggage_and_back() {
         let mut dsc = DynamicSamplingContext {
             trace_id: TRACE.parse().unwrap(),
-            public_key: Some("abc".into()),
+            public_key: Some(KEY.into()),
             sample_rate: Some("0.25".into()),
             sample_rand: Some("0.032856".into()),
             sampled: Some("true".into()),
@@ -343,12 +371,15 @@ mod tests {
             transaction: Some("GET /users/{id}".into()),
             other: BTreeMap::new(),
         };
-        dsc.other.insert("replay_id".into(), "r=1,2".into());
+        dsc.other.insert("replay_id".into(), "8a5e5a1c-2f00-4c5e-9c4e-0123456789ab".into());
+        dsc.other.insert("user_segment".into(), "r=1,2".into());
         dsc.other.insert("bad key".into(), "x".into());
         dsc.other.insert("release".into(), "duplicate".into());
         let third = vec!["vendor=1;p".to_owned(), "sentry-evil=1".into(), "bad,member=1".into(), " spaced=2 ".into()];
         let header = Baggage::header_value(&dsc, &third);
-        assert!(header.starts_with(&format!("sentry-trace_id={TRACE},sentry-public_key=abc,sentry-sample_rate=0.25,")));
+        assert!(
+            header.starts_with(&format!("sentry-trace_id={TRACE},sentry-public_key={KEY},sentry-sample_rate=0.25,"))
+        );
         assert!(header.ends_with(",vendor=1;p,spaced=2"), "{header}");
         assert!(!header.contains("evil") && !header.contains("bad") && !header.contains("duplicate"));
         assert!(header.is_ascii() && !header.contains(' '));
@@ -358,7 +389,40 @@ mod tests {
         let mut expected = dsc.clone();
         expected.other.remove("bad key");
         expected.other.remove("release");
-        assert_eq!(back.to_dsc(dsc.trace_id), expected);
+        assert_eq!(back.to_dsc(dsc.trace_id), Some(expected));
+    }
+
+    #[test]
+    fn dsc_needs_a_valid_public_key() {
+        let trace: TraceId = TRACE.parse().unwrap();
+        for bad in ["", "sentry-public_key=abc,", "sentry-public_key=0123456789abcdef0123456789abcdeg,"] {
+            let b = Baggage::parse(&format!("{bad}sentry-trace_id={TRACE},sentry-sample_rand=0.5"));
+            assert_eq!(b.to_dsc(trace), None, "{bad}");
+        }
+        let b = Baggage::parse(&format!("sentry-public_key={KEY}"));
+        assert_eq!(b.to_dsc(trace).unwrap().public_key.as_deref(), Some(KEY));
+    }
+
+    #[test]
+    fn unparsable_known_values_are_dropped() {
+        let b = Baggage::parse(&format!(
+            "sentry-public_key={KEY},sentry-sample_rate=abc,sentry-sample_rand=1.5,sentry-sampled=yes,\
+             sentry-org_id=o1,sentry-replay_id=not-a-uuid,sentry-release=r,sentry-user_segment=x"
+        ));
+        let dsc = b.to_dsc(TRACE.parse().unwrap()).unwrap();
+        assert_eq!((dsc.sample_rate, dsc.sample_rand, dsc.sampled, dsc.org_id), (None, None, None, None));
+        assert!(!dsc.other.contains_key("replay_id"));
+        assert_eq!(dsc.release.as_deref(), Some("r"));
+        assert_eq!(dsc.other.get("user_segment").map(String::as_str), Some("x"));
+        let ok = Baggage::parse(&format!(
+            "sentry-public_key={KEY},sentry-sample_rate=1e-5,sentry-sampled=false,sentry-org_id=17,\
+             sentry-replay_id=0123456789abcdef0123456789abcdef"
+        ));
+        let dsc = ok.to_dsc(TRACE.parse().unwrap()).unwrap();
+        assert_eq!(dsc.sample_rate.as_deref(), Some("1e-5"));
+        assert_eq!(dsc.sampled.as_deref(), Some("false"));
+        assert_eq!(dsc.org_id.as_deref(), Some("17"));
+        assert!(dsc.other.contains_key("replay_id"));
     }
 
     #[test]

@@ -9,8 +9,10 @@ use std::fmt;
 
 use crate::ids::{SpanId, TraceId};
 
-mod baggage;
+pub(crate) mod baggage;
+mod targets;
 pub use baggage::{Baggage, MAX_BAGGAGE_BYTES, MAX_BAGGAGE_MEMBERS};
+pub use targets::TracePropagationTargets;
 
 /// Longest numeric string accepted by the rate parsers (anything longer is garbage).
 const MAX_NUMBER_LEN: usize = 64;
@@ -436,13 +438,18 @@ mod tests {
             let _ = parse_sample_rand(&s);
             let _ = parse_sample_rate(&s);
             let b = Baggage::parse(&s);
-            let dsc = b.to_dsc(TraceId::new());
+            let trace_id = TraceId::new();
+            let dsc = b.to_dsc(trace_id).unwrap_or_else(|| crate::protocol::DynamicSamplingContext {
+                trace_id,
+                public_key: Some("0123456789abcdef0123456789abcdef".into()),
+                ..Default::default()
+            });
             let header = Baggage::header_value(&dsc, b.third_party());
             assert!(header.len() <= MAX_BAGGAGE_BYTES);
             // What we write parses back to the same thing.
             let again = Baggage::parse(&header);
             assert_eq!(again.third_party(), b.third_party());
-            assert_eq!(again.to_dsc(dsc.trace_id), dsc);
+            assert_eq!(again.to_dsc(dsc.trace_id), Some(dsc));
         }
         // Structured fuzz around valid headers.
         let valid = format!("00-{TRACE}-{SPAN}-01");
