@@ -156,7 +156,7 @@ fn per_op_cases() -> Vec<LazyCase> {
             "scope/task_write_capture",
             Box::new(|| {
                 Case::new("scope/task_write_capture")
-                    .ours(Some(ours::task_write_capture(false)))
+                    .ours(ours::task_write_capture(false))
                     .peer(ours::task_write_capture(true))
             }),
         ),
