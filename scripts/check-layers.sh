@@ -21,7 +21,7 @@ SRC = sys.argv[1]
 # Lowest first. A file's layer is the first prefix (path under src/) it matches.
 LAYERS = [
     ("ground", ["protocol/", "dsn.rs", "ids.rs", "unwind/", "stacktrace.rs", "limits.rs", "contexts.rs",
-                "error_chain.rs", "integration.rs", "options.rs", "deadline.rs"]),
+                "error_chain.rs", "integration.rs", "options.rs", "deadline.rs", "privacy.rs"]),
     ("transport", ["transport/"]),
     ("worker", ["worker/"]),
     ("pipeline", ["pipeline/"]),
@@ -34,6 +34,8 @@ LAYERS = [
 ALLOWED = [
     ("options.rs", "trace::SamplingContext",
      "the options declare the callbacks users set, and name the types those take"),
+    ("options.rs", "trace::propagation::TracePropagationTargets",
+     "the options hold the propagation targets users set"),
     ("options.rs", "transport::TransportFactory",
      "the options hold the transport factory users set"),
     ("pipeline/", "hub::ScopeSnapshot", "an event job carries the scopes snapshotted at capture"),
